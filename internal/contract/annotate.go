@@ -1,0 +1,70 @@
+package contract
+
+// AnnotateConfig is annotate.json, rendered by the operator and read by the annotator.
+type AnnotateConfig struct {
+	Job     string      `json:"job"`
+	Shards  int         `json:"shards"`
+	Teacher Teacher     `json:"teacher"`
+	Task    Task        `json:"task"`
+	Dataset DatasetRef  `json:"dataset"`
+	Filter  Filter      `json:"filter"`
+	Output  AnnotateOut `json:"output"`
+}
+
+// Teacher says how to reach the teacher LLM and how hard to push it.
+type Teacher struct {
+	// Endpoint is the OpenAI-compatible base URL; requests go to Endpoint + "/chat/completions".
+	Endpoint string `json:"endpoint"`
+	Model    string `json:"model"`
+	// APIKeyEnv names the environment variable that holds the API key; empty means no key.
+	// The key itself is never part of any file.
+	APIKeyEnv         string  `json:"apiKeyEnv,omitempty"`
+	MaxConcurrency    int     `json:"maxConcurrency"`
+	RequestsPerMinute int     `json:"requestsPerMinute"`
+	Temperature       float64 `json:"temperature"`
+	MaxTokens         int     `json:"maxTokens"`
+	TimeoutSeconds    int     `json:"timeoutSeconds"`
+	MaxRetries        int     `json:"maxRetries"`
+}
+
+// Task types, as written in the stage configs and distillery.json.
+const (
+	TaskClassification = "classification"
+	TaskGeneration     = "generation"
+)
+
+// Task is the few-shot chain-of-thought task given to the teacher.
+type Task struct {
+	Type         string    `json:"type"`
+	Instruction  string    `json:"instruction"`
+	Labels       []string  `json:"labels,omitempty"`
+	AnswerMarker string    `json:"answerMarker"`
+	Examples     []Example `json:"examples"`
+}
+
+// Example is one hand-written few-shot demonstration.
+type Example struct {
+	Input     string `json:"input"`
+	Rationale string `json:"rationale"`
+	Label     string `json:"label"`
+}
+
+// DatasetRef says where the JSONL dataset is and which fields to read.
+type DatasetRef struct {
+	Path       string `json:"path"`
+	IDField    string `json:"idField"`
+	InputField string `json:"inputField"`
+	// LabelField is empty when the dataset has no gold labels; the teacher's labels are used then.
+	LabelField string `json:"labelField,omitempty"`
+}
+
+// Filter drops annotations that must not become training targets.
+type Filter struct {
+	DropLabelMismatch bool `json:"dropLabelMismatch"`
+}
+
+// AnnotateOut says where the annotator writes.
+type AnnotateOut struct {
+	Dir      string `json:"dir"`
+	CacheDir string `json:"cacheDir"`
+}

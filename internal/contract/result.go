@@ -1,0 +1,76 @@
+package contract
+
+// MaxTerminationMessageBytes is what Kubernetes keeps of /dev/termination-log.
+const MaxTerminationMessageBytes = 4096
+
+// Stage names used in termination summaries.
+const (
+	StageAnnotate = "annotate"
+	StageTrain    = "train"
+)
+
+// AnnotateResult is the annotator's one-line termination summary.
+type AnnotateResult struct {
+	Stage            string `json:"stage"`
+	Shard            int    `json:"shard"`
+	Total            int    `json:"total"`
+	OK               int    `json:"ok"`
+	Unparseable      int    `json:"unparseable"`
+	LabelMismatch    int    `json:"labelMismatch"`
+	TeacherErrors    int    `json:"teacherErrors"`
+	CacheHits        int    `json:"cacheHits"`
+	PromptTokens     int64  `json:"promptTokens"`
+	CompletionTokens int64  `json:"completionTokens"`
+	// SkippedLines counts dataset lines that were not valid JSON or lacked the input field.
+	SkippedLines int `json:"skippedLines,omitempty"`
+	// Error is set when the shard failed; it says what failed in words a user can act on.
+	Error string `json:"error,omitempty"`
+	// Reason is a machine-readable cause for a failed shard, e.g. ReasonTeacherUnreachable.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Failure reasons a stage pod may put in its termination summary.
+const (
+	// ReasonTeacherUnreachable: no request reached the teacher (connection refused, DNS, TLS, timeouts).
+	ReasonTeacherUnreachable = "TeacherUnreachable"
+	// ReasonInvalidInput: the config or the dataset could not be used.
+	ReasonInvalidInput = "InvalidInput"
+)
+
+// TrainResult is the trainer's one-line termination summary.
+type TrainResult struct {
+	Stage        string  `json:"stage"`
+	Steps        int     `json:"steps"`
+	TrainLoss    float64 `json:"trainLoss"`
+	EvalAccuracy float64 `json:"evalAccuracy"`
+	EvalExamples int     `json:"evalExamples"`
+	ModelDir     string  `json:"modelDir"`
+	Error        string  `json:"error,omitempty"`
+	Reason       string  `json:"reason,omitempty"`
+}
+
+// AnnotateProgress is one shard's key in ConfigMap <job>-progress ("annotate-3").
+type AnnotateProgress struct {
+	Done      int    `json:"done"`
+	Total     int    `json:"total"`
+	UpdatedAt string `json:"updatedAt"`
+}
+
+// TrainProgress is the trainer's key in ConfigMap <job>-progress ("train-0").
+type TrainProgress struct {
+	Step          int     `json:"step"`
+	TotalSteps    int     `json:"totalSteps"`
+	Loss          float64 `json:"loss"`
+	LabelLoss     float64 `json:"labelLoss"`
+	RationaleLoss float64 `json:"rationaleLoss"`
+	UpdatedAt     string  `json:"updatedAt"`
+}
+
+// ProgressConfigMapName is the ConfigMap a job's stage pods report progress to.
+func ProgressConfigMapName(job string) string { return job + "-progress" }
+
+// AnnotateProgressKey and TrainProgressKey are the keys of that ConfigMap.
+func AnnotateProgressKey(shard int) string { return "annotate-" + itoa(shard) }
+
+// TrainProgressKey is the trainer rank's key in the progress ConfigMap.
+func TrainProgressKey(rank int) string { return "train-" + itoa(rank) }
