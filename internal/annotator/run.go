@@ -1,0 +1,200 @@
+package annotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/distillery-dev/distillery/internal/annotator/cache"
+	"github.com/distillery-dev/distillery/internal/annotator/dataset"
+	"github.com/distillery-dev/distillery/internal/annotator/progress"
+	"github.com/distillery-dev/distillery/internal/annotator/store"
+	"github.com/distillery-dev/distillery/internal/annotator/teacher"
+	"github.com/distillery-dev/distillery/internal/contract"
+)
+
+// shardRun is the state of one Run.
+type shardRun struct {
+	opts    Options
+	cfg     contract.AnnotateConfig
+	teacher *teacher.Client
+	cache   cache.Dir
+	out     *store.Shard
+	tally   tally
+	guard   outageGuard
+	badLogs int
+}
+
+// Run annotates one shard and returns its summary. The summary is filled in on failure too; the error is
+// a *Failure when it has a reason the operator understands.
+func Run(ctx context.Context, opts Options) (contract.AnnotateResult, error) {
+	opts.setDefaults()
+	r := &shardRun{opts: opts, cfg: opts.Config, cache: cache.Dir{Path: opts.CacheDir}}
+	r.tally.result = contract.AnnotateResult{Stage: contract.StageAnnotate, Shard: opts.Shard}
+	err := r.run(ctx)
+	return r.tally.snapshot(), err
+}
+
+func (r *shardRun) run(ctx context.Context) error {
+	if r.opts.Shard < 0 || r.opts.Shard >= r.cfg.Shards {
+		return invalidInput(fmt.Errorf("shard %d is not in 0..%d", r.opts.Shard, r.cfg.Shards-1))
+	}
+	total, err := dataset.CountShard(r.opts.DatasetPath, r.opts.Shard, r.cfg.Shards)
+	if err != nil {
+		return invalidInput(fmt.Errorf("counting the shard's lines: %w", err))
+	}
+	r.tally.setTotalLines(total)
+	if err := r.openOutput(); err != nil {
+		return err
+	}
+	r.teacher = teacher.New(r.teacherConfig())
+	err = r.annotateAll(ctx)
+	if cerr := r.out.Close(); err == nil {
+		err = cerr
+	}
+	progress.Once(context.WithoutCancel(ctx), r.opts.Progress, r.tally.progress(), r.opts.Log)
+	return err
+}
+
+// openOutput opens the shard file, counting what an earlier attempt wrote.
+func (r *shardRun) openOutput() error {
+	path := filepath.Join(r.opts.OutputDir, contract.ShardFileName(r.opts.Shard, r.cfg.Shards))
+	out, err := store.Open(path, func(rec contract.Record) { r.tally.addRecord(rec, true) })
+	if err != nil {
+		return err
+	}
+	r.out = out
+	r.tally.addLines(out.Existing.Count, false)
+	if out.Existing.Count > 0 || out.Existing.RepairedBytes > 0 {
+		r.opts.Log.Info("resuming shard", "file", path, "done", out.Existing.Count, "tornBytesCut", out.Existing.RepairedBytes)
+	}
+	return nil
+}
+
+func (r *shardRun) teacherConfig() teacher.Config {
+	t := r.cfg.Teacher
+	return teacher.Config{
+		Endpoint: t.Endpoint, Model: t.Model, APIKey: r.opts.APIKey,
+		Temperature: t.Temperature, MaxTokens: t.MaxTokens, Timeout: time.Duration(t.TimeoutSeconds) * time.Second,
+		MaxRetries: t.MaxRetries, RequestsPerMinute: t.RequestsPerMinute, MaxConcurrency: t.MaxConcurrency,
+		RetryBaseDelay: r.opts.RetryBaseDelay, RetryMaxDelay: r.opts.RetryMaxDelay, UnreachableAfter: r.opts.UnreachableAfter,
+	}
+}
+
+// annotateAll runs the pipeline: one reader, MaxConcurrency workers, one writer. The first fatal error
+// stops everything; records completed before it are written.
+func (r *shardRun) annotateAll(ctx context.Context) error {
+	r.guard.limit = max(r.opts.UnreachableAfter, teacher.DefaultUnreachableAfter)
+	items := make(chan dataset.Item, r.cfg.Teacher.MaxConcurrency)
+	records := make(chan annotated, r.cfg.Teacher.MaxConcurrency)
+	g, gctx := errgroup.WithContext(ctx)
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
+	go progress.Loop(progressCtx, r.opts.ProgressInterval, r.opts.Progress, r.tally.progress, r.opts.Log)
+
+	g.Go(func() error { defer close(items); return r.readShard(gctx, items) })
+	workers, wctx := errgroup.WithContext(gctx)
+	for range r.cfg.Teacher.MaxConcurrency {
+		workers.Go(func() error { return r.work(wctx, items, records) })
+	}
+	g.Go(func() error { defer close(records); return workers.Wait() })
+	// The writer does not stop on cancellation: every record a worker finished is written.
+	writeErr := r.writeRecords(records)
+	err := g.Wait()
+	if writeErr != nil {
+		return writeErr
+	}
+	if err == nil {
+		err = r.writeAll(r.guard.succeeded())
+	}
+	return err
+}
+
+// annotated is a record on its way to the shard file.
+type annotated struct {
+	rec  contract.Record
+	paid bool
+}
+
+func (r *shardRun) writeRecords(records <-chan annotated) error {
+	var err error
+	lastSync := time.Now()
+	for a := range records {
+		if err != nil {
+			continue // drain, so workers never block
+		}
+		if err = r.out.Append(a.rec); err != nil {
+			continue
+		}
+		r.tally.addRecord(a.rec, a.paid)
+		r.tally.addLines(1, false)
+		if time.Since(lastSync) > r.opts.SyncInterval {
+			err, lastSync = r.out.Sync(), time.Now()
+		}
+	}
+	return err
+}
+
+func (r *shardRun) writeAll(recs []contract.Record) error {
+	for _, rec := range recs {
+		if err := r.out.Append(rec); err != nil {
+			return err
+		}
+		r.tally.addRecord(rec, true)
+		r.tally.addLines(1, false)
+	}
+	return nil
+}
+
+// readShard sends the shard's inputs that are not done yet. Bad lines are counted and skipped, or fail
+// the shard with --strict.
+func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) error {
+	in, err := dataset.Open(r.opts.DatasetPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards)
+	if err != nil {
+		return invalidInput(err)
+	}
+	defer in.Close()
+	for {
+		item, err := in.Next()
+		var bad *dataset.BadLineError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.As(err, &bad):
+			if err := r.badLine(bad); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return invalidInput(err)
+		}
+		if r.out.IsDone(item.ID) {
+			continue
+		}
+		select {
+		case items <- item:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// maxLoggedBadLines keeps a dataset full of bad lines from flooding the log; all are counted.
+const maxLoggedBadLines = 20
+
+func (r *shardRun) badLine(bad *dataset.BadLineError) error {
+	if r.opts.Strict {
+		return invalidInput(fmt.Errorf("%w (--strict)", bad))
+	}
+	r.tally.addLines(1, true)
+	if r.badLogs < maxLoggedBadLines {
+		r.badLogs++
+		r.opts.Log.Info("skipping bad dataset line", "line", bad.Line, "error", bad.Err.Error())
+	}
+	return nil
+}
