@@ -1,0 +1,73 @@
+package v1alpha1
+
+// ConditionType names a condition of a DistillationJob or StudentModel.
+type ConditionType string
+
+// DistillationJob condition types. Complete and Failed are the summary conditions GitOps tools read.
+const (
+	// ConditionSuspended is True while spec.suspend holds the job.
+	ConditionSuspended ConditionType = "Suspended"
+	// ConditionAnnotated is True once every annotation shard succeeded with usable annotations.
+	ConditionAnnotated ConditionType = "Annotated"
+	// ConditionTrained is True once the trainer saved the model.
+	ConditionTrained ConditionType = "Trained"
+	// ConditionComplete is True once the job succeeded.
+	ConditionComplete ConditionType = "Complete"
+	// ConditionFailed is True once the job failed; no further stage starts.
+	ConditionFailed ConditionType = "Failed"
+)
+
+// StudentModel condition types. Ready is the summary condition.
+const (
+	// ConditionReady is True when every wanted server replica is ready (and the model is not stopped).
+	ConditionReady ConditionType = "Ready"
+	// ConditionStopped is True while spec.stopped scales the server to zero.
+	ConditionStopped ConditionType = "Stopped"
+)
+
+// ConditionReason is the machine-readable cause of a condition's status. Events use the same reasons.
+type ConditionReason string
+
+const (
+	// ReasonPending: the stage has not started yet.
+	ReasonPending ConditionReason = "Pending"
+	// ReasonSuspended: spec.suspend is true.
+	ReasonSuspended ConditionReason = "Suspended"
+	// ReasonResumed: spec.suspend went back to false.
+	ReasonResumed ConditionReason = "Resumed"
+	// ReasonNotSuspended: the job runs.
+	ReasonNotSuspended ConditionReason = "NotSuspended"
+	// ReasonAnnotating: annotation shards are running.
+	ReasonAnnotating ConditionReason = "Annotating"
+	// ReasonAnnotationSucceeded: every shard succeeded with usable annotations.
+	ReasonAnnotationSucceeded ConditionReason = "AnnotationSucceeded"
+	// ReasonAnnotationFailed: an annotation shard failed.
+	ReasonAnnotationFailed ConditionReason = "AnnotationFailed"
+	// ReasonTeacherUnreachable: an annotation shard could not reach the teacher at all.
+	ReasonTeacherUnreachable ConditionReason = "TeacherUnreachable"
+	// ReasonNoUsableAnnotations: annotation finished but no answer was usable for training.
+	ReasonNoUsableAnnotations ConditionReason = "NoUsableAnnotations"
+	// ReasonTraining: the trainer is running.
+	ReasonTraining ConditionReason = "Training"
+	// ReasonTrainingSucceeded: the trainer saved the model.
+	ReasonTrainingSucceeded ConditionReason = "TrainingSucceeded"
+	// ReasonTrainingFailed: the training Job failed.
+	ReasonTrainingFailed ConditionReason = "TrainingFailed"
+	// ReasonDeadlineExceeded: the job ran longer than spec.activeDeadlineSeconds.
+	ReasonDeadlineExceeded ConditionReason = "DeadlineExceeded"
+	// ReasonSucceeded: the job finished and its StudentModel exists.
+	ReasonSucceeded ConditionReason = "Succeeded"
+	// ReasonInProgress: the job has not finished.
+	ReasonInProgress ConditionReason = "InProgress"
+	// ReasonUnschedulable: a stage's pods cannot be scheduled (the scheduler's message says why).
+	ReasonUnschedulable ConditionReason = "Unschedulable"
+
+	// ReasonServing: every wanted replica of the student server is ready.
+	ReasonServing ConditionReason = "Serving"
+	// ReasonReplicasNotReady: some wanted replicas are not ready yet.
+	ReasonReplicasNotReady ConditionReason = "ReplicasNotReady"
+	// ReasonStopped: spec.stopped scaled the server to zero.
+	ReasonStopped ConditionReason = "Stopped"
+	// ReasonRunning: spec.stopped is false.
+	ReasonRunning ConditionReason = "Running"
+)

@@ -1,0 +1,564 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// DistillationJobSpec describes one distilling step-by-step run. Everything but suspend,
+// ttlSecondsAfterFinished, activeDeadlineSeconds and serving is immutable after creation, like a batch
+// Job's template: a different teacher, task or dataset is a different job.
+type DistillationJobSpec struct {
+	// teacher is the large LLM that writes a rationale and a label for every input.
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.teacher is immutable"
+	Teacher TeacherSpec `json:"teacher"`
+
+	// task is the few-shot chain-of-thought task the teacher is prompted with.
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.task is immutable"
+	Task TaskSpec `json:"task"`
+
+	// dataset is the unlabelled (or gold-labelled) input data, as JSONL.
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.dataset is immutable"
+	Dataset DatasetSpec `json:"dataset"`
+
+	// annotation configures the annotation stage (the pods that query the teacher).
+	// Immutable.
+	// +optional
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.annotation is immutable"
+	Annotation AnnotationSpec `json:"annotation,omitempty"`
+
+	// student is the small model to train.
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.student is immutable"
+	Student StudentSpec `json:"student"`
+
+	// training configures the training stage (the multi-task loss and the pods that run it).
+	// Immutable.
+	// +optional
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.training is immutable"
+	Training TrainingSpec `json:"training,omitempty"`
+
+	// serving configures the StudentModel the job creates when training succeeds. Mutable; changes apply to
+	// a StudentModel the job has not created yet.
+	// +optional
+	// +kubebuilder:default={}
+	Serving JobServingSpec `json:"serving,omitempty"`
+
+	// storage is the job's workspace volume (annotations, cache, checkpoints, model).
+	// Immutable. Default: a 10Gi ReadWriteOnce PVC of the default storage class, created by the operator.
+	// +optional
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storage is immutable"
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// suspend stops the running stage (its Job is suspended, its pods deleted) until set back to false.
+	// Default: false.
+	// +optional
+	Suspend *bool `json:"suspend,omitempty"`
+
+	// ttlSecondsAfterFinished deletes the job (and its stage Jobs) this many seconds after it succeeded or
+	// failed. The StudentModel and the model files stay. Default: unset, never deleted.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+
+	// activeDeadlineSeconds fails the job with reason DeadlineExceeded when it has run this long (time
+	// spent suspended counts). Default: unset, no deadline.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+}
+
+// TeacherSpec says how to reach an OpenAI-compatible endpoint (vLLM, TGI, OpenAI, Ollama, ...).
+type TeacherSpec struct {
+	// endpoint is the base URL of the OpenAI-compatible API, e.g. http://vllm.teachers:8000/v1.
+	// Requests go to endpoint + "/chat/completions".
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="spec.teacher.endpoint must be an http:// or https:// URL"
+	Endpoint string `json:"endpoint"`
+
+	// model is the teacher model name sent in every request.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Model string `json:"model"`
+
+	// apiKeySecretRef selects the Secret key holding the API key, sent as "Authorization: Bearer".
+	// Default: no key.
+	// +optional
+	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty"`
+
+	// maxConcurrency is the most requests in flight per annotation pod. Default: 16.
+	// +optional
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	MaxConcurrency int32 `json:"maxConcurrency,omitempty"`
+
+	// requestsPerMinute caps the request rate per annotation pod. Default: unset, no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	RequestsPerMinute *int32 `json:"requestsPerMinute,omitempty"`
+
+	// temperature is the sampling temperature, a decimal string such as "0" or "0.7". Default: "0".
+	// +optional
+	// +kubebuilder:default="0"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	Temperature string `json:"temperature,omitempty"`
+
+	// maxTokens is the most tokens the teacher may write per answer. Default: 256.
+	// +optional
+	// +kubebuilder:default=256
+	// +kubebuilder:validation:Minimum=1
+	MaxTokens int32 `json:"maxTokens,omitempty"`
+
+	// timeoutSeconds is the per-request timeout. Default: 60.
+	// +optional
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=1
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+
+	// maxRetries is how often a request is retried on 429, 5xx, timeouts and connection errors. Default: 5.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxRetries *int32 `json:"maxRetries,omitempty"`
+}
+
+// SecretKeyRef selects one key of a Secret in the job's namespace.
+type SecretKeyRef struct {
+	// name is the Secret's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key is the key within the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// TaskType says what the student learns to produce.
+// +kubebuilder:validation:Enum=Classification;Generation
+type TaskType string
+
+const (
+	// TaskTypeClassification: the label is one of spec.task.labels.
+	TaskTypeClassification TaskType = "Classification"
+	// TaskTypeGeneration: the label is free text.
+	TaskTypeGeneration TaskType = "Generation"
+)
+
+// TaskSpec is the few-shot chain-of-thought task.
+// +kubebuilder:validation:XValidation:rule="self.type != 'Classification' || (has(self.labels) && size(self.labels) >= 2)",message="spec.task.labels must list at least 2 labels when spec.task.type is Classification"
+// +kubebuilder:validation:XValidation:rule="has(self.examples) != has(self.examplesFrom)",message="spec.task must set exactly one of examples or examplesFrom"
+type TaskSpec struct {
+	// type is Classification or Generation.
+	// +required
+	Type TaskType `json:"type"`
+
+	// instruction tells the teacher what to do; it opens every prompt.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=8192
+	Instruction string `json:"instruction"`
+
+	// labels are the allowed labels of a Classification task; teacher answers outside them are rejected.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MaxLength=256
+	Labels []string `json:"labels,omitempty"`
+
+	// answerMarker separates the rationale from the label in the teacher's answer.
+	// Default: "So the answer is".
+	// +optional
+	// +kubebuilder:default="So the answer is"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	AnswerMarker string `json:"answerMarker,omitempty"`
+
+	// examples are the hand-written few-shot demonstrations (1 to 32).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Examples []FewShotExample `json:"examples,omitempty"`
+
+	// examplesFrom reads the demonstrations from a ConfigMap key holding JSONL
+	// ({"input","rationale","label"} per line).
+	// +optional
+	ExamplesFrom *ConfigMapKeyRef `json:"examplesFrom,omitempty"`
+}
+
+// FewShotExample is one demonstration: an input, the reasoning, the answer.
+type FewShotExample struct {
+	// input is the example's input text.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	Input string `json:"input"`
+	// rationale is the step-by-step reasoning that leads to the label.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	Rationale string `json:"rationale"`
+	// label is the answer.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Label string `json:"label"`
+}
+
+// ConfigMapKeyRef selects one key of a ConfigMap in the job's namespace.
+type ConfigMapKeyRef struct {
+	// name is the ConfigMap's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key is the key within the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// VolumeFileRef is a file or folder on a PersistentVolumeClaim in the job's namespace.
+type VolumeFileRef struct {
+	// claimName is the PersistentVolumeClaim's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName"`
+	// path is relative to the volume's root, e.g. "datasets/anli/train.jsonl".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.contains('..')",message="path must be relative and must not contain '..'"
+	Path string `json:"path"`
+}
+
+// DataSource is exactly one place a JSONL file is read from.
+type DataSource struct {
+	// configMap reads the JSONL from a ConfigMap key (small datasets, demos).
+	// +optional
+	ConfigMap *ConfigMapKeyRef `json:"configMap,omitempty"`
+	// persistentVolumeClaim reads the JSONL from a file on a PVC.
+	// +optional
+	PersistentVolumeClaim *VolumeFileRef `json:"persistentVolumeClaim,omitempty"`
+}
+
+// DatasetSpec is the input data: one JSON object per line.
+// +kubebuilder:validation:XValidation:rule="[has(self.configMap), has(self.persistentVolumeClaim)].filter(x, x).size() == 1",message="spec.dataset must set exactly one source: configMap or persistentVolumeClaim"
+type DatasetSpec struct {
+	DataSource `json:",inline"`
+
+	// idField is the field holding each record's unique id. Default: "id".
+	// +optional
+	// +kubebuilder:default="id"
+	// +kubebuilder:validation:MaxLength=128
+	IDField string `json:"idField,omitempty"`
+
+	// inputField is the field holding the input text. Default: "input".
+	// +optional
+	// +kubebuilder:default="input"
+	// +kubebuilder:validation:MaxLength=128
+	InputField string `json:"inputField,omitempty"`
+
+	// labelField is the field holding a gold label. Default: unset, the teacher's labels are used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	LabelField string `json:"labelField,omitempty"`
+
+	// evalFraction of the usable annotations is held out as the eval split when eval is not set, a
+	// decimal string in (0, 0.5]. Default: "0.1".
+	// +optional
+	// +kubebuilder:default="0.1"
+	// +kubebuilder:validation:Pattern=`^0(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 0.5",message="spec.dataset.evalFraction must be greater than 0 and at most 0.5"
+	EvalFraction string `json:"evalFraction,omitempty"`
+
+	// eval is a separate eval split with gold labels in labelField. Default: unset, evalFraction is used.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="[has(self.configMap), has(self.persistentVolumeClaim)].filter(x, x).size() == 1",message="spec.dataset.eval must set exactly one source: configMap or persistentVolumeClaim"
+	Eval *DataSource `json:"eval,omitempty"`
+
+	// maxExamples caps how many dataset lines are used. Default: unset, all.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxExamples *int32 `json:"maxExamples,omitempty"`
+}
+
+// AnnotationSpec configures the annotation stage.
+type AnnotationSpec struct {
+	// shards is how many annotation pods split the dataset (an Indexed Job). Default: 1, at most 256.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	Shards int32 `json:"shards,omitempty"`
+
+	// image runs the annotator. Default: the operator's --annotator-image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Image string `json:"image,omitempty"`
+
+	// resources of each annotation pod. Default: 100m CPU and 128Mi memory requested.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// filter decides which teacher answers become training targets.
+	// +optional
+	// +kubebuilder:default={}
+	Filter AnnotationFilter `json:"filter,omitempty"`
+}
+
+// AnnotationFilter decides which teacher answers are kept.
+type AnnotationFilter struct {
+	// dropLabelMismatch rejects an answer whose label differs from the input's gold label.
+	// Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	DropLabelMismatch *bool `json:"dropLabelMismatch,omitempty"`
+}
+
+// Architecture is the student's model family.
+// +kubebuilder:validation:Enum=Seq2Seq;CausalLM
+type Architecture string
+
+const (
+	// ArchitectureSeq2Seq is an encoder-decoder student such as T5.
+	ArchitectureSeq2Seq Architecture = "Seq2Seq"
+	// ArchitectureCausalLM is a decoder-only student.
+	ArchitectureCausalLM Architecture = "CausalLM"
+)
+
+// StudentSpec is the small model to train.
+// +kubebuilder:validation:XValidation:rule="has(self.baseModel) != has(self.baseModelFrom)",message="spec.student must set exactly one of baseModel or baseModelFrom"
+type StudentSpec struct {
+	// baseModel is a Hugging Face hub id, e.g. "google/t5-v1_1-base".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	BaseModel string `json:"baseModel,omitempty"`
+
+	// baseModelFrom is a model directory (save_pretrained layout) on a PVC.
+	// +optional
+	BaseModelFrom *VolumeFileRef `json:"baseModelFrom,omitempty"`
+
+	// architecture is Seq2Seq (T5 and the like) or CausalLM (decoder-only). Default: Seq2Seq.
+	// +optional
+	// +kubebuilder:default=Seq2Seq
+	Architecture Architecture `json:"architecture,omitempty"`
+}
+
+// TrainingMode is how rationales are used.
+// +kubebuilder:validation:Enum=StepByStep;Standard;SingleTask
+type TrainingMode string
+
+const (
+	// TrainingModeStepByStep trains label and rationale as two tasks of one model:
+	// L = L_label + rationaleWeight * L_rationale.
+	TrainingModeStepByStep TrainingMode = "StepByStep"
+	// TrainingModeStandard trains on labels only (standard fine-tuning).
+	TrainingModeStandard TrainingMode = "Standard"
+	// TrainingModeSingleTask puts rationale and label in one target.
+	TrainingModeSingleTask TrainingMode = "SingleTask"
+)
+
+// Precision is the training number format.
+// +kubebuilder:validation:Enum=Auto;BF16;FP32
+type Precision string
+
+// The training number formats.
+const (
+	// PrecisionAuto is bf16 on a GPU and fp32 on a CPU.
+	PrecisionAuto Precision = "Auto"
+	// PrecisionBF16 trains in bfloat16 mixed precision.
+	PrecisionBF16 Precision = "BF16"
+	// PrecisionFP32 trains in float32.
+	PrecisionFP32 Precision = "FP32"
+)
+
+// TrainingSpec configures the training stage.
+type TrainingSpec struct {
+	// mode is StepByStep, Standard or SingleTask. Default: StepByStep.
+	// +optional
+	// +kubebuilder:default=StepByStep
+	Mode TrainingMode `json:"mode,omitempty"`
+
+	// rationaleWeight is λ in L = L_label + λ·L_rationale, a decimal string greater than 0. Default: "1.0".
+	// +optional
+	// +kubebuilder:default="1.0"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0",message="spec.training.rationaleWeight must be greater than 0"
+	RationaleWeight string `json:"rationaleWeight,omitempty"`
+
+	// epochs over the training annotations. Default: 3. Ignored when maxSteps is set.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	Epochs int32 `json:"epochs,omitempty"`
+
+	// maxSteps stops training after this many optimizer steps. Default: unset, epochs decide.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxSteps *int32 `json:"maxSteps,omitempty"`
+
+	// batchSize is the global batch size (examples per optimizer step). Default: 64.
+	// +optional
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=1
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// learningRate is a decimal string such as "5e-5" or "0.0003". Default: "5e-5".
+	// +optional
+	// +kubebuilder:default="5e-5"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?([eE]-?[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0",message="spec.training.learningRate must be greater than 0"
+	LearningRate string `json:"learningRate,omitempty"`
+
+	// maxInputLength in tokens; longer inputs are truncated. Default: 512.
+	// +optional
+	// +kubebuilder:default=512
+	// +kubebuilder:validation:Minimum=8
+	MaxInputLength int32 `json:"maxInputLength,omitempty"`
+
+	// maxTargetLength in tokens, for labels and rationales. Default: 256.
+	// +optional
+	// +kubebuilder:default=256
+	// +kubebuilder:validation:Minimum=1
+	MaxTargetLength int32 `json:"maxTargetLength,omitempty"`
+
+	// precision is Auto (bf16 on GPU, fp32 on CPU), BF16 or FP32. Default: Auto.
+	// +optional
+	// +kubebuilder:default=Auto
+	Precision Precision `json:"precision,omitempty"`
+
+	// seed makes data order and initialisation repeatable. Default: 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Seed int32 `json:"seed,omitempty"`
+
+	// checkpointEverySteps is how often a checkpoint is written; a restarted pod resumes from the newest.
+	// Default: 500.
+	// +optional
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=1
+	CheckpointEverySteps int32 `json:"checkpointEverySteps,omitempty"`
+
+	// workers is the number of training pods (torchrun nodes). Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=128
+	Workers int32 `json:"workers,omitempty"`
+
+	// gpusPerWorker is the nvidia.com/gpu count of each pod; 0 trains on CPU. Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=16
+	GPUsPerWorker *int32 `json:"gpusPerWorker,omitempty"`
+
+	// image runs the student trainer. Default: the operator's --trainer-image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Image string `json:"image,omitempty"`
+
+	// resources of each training pod; nvidia.com/gpu is set from gpusPerWorker. Default: none beyond GPUs.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// nodeSelector for training pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations for training pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// backoffLimit is how often a failed training pod is retried (it resumes from its checkpoint).
+	// Default: 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+}
+
+// ServingTemplate is how a student is served.
+type ServingTemplate struct {
+	// replicas of the student server. Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// image runs the student server. Default: the operator's --trainer-image (the student runtime).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Image string `json:"image,omitempty"`
+
+	// resources of each server pod.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// nodeSelector for server pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations for server pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+}
+
+// JobServingSpec says whether and how the job's StudentModel serves.
+type JobServingSpec struct {
+	// enabled creates a StudentModel (and its Deployment) when training succeeds. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	ServingTemplate `json:",inline"`
+}
+
+// StorageSpec is the job's workspace volume.
+// +kubebuilder:validation:XValidation:rule="!has(self.existingClaim) || !(has(self.size) || has(self.storageClassName) || has(self.accessModes))",message="spec.storage.existingClaim cannot be combined with size, storageClassName or accessModes"
+type StorageSpec struct {
+	// existingClaim uses this PVC as the workspace instead of creating one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ExistingClaim string `json:"existingClaim,omitempty"`
+
+	// size of the PVC the operator creates. Default: 10Gi.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName of the PVC the operator creates. Default: the cluster's default class.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// accessModes of the PVC the operator creates. Default: [ReadWriteOnce]; use ReadWriteMany with
+	// more than one shard or worker on several nodes.
+	// +optional
+	// +listType=atomic
+	AccessModes []corev1.PersistentVolumeAccessMode `json:"accessModes,omitempty"`
+}
