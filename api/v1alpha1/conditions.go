@@ -62,6 +62,12 @@ const (
 	// ReasonUnschedulable: a stage's pods cannot be scheduled (the scheduler's message says why).
 	ReasonUnschedulable ConditionReason = "Unschedulable"
 
+	// ReasonModelNameTaken: a StudentModel of the job's name exists and belongs to something else.
+	ReasonModelNameTaken ConditionReason = "ModelNameTaken"
+	// ReasonInvalidSpec: the spec refers to something unusable (e.g. an examplesFrom ConfigMap without
+	// the key).
+	ReasonInvalidSpec ConditionReason = "InvalidSpec"
+
 	// ReasonServing: every wanted replica of the student server is ready.
 	ReasonServing ConditionReason = "Serving"
 	// ReasonReplicasNotReady: some wanted replicas are not ready yet.

@@ -1,10 +1,97 @@
+// Command manager is the Distillery operator: it reconciles DistillationJobs and StudentModels.
 package main
 
 import (
-	_ "k8s.io/client-go/kubernetes"
-	_ "sigs.k8s.io/controller-runtime"
-	_ "sigs.k8s.io/controller-runtime/pkg/envtest"
-	_ "github.com/yuin/gopher-lua"
+	"flag"
+	"os"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/controllers"
 )
 
-func main() {}
+func main() {
+	var (
+		cfg                    controllers.Config
+		metricsAddr, probeAddr string
+		leaderElect            bool
+		concurrency            int
+	)
+	flag.StringVar(&cfg.AnnotatorImage, "annotator-image", "distillery/operator:dev", "image that runs annotation pods (holds /annotator)")
+	flag.StringVar(&cfg.TrainerImage, "trainer-image", "distillery/student:dev", "image of the student runtime (training pods and servers)")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles")
+	flag.IntVar(&concurrency, "concurrency", 8, "reconciles run in parallel per controller")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 newScheme(),
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "distillery-operator.distillery.dev",
+		Cache:                  cache.Options{ByObject: managedOnly()},
+	})
+	if err != nil {
+		log.Error(err, "creating manager")
+		os.Exit(1)
+	}
+	if err := (&controllers.DistillationJobReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg,
+		Recorder: mgr.GetEventRecorderFor("distillationjob-controller"),
+	}).SetupWithManager(mgr, concurrency); err != nil {
+		log.Error(err, "setting up the DistillationJob controller")
+		os.Exit(1)
+	}
+	if err := (&controllers.StudentModelReconciler{
+		Client: mgr.GetClient(), Config: cfg, Recorder: mgr.GetEventRecorderFor("studentmodel-controller"),
+	}).SetupWithManager(mgr, concurrency); err != nil {
+		log.Error(err, "setting up the StudentModel controller")
+		os.Exit(1)
+	}
+	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
+	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
+	log.Info("starting", "annotatorImage", cfg.AnnotatorImage, "trainerImage", cfg.TrainerImage)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "running manager")
+		os.Exit(1)
+	}
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// managedOnly keeps the informer caches to the objects the operator made, so memory does not grow with
+// the cluster's other pods, jobs and config maps.
+func managedOnly() map[client.Object]cache.ByObject {
+	sel := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedBy})
+	by := cache.ByObject{Label: sel}
+	return map[client.Object]cache.ByObject{
+		&corev1.Pod{}: by, &batchv1.Job{}: by, &corev1.ConfigMap{}: by, &corev1.Service{}: by,
+		&corev1.ServiceAccount{}: by, &corev1.PersistentVolumeClaim{}: by, &appsv1.Deployment{}: by,
+		&rbacv1.Role{}: by, &rbacv1.RoleBinding{}: by,
+	}
+}

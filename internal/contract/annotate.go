@@ -56,6 +56,8 @@ type DatasetRef struct {
 	InputField string `json:"inputField"`
 	// LabelField is empty when the dataset has no gold labels; the teacher's labels are used then.
 	LabelField string `json:"labelField,omitempty"`
+	// MaxExamples caps how many dataset lines are used (counted before sharding); 0 means all.
+	MaxExamples int `json:"maxExamples,omitempty"`
 }
 
 // Filter drops annotations that must not become training targets.

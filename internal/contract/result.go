@@ -9,6 +9,10 @@ const (
 	StageTrain    = "train"
 )
 
+// ExitCodePermanent is the exit code of a stage program whose failure a retry cannot fix (bad config or
+// input, an unreachable teacher). The operator's stage Jobs fail at once on it instead of retrying.
+const ExitCodePermanent = 3
+
 // AnnotateResult is the annotator's one-line termination summary.
 type AnnotateResult struct {
 	Stage            string `json:"stage"`

@@ -1,0 +1,131 @@
+package controllers
+
+import (
+	"encoding/json"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
+)
+
+var defaultWorkspaceSize = resource.MustParse("10Gi")
+
+// workspaceClaim is the PVC the operator creates for the job's workspace, or nil when the user named an
+// existing claim. It is owned by the job until the job's StudentModel exists; then by the StudentModel, so
+// deleting the finished job keeps the model files (see modelOwner).
+func workspaceClaim(dj *v1alpha1.DistillationJob, modelOwner *v1alpha1.StudentModel) *corev1.PersistentVolumeClaim {
+	st := dj.Spec.Storage
+	if st.ExistingClaim != "" {
+		return nil
+	}
+	size := defaultWorkspaceSize
+	if st.Size != nil {
+		size = *st.Size
+	}
+	modes := st.AccessModes
+	if len(modes) == 0 {
+		modes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	}
+	owner := jobOwnerRef(dj)
+	if modelOwner != nil {
+		owner = []metav1.OwnerReference{ownedBy(modelOwner, "StudentModel")}
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: workspaceClaimName(dj), Namespace: dj.Namespace,
+			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: owner,
+		},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      modes,
+			StorageClassName: st.StorageClassName,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+	withSpecHash(&pvc.ObjectMeta, pvc.Spec)
+	if modelOwner != nil {
+		pvc.Annotations[AnnotationSpecHash] += "-model"
+	}
+	return pvc
+}
+
+// stageConfigMap holds annotate.json and train.json, rendered from the spec.
+func stageConfigMap(dj *v1alpha1.DistillationJob, examples []contract.Example) *corev1.ConfigMap {
+	annotate, _ := json.MarshalIndent(renderAnnotateConfig(dj, examples), "", "  ")
+	train, _ := json.MarshalIndent(renderTrainConfig(dj, examples), "", "  ")
+	cm := &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: configMapName(dj), Namespace: dj.Namespace,
+			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
+		},
+		Data: map[string]string{annotateConfigKey: string(annotate), trainConfigKey: string(train)},
+	}
+	withSpecHash(&cm.ObjectMeta, cm.Data)
+	return cm
+}
+
+// progressConfigMap is where stage pods report progress; the operator creates it empty and never writes
+// its data again (each pod merge-patches its own key).
+func progressConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: contract.ProgressConfigMapName(dj.Name), Namespace: dj.Namespace,
+			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
+		},
+	}
+	withSpecHash(&cm.ObjectMeta, "progress")
+	return cm
+}
+
+// stageServiceAccount is the identity of the job's stage pods.
+func stageServiceAccount(dj *v1alpha1.DistillationJob) *corev1.ServiceAccount {
+	sa := &corev1.ServiceAccount{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: serviceAccountName(dj), Namespace: dj.Namespace,
+			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
+		},
+	}
+	withSpecHash(&sa.ObjectMeta, "sa")
+	return sa
+}
+
+// stageRole lets stage pods get and patch the job's progress ConfigMap, and nothing else.
+func stageRole(dj *v1alpha1.DistillationJob) *rbacv1.Role {
+	role := &rbacv1.Role{
+		TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: serviceAccountName(dj), Namespace: dj.Namespace,
+			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
+		},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups:     []string{""},
+			Resources:     []string{"configmaps"},
+			ResourceNames: []string{contract.ProgressConfigMapName(dj.Name)},
+			Verbs:         []string{"get", "patch"},
+		}},
+	}
+	withSpecHash(&role.ObjectMeta, role.Rules)
+	return role
+}
+
+// stageRoleBinding binds stageRole to stageServiceAccount.
+func stageRoleBinding(dj *v1alpha1.DistillationJob) *rbacv1.RoleBinding {
+	rb := &rbacv1.RoleBinding{
+		TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: serviceAccountName(dj), Namespace: dj.Namespace,
+			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
+		},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: serviceAccountName(dj)},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: serviceAccountName(dj), Namespace: dj.Namespace}},
+	}
+	withSpecHash(&rb.ObjectMeta, rb.Subjects)
+	return rb
+}

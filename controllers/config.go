@@ -1,0 +1,9 @@
+package controllers
+
+// Config is the operator's own configuration, from its command-line flags.
+type Config struct {
+	// AnnotatorImage runs annotation pods unless a job names its own image.
+	AnnotatorImage string
+	// TrainerImage (the student runtime) runs training pods and student servers unless a spec names one.
+	TrainerImage string
+}

@@ -1,0 +1,211 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+)
+
+// DistillationJobReconciler runs a DistillationJob's stages.
+type DistillationJobReconciler struct {
+	client.Client
+	// APIReader reads objects the operator does not cache (the user's examplesFrom ConfigMap).
+	APIReader client.Reader
+	Recorder  record.EventRecorder
+	Config    Config
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile fetches the job, runs one pass of its stages and writes its status once.
+func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var dj v1alpha1.DistillationJob
+	if err := r.Get(ctx, req.NamespacedName, &dj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !dj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // children are garbage collected through their owner references
+	}
+	orig := dj.DeepCopy()
+	result, err := r.reconcile(ctx, &dj)
+	if err == nil {
+		dj.Status.ObservedGeneration = dj.Generation
+	}
+	if serr := r.writeStatus(ctx, orig, &dj); serr != nil {
+		return ctrl.Result{}, errors.Join(err, serr)
+	}
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return result, err
+}
+
+// reconcile is one pass: finished jobs only wait for their TTL; running ones go through the stages in
+// order until one is not done yet.
+func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.DistillationJob) (ctrl.Result, error) {
+	now := r.now()
+	if finished(dj) {
+		return r.reconcileFinished(ctx, dj, now)
+	}
+	o, err := observe(ctx, r.Client, dj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if left, ok := deadlineLeft(dj, now); ok && left <= 0 {
+		markFailed(dj, v1alpha1.ReasonDeadlineExceeded, deadlineMessage(dj))
+		dj.Status.Stage = stageOf(dj, o)
+		return ctrl.Result{}, r.deleteStageJobs(ctx, o)
+	}
+	setSuspendedCondition(dj)
+	setInProgress(dj)
+	res, err := r.runStages(ctx, dj, o)
+	dj.Status.Stage = stageOf(dj, o)
+	dj.Status.Progress = progressString(&dj.Status)
+	if left, ok := deadlineLeft(dj, now); ok && !finished(dj) {
+		res.RequeueAfter = minPositive(res.RequeueAfter, left)
+	}
+	if left, ok := ttlLeft(dj, now); ok {
+		res.RequeueAfter = minPositive(res.RequeueAfter, left)
+	}
+	return res, err
+}
+
+// runStages runs workspace, annotation, training and model in order, stopping at the first not done.
+func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (ctrl.Result, error) {
+	if err := r.reconcileWorkspace(ctx, dj, o); err != nil {
+		return r.specProblem(dj, err)
+	}
+	if done, err := r.reconcileAnnotation(ctx, dj, o); err != nil || !done {
+		return ctrl.Result{}, err
+	}
+	if done, err := r.reconcileTraining(ctx, dj, o); err != nil || !done {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileStudentModel(ctx, dj, o); err != nil {
+		return r.specProblem(dj, err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// specProblem turns a problem with the user's references into status: permanent ones fail the job, a
+// missing object is waited for (it may be applied after the job, as GitOps tools do).
+func (r *DistillationJobReconciler) specProblem(dj *v1alpha1.DistillationJob, err error) (ctrl.Result, error) {
+	var se *specError
+	if !errors.As(err, &se) {
+		return ctrl.Result{}, err
+	}
+	if se.permanent {
+		markFailed(dj, v1alpha1.ReasonInvalidSpec, se.msg)
+		return ctrl.Result{}, nil
+	}
+	setCondition(dj, v1alpha1.ConditionComplete, false, v1alpha1.ReasonInvalidSpec, se.msg+" (retrying)")
+	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+}
+
+// reconcileFinished deletes an expired job and otherwise waits for its TTL.
+func (r *DistillationJobReconciler) reconcileFinished(ctx context.Context, dj *v1alpha1.DistillationJob, now time.Time) (ctrl.Result, error) {
+	left, ok := ttlLeft(dj, now)
+	if !ok {
+		return ctrl.Result{}, nil
+	}
+	if left > 0 {
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
+	if err := r.Delete(ctx, dj, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, fmt.Errorf("deleting expired job: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// deleteStageJobs stops the running stage of a job that failed from outside (its deadline).
+func (r *DistillationJobReconciler) deleteStageJobs(ctx context.Context, o *observed) error {
+	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
+		if j == nil || jobCondition(j, batchv1.JobComplete) {
+			continue
+		}
+		if err := r.Delete(ctx, j, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting stage job %s: %w", j.Name, err)
+		}
+	}
+	return nil
+}
+
+// setInProgress keeps the summary conditions present (kstatus) while the job runs.
+func setInProgress(dj *v1alpha1.DistillationJob) {
+	if findCondition(dj, v1alpha1.ConditionComplete) == nil || !isTrue(dj.Status.Conditions, v1alpha1.ConditionComplete) {
+		setCondition(dj, v1alpha1.ConditionComplete, false, v1alpha1.ReasonInProgress, "the job has not finished")
+	}
+	if !isTrue(dj.Status.Conditions, v1alpha1.ConditionFailed) {
+		setCondition(dj, v1alpha1.ConditionFailed, false, v1alpha1.ReasonInProgress, "the job has not failed")
+	}
+}
+
+// writeStatus persists the pass's status once, if it changed, then emits the events of the condition
+// transitions it recorded.
+func (r *DistillationJobReconciler) writeStatus(ctx context.Context, orig, dj *v1alpha1.DistillationJob) error {
+	if equality.Semantic.DeepEqual(orig.Status, dj.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, dj, client.MergeFrom(orig)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	emitTransitionEvents(r.Recorder, dj, orig.Status.Conditions, dj.Status.Conditions)
+	recordOutcome(orig, dj)
+	return nil
+}
+
+func (r *DistillationJobReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 {
+		return max(b, time.Second)
+	}
+	return min(a, max(b, time.Second))
+}
+
+// SetupWithManager watches jobs, the children they own, their stage pods and their StudentModels.
+func (r *DistillationJobReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.DistillationJob{}, builder.WithPredicates(jobSpecOrStatusChanged())).
+		Owns(&batchv1.Job{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&corev1.Service{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(requestForJobLabel), builder.WithPredicates(podLifecycleChanged())).
+		Watches(&v1alpha1.StudentModel{}, handler.EnqueueRequestsFromMapFunc(requestForJobLabel)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
+		Complete(r)
+}

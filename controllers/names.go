@@ -1,0 +1,64 @@
+package controllers
+
+import (
+	"fmt"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+)
+
+// Labels the builders put on every child, so children are found by label, never by name guessing.
+const (
+	LabelJob   = "distillery.dev/job"
+	LabelStage = "distillery.dev/stage"
+	LabelModel = "distillery.dev/studentmodel"
+	// LabelJobUID ties a StudentModel to the job run that made it (it is not owned by the job).
+	LabelJobUID    = "distillery.dev/job-uid"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "distillery-operator"
+
+	// LabelKueueQueue is copied from the DistillationJob to its stage Jobs so Kueue can queue each stage.
+	LabelKueueQueue = "kueue.x-k8s.io/queue-name"
+
+	// AnnotationSpecHash records the hash of the desired child, so an unchanged child is never re-applied.
+	AnnotationSpecHash = "distillery.dev/spec-hash"
+
+	// FieldOwner is the server-side apply field manager of everything the operator writes.
+	FieldOwner = "distillery-operator"
+)
+
+// Stage labels.
+const (
+	StageWorkspace  = "workspace"
+	StageAnnotation = "annotate"
+	StageTraining   = "train"
+	StageServing    = "serve"
+)
+
+// Names of a job's children. They are derived from the job name, which is unique in its namespace.
+func workspaceClaimName(dj *v1alpha1.DistillationJob) string {
+	if dj.Spec.Storage.ExistingClaim != "" {
+		return dj.Spec.Storage.ExistingClaim
+	}
+	return dj.Name + "-workspace"
+}
+func configMapName(dj *v1alpha1.DistillationJob) string      { return dj.Name + "-config" }
+func serviceAccountName(dj *v1alpha1.DistillationJob) string { return dj.Name + "-stage" }
+func annotationJobName(dj *v1alpha1.DistillationJob) string  { return dj.Name + "-annotate" }
+func trainingJobName(dj *v1alpha1.DistillationJob) string    { return dj.Name + "-train" }
+func studentModelName(dj *v1alpha1.DistillationJob) string   { return dj.Name }
+
+// trainingServiceName is the headless Service that gives multi-worker training pods stable DNS names.
+func trainingServiceName(dj *v1alpha1.DistillationJob) string { return dj.Name + "-train" }
+
+// servingName is the Deployment and Service of a StudentModel.
+func servingName(sm *v1alpha1.StudentModel) string { return sm.Name + "-student" }
+
+// serviceURL is the in-cluster URL of a StudentModel's Service.
+func serviceURL(sm *v1alpha1.StudentModel) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", servingName(sm), sm.Namespace, studentPort)
+}
+
+// jobLabels are the labels of every child of a job in one stage.
+func jobLabels(dj *v1alpha1.DistillationJob, stage string) map[string]string {
+	return map[string]string{LabelJob: dj.Name, LabelStage: stage, LabelManagedBy: ManagedBy}
+}

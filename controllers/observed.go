@@ -1,0 +1,148 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
+)
+
+// observed is what exists of a job's children, found by the labels the builders set and checked to be
+// controlled by this job (a re-created job of the same name never adopts its predecessor's leftovers).
+type observed struct {
+	claim          *corev1.PersistentVolumeClaim
+	configMap      *corev1.ConfigMap
+	progress       *corev1.ConfigMap
+	serviceAccount *corev1.ServiceAccount
+	role           *rbacv1.Role
+	roleBinding    *rbacv1.RoleBinding
+
+	annotationJob  *batchv1.Job
+	annotationPods []corev1.Pod
+
+	trainingJob     *batchv1.Job
+	trainingService *corev1.Service
+	trainingPods    []corev1.Pod
+
+	model *v1alpha1.StudentModel
+}
+
+// observe lists the job's children from the informer cache.
+func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob) (*observed, error) {
+	o := &observed{}
+	sel := []client.ListOption{client.InNamespace(dj.Namespace), client.MatchingLabels{LabelJob: dj.Name}}
+
+	var jobs batchv1.JobList
+	if err := c.List(ctx, &jobs, sel...); err != nil {
+		return nil, fmt.Errorf("listing stage jobs: %w", err)
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if !metav1.IsControlledBy(j, dj) {
+			continue
+		}
+		switch j.Labels[LabelStage] {
+		case StageAnnotation:
+			o.annotationJob = j
+		case StageTraining:
+			o.trainingJob = j
+		}
+	}
+
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, sel...); err != nil {
+		return nil, fmt.Errorf("listing stage pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		switch {
+		case o.annotationJob != nil && controlledByUID(&p, o.annotationJob.UID):
+			o.annotationPods = append(o.annotationPods, p)
+		case o.trainingJob != nil && controlledByUID(&p, o.trainingJob.UID):
+			o.trainingPods = append(o.trainingPods, p)
+		}
+	}
+
+	var cms corev1.ConfigMapList
+	if err := c.List(ctx, &cms, sel...); err != nil {
+		return nil, fmt.Errorf("listing config maps: %w", err)
+	}
+	for i := range cms.Items {
+		cm := &cms.Items[i]
+		if !metav1.IsControlledBy(cm, dj) {
+			continue
+		}
+		switch cm.Name {
+		case configMapName(dj):
+			o.configMap = cm
+		case contract.ProgressConfigMapName(dj.Name):
+			o.progress = cm
+		}
+	}
+
+	var claims corev1.PersistentVolumeClaimList
+	if err := c.List(ctx, &claims, sel...); err != nil {
+		return nil, fmt.Errorf("listing workspace claims: %w", err)
+	}
+	for i := range claims.Items {
+		o.claim = &claims.Items[i] // owned by the job, or by its StudentModel once that exists
+	}
+
+	var sas corev1.ServiceAccountList
+	if err := c.List(ctx, &sas, sel...); err != nil {
+		return nil, fmt.Errorf("listing service accounts: %w", err)
+	}
+	o.serviceAccount = firstControlled(dj, sas.Items)
+	var roles rbacv1.RoleList
+	if err := c.List(ctx, &roles, sel...); err != nil {
+		return nil, fmt.Errorf("listing roles: %w", err)
+	}
+	o.role = firstControlled(dj, roles.Items)
+	var rbs rbacv1.RoleBindingList
+	if err := c.List(ctx, &rbs, sel...); err != nil {
+		return nil, fmt.Errorf("listing role bindings: %w", err)
+	}
+	o.roleBinding = firstControlled(dj, rbs.Items)
+	var svcs corev1.ServiceList
+	if err := c.List(ctx, &svcs, sel...); err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
+	}
+	o.trainingService = firstControlled(dj, svcs.Items)
+
+	var models v1alpha1.StudentModelList
+	if err := c.List(ctx, &models, sel...); err != nil {
+		return nil, fmt.Errorf("listing student models: %w", err)
+	}
+	for i := range models.Items {
+		if models.Items[i].Labels[LabelJobUID] == string(dj.UID) {
+			o.model = &models.Items[i]
+		}
+	}
+	return o, nil
+}
+
+// firstControlled returns the first item controlled by dj, or nil.
+func firstControlled[T any, PT interface {
+	*T
+	client.Object
+}](dj *v1alpha1.DistillationJob, items []T) PT {
+	for i := range items {
+		p := PT(&items[i])
+		if metav1.IsControlledBy(p, dj) {
+			return p
+		}
+	}
+	return nil
+}
+
+func controlledByUID(obj metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == uid
+}

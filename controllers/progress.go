@@ -1,0 +1,56 @@
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
+)
+
+// annotationProgress sums the shards' live progress reports from ConfigMap <job>-progress.
+func annotationProgress(cm *corev1.ConfigMap) (done, total int64) {
+	if cm == nil {
+		return 0, 0
+	}
+	for k, v := range cm.Data {
+		if !strings.HasPrefix(k, "annotate-") {
+			continue
+		}
+		var p contract.AnnotateProgress
+		if json.Unmarshal([]byte(v), &p) == nil {
+			done += int64(p.Done)
+			total += int64(p.Total)
+		}
+	}
+	return done, total
+}
+
+// trainingProgress is rank 0's live progress report, if any.
+func trainingProgress(cm *corev1.ConfigMap) (contract.TrainProgress, bool) {
+	var p contract.TrainProgress
+	if cm == nil {
+		return p, false
+	}
+	v, ok := cm.Data[contract.TrainProgressKey(0)]
+	if !ok || json.Unmarshal([]byte(v), &p) != nil {
+		return p, false
+	}
+	return p, true
+}
+
+// progressString is the PROGRESS column: "4500/5000" while annotating, "step 300/1000" while training.
+func progressString(st *v1alpha1.DistillationJobStatus) string {
+	switch {
+	case st.Training != nil && st.Training.TotalSteps > 0:
+		return fmt.Sprintf("step %d/%d", st.Training.Step, st.Training.TotalSteps)
+	case st.Annotation != nil && st.Annotation.Total > 0:
+		return fmt.Sprintf("%d/%d", st.Annotation.Done, st.Annotation.Total)
+	case st.Annotation != nil:
+		return fmt.Sprintf("shards %d/%d", st.Annotation.ShardsSucceeded, st.Annotation.ShardsTotal)
+	}
+	return ""
+}

@@ -1,0 +1,222 @@
+package controllers
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"k8s.io/utils/ptr"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
+)
+
+// Paths inside stage pods (docs/workloads.md).
+const (
+	configDir          = "/etc/distillery"
+	workspaceDir       = "/workspace"
+	datasetMountDir    = "/data/train"
+	evalMountDir       = "/data/eval"
+	baseModelMountDir  = "/models/base"
+	datasetFileName    = "train.jsonl"
+	evalFileName       = "eval.jsonl"
+	annotateConfigKey  = "annotate.json"
+	trainConfigKey     = "train.json"
+	teacherAPIKeyEnv   = "DISTILLERY_TEACHER_API_KEY"
+	defaultLabelPrefix = "[label] "
+	defaultRatPrefix   = "[rationale] "
+)
+
+// datasetPath is where a data source's JSONL file appears in a stage pod.
+func datasetPath(src v1alpha1.DataSource, mountDir, fileName string) string {
+	if src.PersistentVolumeClaim != nil {
+		return path.Join(mountDir, src.PersistentVolumeClaim.Path)
+	}
+	return path.Join(mountDir, fileName)
+}
+
+// contractTask is the job's task in the contract's form, with the examples resolved.
+func contractTask(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.Task {
+	return contract.Task{
+		Type:         strings.ToLower(string(dj.Spec.Task.Type)),
+		Instruction:  dj.Spec.Task.Instruction,
+		Labels:       dj.Spec.Task.Labels,
+		AnswerMarker: dj.Spec.Task.AnswerMarker,
+		Examples:     examples,
+	}
+}
+
+// inlineExamples converts spec.task.examples to the contract's form.
+func inlineExamples(dj *v1alpha1.DistillationJob) []contract.Example {
+	out := make([]contract.Example, 0, len(dj.Spec.Task.Examples))
+	for _, e := range dj.Spec.Task.Examples {
+		out = append(out, contract.Example{Input: e.Input, Rationale: e.Rationale, Label: e.Label})
+	}
+	return out
+}
+
+// parseExamplesJSONL reads few-shot examples from the JSONL of spec.task.examplesFrom. Errors name the line.
+func parseExamplesJSONL(source, data string) ([]contract.Example, error) {
+	var out []contract.Example
+	sc := bufio.NewScanner(strings.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var e contract.Example
+		if err := json.Unmarshal([]byte(text), &e); err != nil {
+			return nil, fmt.Errorf("%s line %d: not a JSON object: %v", source, line, err)
+		}
+		if e.Input == "" || e.Rationale == "" || e.Label == "" {
+			return nil, fmt.Errorf("%s line %d: an example needs input, rationale and label", source, line)
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no examples", source)
+	}
+	if len(out) > 32 {
+		return nil, fmt.Errorf("%s holds %d examples; at most 32 are allowed", source, len(out))
+	}
+	return out, nil
+}
+
+// renderAnnotateConfig is annotate.json for the job.
+func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.AnnotateConfig {
+	s := dj.Spec
+	t := contract.Teacher{
+		Endpoint:       s.Teacher.Endpoint,
+		Model:          s.Teacher.Model,
+		MaxConcurrency: int(s.Teacher.MaxConcurrency),
+		Temperature:    parseDecimal(s.Teacher.Temperature, 0),
+		MaxTokens:      int(s.Teacher.MaxTokens),
+		TimeoutSeconds: int(s.Teacher.TimeoutSeconds),
+		MaxRetries:     int(ptr.Deref(s.Teacher.MaxRetries, 5)),
+	}
+	if s.Teacher.APIKeySecretRef != nil {
+		t.APIKeyEnv = teacherAPIKeyEnv
+	}
+	if s.Teacher.RequestsPerMinute != nil {
+		t.RequestsPerMinute = int(*s.Teacher.RequestsPerMinute)
+	}
+	return contract.AnnotateConfig{
+		Job:     dj.Name,
+		Shards:  int(s.Annotation.Shards),
+		Teacher: t,
+		Task:    contractTask(dj, examples),
+		Dataset: contract.DatasetRef{
+			Path:        datasetPath(s.Dataset.DataSource, datasetMountDir, datasetFileName),
+			IDField:     s.Dataset.IDField,
+			InputField:  s.Dataset.InputField,
+			LabelField:  s.Dataset.LabelField,
+			MaxExamples: int(ptr.Deref(s.Dataset.MaxExamples, 0)),
+		},
+		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
+		Output: contract.AnnotateOut{
+			Dir:      path.Join(workspaceDir, "annotations"),
+			CacheDir: path.Join(workspaceDir, "cache"),
+		},
+	}
+}
+
+// renderTrainConfig is train.json for the job.
+func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.TrainConfig {
+	s := dj.Spec
+	data := contract.TrainData{
+		AnnotationsDir: path.Join(workspaceDir, "annotations"),
+		EvalFraction:   parseDecimal(s.Dataset.EvalFraction, 0.1),
+		IDField:        s.Dataset.IDField,
+		InputField:     s.Dataset.InputField,
+		LabelField:     s.Dataset.LabelField,
+		MaxExamples:    int(ptr.Deref(s.Dataset.MaxExamples, 0)),
+	}
+	if s.Dataset.Eval != nil {
+		data.EvalPath = datasetPath(*s.Dataset.Eval, evalMountDir, evalFileName)
+	}
+	return contract.TrainConfig{
+		Job:     dj.Name,
+		Student: contract.Student{BaseModel: baseModelRef(dj), Architecture: contractArchitecture(s.Student.Architecture)},
+		Data:    data,
+		Task: contract.TrainTask{
+			Type:            strings.ToLower(string(s.Task.Type)),
+			Labels:          s.Task.Labels,
+			LabelPrefix:     defaultLabelPrefix,
+			RationalePrefix: defaultRatPrefix,
+		},
+		Training: contract.Training{
+			Mode:                 contractMode(s.Training.Mode),
+			RationaleWeight:      parseDecimal(s.Training.RationaleWeight, 1),
+			Epochs:               int(s.Training.Epochs),
+			MaxSteps:             int(ptr.Deref(s.Training.MaxSteps, 0)),
+			BatchSize:            int(s.Training.BatchSize),
+			LearningRate:         parseDecimal(s.Training.LearningRate, 5e-5),
+			MaxInputLength:       int(s.Training.MaxInputLength),
+			MaxTargetLength:      int(s.Training.MaxTargetLength),
+			Precision:            strings.ToLower(string(s.Training.Precision)),
+			Seed:                 int(s.Training.Seed),
+			CheckpointEverySteps: int(s.Training.CheckpointEverySteps),
+		},
+		Output: contract.TrainOut{
+			CheckpointDir: path.Join(workspaceDir, "checkpoints"),
+			ModelDir:      path.Join(workspaceDir, "model"),
+			MetricsPath:   path.Join(workspaceDir, "metrics.json"),
+		},
+		Provenance: contract.TrainProvenance{
+			TeacherModel: s.Teacher.Model,
+			PromptHash:   contract.PromptHash(contractTask(dj, examples)),
+			DatasetPath:  datasetDescription(dj),
+		},
+	}
+}
+
+// baseModelRef is the hub id, or the mounted directory of spec.student.baseModelFrom.
+func baseModelRef(dj *v1alpha1.DistillationJob) string {
+	if from := dj.Spec.Student.BaseModelFrom; from != nil {
+		return path.Join(baseModelMountDir, from.Path)
+	}
+	return dj.Spec.Student.BaseModel
+}
+
+// datasetDescription names the dataset the way a user would find it again.
+func datasetDescription(dj *v1alpha1.DistillationJob) string {
+	d := dj.Spec.Dataset
+	if d.PersistentVolumeClaim != nil {
+		return fmt.Sprintf("pvc/%s/%s", d.PersistentVolumeClaim.ClaimName, d.PersistentVolumeClaim.Path)
+	}
+	return fmt.Sprintf("configmap/%s/%s", d.ConfigMap.Name, d.ConfigMap.Key)
+}
+
+func contractArchitecture(a v1alpha1.Architecture) string {
+	if a == v1alpha1.ArchitectureCausalLM {
+		return contract.ArchitectureCausal
+	}
+	return contract.ArchitectureSeq2Seq
+}
+
+func contractMode(m v1alpha1.TrainingMode) string {
+	switch m {
+	case v1alpha1.TrainingModeStandard:
+		return contract.ModeStandard
+	case v1alpha1.TrainingModeSingleTask:
+		return contract.ModeSingleTask
+	default:
+		return contract.ModeStepByStep
+	}
+}
+
+// parseDecimal reads a decimal string the schema already validated; def covers an unset field.
+func parseDecimal(s string, def float64) float64 {
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
+)
+
+// StudentModelReconciler serves a StudentModel with a Deployment and a Service.
+type StudentModelReconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	Config   Config
+}
+
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile ensures the server Deployment and Service and writes the model's status once.
+func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var sm v1alpha1.StudentModel
+	if err := r.Get(ctx, req.NamespacedName, &sm); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !sm.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	orig := sm.DeepCopy()
+	deploy, err := r.reconcileServing(ctx, &sm)
+	if err == nil {
+		setModelStatus(&sm, deploy)
+		sm.Status.ObservedGeneration = sm.Generation
+	}
+	if !equality.Semantic.DeepEqual(orig.Status, sm.Status) {
+		// A merge patch of only what changed: the job controller owns status.metrics and status.source.
+		if perr := r.Status().Patch(ctx, &sm, client.MergeFrom(orig)); perr != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(perr)
+		}
+		emitTransitionEvents(r.Recorder, &sm, orig.Status.Conditions, sm.Status.Conditions)
+	}
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// reconcileServing ensures the Service and the Deployment and returns the Deployment as observed.
+func (r *StudentModelReconciler) reconcileServing(ctx context.Context, sm *v1alpha1.StudentModel) (*appsv1.Deployment, error) {
+	var svcs corev1.ServiceList
+	var deploys appsv1.DeploymentList
+	sel := []client.ListOption{client.InNamespace(sm.Namespace), client.MatchingLabels{LabelModel: sm.Name, LabelStage: StageServing}}
+	if err := r.List(ctx, &svcs, sel...); err != nil {
+		return nil, fmt.Errorf("listing student services: %w", err)
+	}
+	if err := r.List(ctx, &deploys, sel...); err != nil {
+		return nil, fmt.Errorf("listing student deployments: %w", err)
+	}
+	var curSvc *corev1.Service
+	var curDeploy *appsv1.Deployment
+	for i := range svcs.Items {
+		if isControlledByModel(&svcs.Items[i], sm) {
+			curSvc = &svcs.Items[i]
+		}
+	}
+	for i := range deploys.Items {
+		if isControlledByModel(&deploys.Items[i], sm) {
+			curDeploy = &deploys.Items[i]
+		}
+	}
+	if _, err := ensure(ctx, r.Client, curSvc, servingService(sm)); err != nil {
+		return nil, fmt.Errorf("ensuring student service: %w", err)
+	}
+	if _, err := ensure(ctx, r.Client, curDeploy, servingDeployment(sm, r.Config)); err != nil {
+		return nil, fmt.Errorf("ensuring student deployment: %w", err)
+	}
+	return curDeploy, nil
+}
+
+func isControlledByModel(obj client.Object, sm *v1alpha1.StudentModel) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == sm.UID && ptr.Deref(ref.Controller, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// setModelStatus derives the model's status from its Deployment (nil when just created).
+func setModelStatus(sm *v1alpha1.StudentModel, d *appsv1.Deployment) {
+	sm.Status.Endpoint = serviceURL(sm)
+	want := ptr.Deref(sm.Spec.Serving.Replicas, 1)
+	var replicas, ready int32
+	if d != nil && d.Status.ObservedGeneration >= d.Generation {
+		replicas, ready = d.Status.Replicas, d.Status.ReadyReplicas
+	}
+	sm.Status.Replicas, sm.Status.ReadyReplicas = replicas, ready
+	if sm.Spec.Stopped {
+		setModelCondition(sm, v1alpha1.ConditionStopped, true, v1alpha1.ReasonStopped, "spec.stopped is true: the server is scaled to zero; the model is kept")
+		setModelCondition(sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonStopped, "the model is stopped")
+		return
+	}
+	setModelCondition(sm, v1alpha1.ConditionStopped, false, v1alpha1.ReasonRunning, "the server runs")
+	if want > 0 && ready >= want {
+		setModelCondition(sm, v1alpha1.ConditionReady, true, v1alpha1.ReasonServing, fmt.Sprintf("%d/%d replicas ready at %s", ready, want, sm.Status.Endpoint))
+		return
+	}
+	setModelCondition(sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonReplicasNotReady, fmt.Sprintf("%d/%d replicas ready", ready, want))
+}
+
+// SetupWithManager watches StudentModels and the Deployments and Services they own.
+func (r *StudentModelReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.StudentModel{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
+		Complete(r)
+}
