@@ -48,6 +48,16 @@ verify-generated: generate manifests ## Fail when generated files differ from wh
 python-env: ## Create the student runtime's virtualenv in .venv (cached by requirements hash).
 	@hack/python-env.sh
 
+##@ Local cluster
+
+.PHONY: dev
+dev: ## The main job on an embedded local cluster: cluster, operator, demo teacher, sample job to a served model.
+	@hack/dev/up.sh
+
+.PHONY: dev-down
+dev-down: ## Remove everything `make dev` made (processes, mounts, bridge, iptables chains, state). Safe twice.
+	@hack/cluster/down.sh
+
 ##@ Test
 
 .PHONY: test
@@ -56,6 +66,11 @@ test: verify-generated vet test-go test-python ## Run every test: generated-file
 .PHONY: test-go
 test-go: envtest ## Go unit and envtest integration tests.
 	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests on the local cluster (brings it up with `make dev` first).
+	@hack/dev/up.sh
+	go test -tags e2e -count=1 -timeout 60m ./test/e2e/...
 
 .PHONY: test-python
 test-python: python-env ## The student runtime's pytest suite (CPU).
