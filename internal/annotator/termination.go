@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"unicode/utf8"
 
 	"github.com/distillery-dev/distillery/internal/contract"
 )
@@ -24,22 +25,27 @@ func WithFailure(res contract.AnnotateResult, err error) contract.AnnotateResult
 
 // TerminationMessage is the summary as one line of JSON of at most 4 KiB; a long error is shortened.
 func TerminationMessage(res contract.AnnotateResult) []byte {
+	full := res.Error
+	keep := len(full)
 	for {
 		b, _ := json.Marshal(res)
-		if len(b)+1 <= contract.MaxTerminationMessageBytes || res.Error == "" {
+		excess := len(b) + 1 - contract.MaxTerminationMessageBytes
+		if excess <= 0 || keep == 0 {
 			return append(b, '\n')
 		}
-		cut := max(0, len(res.Error)-(len(b)+1-contract.MaxTerminationMessageBytes)-16)
-		res.Error = shorten(res.Error, cut)
+		// Escaping makes a byte of the error cost at least one byte of JSON, so each pass shrinks.
+		keep = max(keep-excess-len("..."), 0)
+		res.Error = shorten(full, keep)
 	}
 }
 
+// shorten keeps at most n bytes of s, cut at a character boundary, and marks the cut.
 func shorten(s string, n int) string {
-	r := []rune(s)
-	if n >= len(r) {
-		n = len(r) - 1
+	n = max(n, 0)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return string(r[:max(n, 0)]) + "..."
+	return s[:n] + "..."
 }
 
 // WriteTermination writes the summary where Kubernetes reads the termination message.

@@ -34,7 +34,7 @@ type Shard struct {
 
 // Existing is what a previous attempt left in the file.
 type Existing struct {
-	Count   int
+	Count int
 	// RepairedBytes is the size of the torn last line that was cut off, 0 when none.
 	RepairedBytes int64
 }

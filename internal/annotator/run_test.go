@@ -1,0 +1,251 @@
+package annotator
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/faketeacher"
+)
+
+func TestEveryAnswerGetsTheRightStatus(t *testing.T) {
+	replies := map[string]faketeacher.Reply{}
+	f := newFixture(t, 40, 1, faketeacher.PerInput(replies))
+	wrong := func(id string) string {
+		if f.gold[id] == "first" {
+			return "second"
+		}
+		return "first"
+	}
+	replies[f.inputs["0"]] = faketeacher.Reply{Fault: faketeacher.NoMarker}
+	replies[f.inputs["1"]] = faketeacher.Reply{Fault: faketeacher.LabelOutsideSet}
+	replies[f.inputs["2"]] = faketeacher.Reply{Fault: faketeacher.Reject, Status: 400, Message: "context length exceeded"}
+	replies[f.inputs["3"]] = faketeacher.Reply{Content: "I compared them. So the answer is " + wrong("3") + "."}
+	replies[f.inputs["4"]] = faketeacher.Reply{Content: "So the answer is " + f.gold["4"] + "."}
+	replies[f.inputs["5"]] = faketeacher.Reply{Content: "Both are numbers. So the answer is \"" + strings.ToUpper(f.gold["5"]) + "\"."}
+
+	res, err := f.run(t, f.options(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := f.records(t, 0)
+	assertUsable(t, f, recs)
+	byID := map[string]contract.Record{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	want := map[string]string{
+		"0": contract.StatusUnparseable, "1": contract.StatusUnparseable, "2": contract.StatusTeacherError,
+		"3": contract.StatusLabelMismatch, "4": contract.StatusUnparseable, "5": contract.StatusOK, "6": contract.StatusOK,
+	}
+	for id, status := range want {
+		if byID[id].Status != status {
+			t.Errorf("record %s: status %s (%s), want %s", id, byID[id].Status, byID[id].Error, status)
+		}
+	}
+	if !strings.Contains(byID["2"].Error, "context length exceeded") {
+		t.Errorf("teacher_error record should carry the server's message: %q", byID["2"].Error)
+	}
+	wantRes := contract.AnnotateResult{Stage: "annotate", Shard: 0, Total: 40, OK: 35, Unparseable: 3, LabelMismatch: 1, TeacherErrors: 1}
+	got := res
+	got.PromptTokens, got.CompletionTokens = 0, 0
+	if got != wantRes || res.PromptTokens == 0 || res.CompletionTokens == 0 {
+		t.Errorf("result = %+v, want %+v with token counts", res, wantRes)
+	}
+}
+
+func TestShardsCoverEveryInputExactlyOnce(t *testing.T) {
+	f := newFixture(t, 61, 4, nil)
+	all := map[string]int{}
+	for shard := range 4 {
+		res, err := f.run(t, f.options(shard))
+		if err != nil {
+			t.Fatalf("shard %d: %v", shard, err)
+		}
+		recs := f.records(t, shard)
+		if res.Total != len(recs) {
+			t.Errorf("shard %d: total %d, file has %d", shard, res.Total, len(recs))
+		}
+		for id, n := range countIDs(recs) {
+			all[id] += n
+		}
+	}
+	for id := range f.inputs {
+		if all[id] != 1 {
+			t.Errorf("input %s is annotated %d times over the shards", id, all[id])
+		}
+	}
+	if len(all) != len(f.inputs) {
+		t.Errorf("%d ids annotated, want %d", len(all), len(f.inputs))
+	}
+}
+
+func TestResumeAfterCancelAnnotatesEveryInputOnce(t *testing.T) {
+	const n, killAt = 200, 70
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newFixture(t, n, 1, func(req faketeacher.Request) faketeacher.Reply {
+		if req.N == killAt {
+			cancel()
+		}
+		return faketeacher.Reply{}
+	})
+	opts := f.options(0)
+	if _, err := Run(ctx, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first attempt: %v, want it cancelled", err)
+	}
+	first := countIDs(f.records(t, 0))
+	if len(first) == 0 || len(first) >= n {
+		t.Fatalf("the first attempt wrote %d records; the test needs it stopped mid-shard", len(first))
+	}
+
+	res, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := f.records(t, 0)
+	assertUsable(t, f, recs)
+	for id := range f.inputs {
+		if countIDs(recs)[id] != 1 {
+			t.Errorf("input %s appears %d times after the resume", id, countIDs(recs)[id])
+		}
+	}
+	askedTwice := 0
+	for input, times := range f.fake.Seen() {
+		if times == 1 {
+			continue
+		}
+		askedTwice++
+		for id := range first {
+			if f.inputs[id] == input {
+				t.Errorf("input %s was asked %d times although its record was written before the kill", id, times)
+			}
+		}
+	}
+	if askedTwice > f.cfg.Teacher.MaxConcurrency {
+		t.Errorf("%d inputs asked twice; at most the %d in flight at the kill may be", askedTwice, f.cfg.Teacher.MaxConcurrency)
+	}
+	if res.Total != n || res.OK != n {
+		t.Errorf("result after resume = %+v, want all %d ok", res, n)
+	}
+	t.Logf("first attempt wrote %d records; %d in-flight inputs were asked again", len(first), askedTwice)
+}
+
+func TestTheCacheAbsorbsARerun(t *testing.T) {
+	f := newFixture(t, 30, 1, nil)
+	if _, err := f.run(t, f.options(0)); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.fake.Calls()
+	opts := f.options(0)
+	opts.OutputDir = t.TempDir() // a new job, same teacher and prompt
+	res, err := f.run(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.fake.Calls() != calls || res.CacheHits != 30 || res.OK != 30 || res.PromptTokens != 0 {
+		t.Errorf("rerun: %d new calls, result %+v; want 30 cache hits and no tokens paid", f.fake.Calls()-calls, res)
+	}
+}
+
+func TestBadDatasetLines(t *testing.T) {
+	f := newFixture(t, 10, 1, nil)
+	data, _ := os.ReadFile(f.cfg.Dataset.Path)
+	data = append(data, []byte("{\"id\":\"x\"\n{\"id\":\"y\",\"label\":\"first\"}\n")...)
+	os.WriteFile(f.cfg.Dataset.Path, data, 0o644)
+
+	res, err := f.run(t, f.options(0))
+	if err != nil || res.SkippedLines != 2 || res.Total != 10 {
+		t.Fatalf("default: %+v, %v; want 2 skipped lines and 10 records", res, err)
+	}
+	strict := f.options(0)
+	strict.Strict, strict.OutputDir = true, t.TempDir()
+	_, err = f.run(t, strict)
+	var fail *Failure
+	if !errors.As(err, &fail) || fail.Reason != contract.ReasonInvalidInput || !strings.Contains(err.Error(), "line 11") {
+		t.Errorf("strict: %v, want InvalidInput naming line 11", err)
+	}
+}
+
+func TestAnUnreachableTeacherFailsTheShardFast(t *testing.T) {
+	f := newFixture(t, 50, 1, nil)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	f.cfg.Teacher.Endpoint = "http://" + l.Addr().String() + "/v1"
+	f.cfg.Teacher.MaxRetries = 1000 // fail-fast must not wait for these
+	l.Close()
+	res, err := f.run(t, f.options(0))
+	var fail *Failure
+	if !errors.As(err, &fail) || fail.Reason != contract.ReasonTeacherUnreachable || !strings.Contains(err.Error(), f.cfg.Teacher.Endpoint) {
+		t.Fatalf("err = %v, want TeacherUnreachable naming the endpoint", err)
+	}
+	if res.Total != 0 || len(f.records(t, 0)) != 0 {
+		t.Errorf("an unreachable teacher must not produce records: %+v", res)
+	}
+}
+
+func TestATeacherOutageMidShardFailsWithoutLosingInputs(t *testing.T) {
+	var down atomic.Bool
+	f := newFixture(t, 120, 1, func(req faketeacher.Request) faketeacher.Reply {
+		if req.N == 30 {
+			down.Store(true)
+		}
+		if down.Load() {
+			return faketeacher.Reply{Fault: faketeacher.ServerError}
+		}
+		return faketeacher.Reply{}
+	})
+	_, err := f.run(t, f.options(0))
+	var fail *Failure
+	if !errors.As(err, &fail) || fail.Reason != contract.ReasonTeacherUnreachable {
+		t.Fatalf("err = %v, want TeacherUnreachable", err)
+	}
+	for _, r := range f.records(t, 0) {
+		if r.Status != contract.StatusOK {
+			t.Errorf("the outage turned input %s into %s: %s", r.ID, r.Status, r.Error)
+		}
+	}
+	down.Store(false)
+	res, err := f.run(t, f.options(0))
+	if err != nil || res.OK != 120 || res.Total != 120 {
+		t.Fatalf("after the outage: %+v, %v", res, err)
+	}
+	for id, n := range countIDs(f.records(t, 0)) {
+		if n != 1 {
+			t.Errorf("input %s appears %d times", id, n)
+		}
+	}
+}
+
+func TestAPoisonedInputBecomesATeacherError(t *testing.T) {
+	replies := map[string]faketeacher.Reply{}
+	f := newFixture(t, 40, 1, faketeacher.PerInput(replies))
+	replies[f.inputs["17"]] = faketeacher.Reply{Fault: faketeacher.ServerError}
+	res, err := f.run(t, f.options(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TeacherErrors != 1 || res.OK != 39 || res.Total != 40 {
+		t.Errorf("result = %+v, want 39 ok and 1 teacher error", res)
+	}
+	for _, r := range f.records(t, 0) {
+		if r.ID == "17" && (r.Status != contract.StatusTeacherError || !strings.Contains(r.Error, "500")) {
+			t.Errorf("record 17 = %+v", r)
+		}
+	}
+}
+
+func TestProgressEndsWithEverythingDone(t *testing.T) {
+	f := newFixture(t, 25, 1, nil)
+	opts := f.options(0)
+	if _, err := f.run(t, opts); err != nil {
+		t.Fatal(err)
+	}
+	if p := opts.Progress.(*capturedProgress).last(); p.Done != 25 || p.Total != 25 || p.UpdatedAt == "" {
+		t.Errorf("last progress = %+v", p)
+	}
+}
