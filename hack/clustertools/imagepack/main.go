@@ -149,7 +149,7 @@ func (t *tarWriter) writeDir(m mapping) error {
 		if ip == "/" {
 			return nil
 		}
-		if excluded(ip) {
+		if rel != "." && excluded(ip) { // a layer's own root is never excluded
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
