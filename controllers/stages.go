@@ -54,7 +54,11 @@ func (r *DistillationJobReconciler) examples(ctx context.Context, dj *v1alpha1.D
 	}
 	var cm corev1.ConfigMap
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: dj.Namespace, Name: ref.Name}, &cm); err != nil {
-		return nil, &specError{fmt.Sprintf("spec.task.examplesFrom: reading ConfigMap %s: %v", ref.Name, err), apierrors.IsNotFound(err)}
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("reading spec.task.examplesFrom ConfigMap %s: %w", ref.Name, err)
+		}
+		// Not there yet: GitOps tools may apply it after the job; wait for it.
+		return nil, &specError{fmt.Sprintf("spec.task.examplesFrom: ConfigMap %s not found", ref.Name), false}
 	}
 	data, ok := cm.Data[ref.Key]
 	if !ok {

@@ -29,7 +29,8 @@ func setSuspendedCondition(dj *v1alpha1.DistillationJob) {
 		setCondition(dj, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonSuspended, "spec.suspend is true: stage pods are stopped")
 		return
 	}
-	if c := findCondition(dj, v1alpha1.ConditionSuspended); c != nil && c.Status == "True" {
+	// Once resumed, the reason stays Resumed (not NotSuspended) so the condition does not flip again.
+	if c := findCondition(dj, v1alpha1.ConditionSuspended); c != nil && (c.Status == "True" || c.Reason == string(v1alpha1.ReasonResumed)) {
 		setCondition(dj, v1alpha1.ConditionSuspended, false, v1alpha1.ReasonResumed, "spec.suspend is false: the job runs")
 		return
 	}

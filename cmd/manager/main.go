@@ -5,17 +5,10 @@ import (
 	"flag"
 	"os"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -49,7 +42,7 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "distillery-operator.distillery.dev",
-		Cache:                  cache.Options{ByObject: managedOnly()},
+		Cache:                  controllers.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
@@ -82,16 +75,4 @@ func newScheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
 	return s
-}
-
-// managedOnly keeps the informer caches to the objects the operator made, so memory does not grow with
-// the cluster's other pods, jobs and config maps.
-func managedOnly() map[client.Object]cache.ByObject {
-	sel := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedBy})
-	by := cache.ByObject{Label: sel}
-	return map[client.Object]cache.ByObject{
-		&corev1.Pod{}: by, &batchv1.Job{}: by, &corev1.ConfigMap{}: by, &corev1.Service{}: by,
-		&corev1.ServiceAccount{}: by, &corev1.PersistentVolumeClaim{}: by, &appsv1.Deployment{}: by,
-		&rbacv1.Role{}: by, &rbacv1.RoleBinding{}: by,
-	}
 }
