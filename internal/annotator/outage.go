@@ -9,31 +9,61 @@ import (
 )
 
 // outageGuard tells a poisoned input from a teacher that went down mid-shard. An input that failed
-// every retry is held back instead of being written as teacher_error at once: the next success proves
-// the teacher works, and the held inputs are written as teacher_error then. When limit inputs in a row
-// fail, the teacher is down: the shard fails without writing them, and the restarted pod asks again.
+// every retry is held back instead of being written as teacher_error at once. A success of a request that
+// started after it was held proves the teacher works: the held input is written as teacher_error then (a
+// success that started earlier proves nothing: its answer may predate the outage). When limit inputs are
+// held, the teacher is down: the shard fails without writing them, and the restarted pod asks again.
 type outageGuard struct {
 	mu    sync.Mutex
-	held  []contract.Record
+	held  []heldInput
+	holds int
 	limit int
 }
 
-// failed holds the input back; it returns an error once limit inputs in a row failed.
+type heldInput struct {
+	rec contract.Record
+	// seq numbers the holds from 1.
+	seq int
+}
+
+// ticket is taken before a request starts; pass it to succeeded.
+func (g *outageGuard) ticket() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.holds
+}
+
+// failed holds the input back; it returns an error once limit inputs are held.
 func (g *outageGuard) failed(item dataset.Item, err error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.held = append(g.held, teacherError(item, err))
+	g.holds++
+	g.held = append(g.held, heldInput{rec: teacherError(item, err), seq: g.holds})
 	if len(g.held) < g.limit {
 		return nil
 	}
 	return fmt.Errorf("teacher stopped answering: %d requests in a row failed every retry, the last with: %w", len(g.held), err)
 }
 
-// succeeded returns the held inputs, to be written as teacher_error.
-func (g *outageGuard) succeeded() []contract.Record {
+// succeeded returns the inputs held before the successful request started, to be written as
+// teacher_error.
+func (g *outageGuard) succeeded(ticket int) []contract.Record {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	held := g.held
-	g.held = nil
-	return held
+	var release []contract.Record
+	kept := g.held[:0]
+	for _, h := range g.held {
+		if h.seq <= ticket {
+			release = append(release, h.rec)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	g.held = kept
+	return release
+}
+
+// remaining returns every held input, at the end of a shard that did not fail.
+func (g *outageGuard) remaining() []contract.Record {
+	return g.succeeded(int(^uint(0) >> 1))
 }

@@ -110,7 +110,7 @@ func (r *shardRun) annotateAll(ctx context.Context) error {
 		return writeErr
 	}
 	if err == nil {
-		err = r.writeAll(r.guard.succeeded())
+		err = r.writeAll(r.guard.remaining())
 	}
 	return err
 }

@@ -34,6 +34,7 @@ func (r *shardRun) annotate(ctx context.Context, item dataset.Item) ([]annotated
 	} else if ok {
 		return []annotated{{rec: judge(r.cfg, item, entry.Content, entry.Usage), paid: false}}, nil
 	}
+	ticket := r.guard.ticket()
 	ans, err := r.teacher.Complete(ctx, messages)
 	if err != nil {
 		return r.teacherFailed(ctx, item, err)
@@ -42,7 +43,7 @@ func (r *shardRun) annotate(ctx context.Context, item dataset.Item) ([]annotated
 		r.opts.Log.Error(err, "writing the answer cache; the record keeps the answer", "id", item.ID)
 	}
 	recs := []annotated{{rec: judge(r.cfg, item, ans.Content, ans.Usage), paid: true}}
-	for _, rec := range r.guard.succeeded() {
+	for _, rec := range r.guard.succeeded(ticket) {
 		recs = append(recs, annotated{rec: rec, paid: true})
 	}
 	return recs, nil
