@@ -296,7 +296,9 @@ func TestTeacherUnreachableFailsTheJob(t *testing.T) {
 		Error:  "teacher " + endpoint + " unreachable: the first 8 requests failed: dial tcp 10.0.0.17:8000: connect: connection refused",
 		Reason: contract.ReasonTeacherUnreachable})
 	createPod(t, utiltesting.MakePod(aj.Name+"-1-x", ns).StageOf(aj, "unreachable", StageAnnotation).Index(1).Failed(contract.ExitCodePermanent, msg).Obj())
-	updateJobStatus(t, aj, func(j *batchv1.Job) { utiltesting.FailJob(j, "PodFailurePolicy", "Container main for pod exited with code 3") })
+	updateJobStatus(t, aj, func(j *batchv1.Job) {
+		utiltesting.FailJob(j, "PodFailurePolicy", "Container main for pod exited with code 3")
+	})
 
 	got := waitForCondition(t, ns, "unreachable", v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonTeacherUnreachable)
 	c := findCondition(got, v1alpha1.ConditionFailed)
@@ -333,7 +335,9 @@ func TestTrainingFailureFailsTheJob(t *testing.T) {
 	tj := waitForStageJob(t, ns, "oom", StageTraining)
 	// No JSON summary: the kubelet's fallback to the log tail (FallbackToLogsOnError).
 	createPod(t, utiltesting.MakePod(tj.Name+"-abc", ns).StageOf(tj, "oom", StageTraining).Failed(1, "torch.OutOfMemoryError: CUDA out of memory").Obj())
-	updateJobStatus(t, tj, func(j *batchv1.Job) { utiltesting.FailJob(j, "BackoffLimitExceeded", "Job has reached the specified backoff limit") })
+	updateJobStatus(t, tj, func(j *batchv1.Job) {
+		utiltesting.FailJob(j, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+	})
 
 	got := waitForCondition(t, ns, "oom", v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonTrainingFailed)
 	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "CUDA out of memory") {
