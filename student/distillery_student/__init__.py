@@ -1,0 +1,1 @@
+"""Distillery student runtime: the step-by-step trainer and the prediction server."""

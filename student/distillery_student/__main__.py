@@ -1,0 +1,75 @@
+"""python -m distillery_student train|serve"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+
+from .contract import REASON_INVALID_INPUT, InvalidInput, TrainResult, write_termination_log
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .contract import load_train_config
+
+    result = TrainResult()
+    try:
+        cfg = load_train_config(args.config)
+        from .progress import ProgressReporter
+        from .train import TrainOptions, train
+
+        rank = int(os.environ.get("RANK", "0"))
+        opts = TrainOptions(
+            micro_batch_size=args.micro_batch_size, schedule=args.schedule, warmup_steps=args.warmup_steps,
+            device=args.device, progress=ProgressReporter.for_job(cfg.job, rank, args.progress_interval),
+        )
+        result = train(cfg, opts)
+        code = 1 if result.error else 0
+    except InvalidInput as e:
+        result.error, result.reason = str(e), REASON_INVALID_INPUT
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    except Exception as e:  # noqa: BLE001 - summarised for the operator, traceback for the log
+        traceback.print_exc()
+        result.error = f"{type(e).__name__}: {e}"
+        code = 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_termination_log(args.termination_log, result)
+    return code
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
+                 max_wait_ms=args.max_wait_ms, device=args.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="distillery_student", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the student as train.json says")
+    t.add_argument("--config", default="/etc/distillery/train.json")
+    t.add_argument("--termination-log", default="/dev/termination-log")
+    t.add_argument("--micro-batch-size", type=int, default=0,
+                   help="records per micro-batch on one rank (gradient accumulation); 0: no accumulation")
+    t.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
+    t.add_argument("--warmup-steps", type=int, default=-1, help="-1: 5%% of the steps, at most 100")
+    t.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress reports")
+    t.add_argument("--device", default="", help="cpu or cuda; default: cuda when available")
+    s = sub.add_parser("serve", help="serve a trained student over HTTP")
+    s.add_argument("--model", default="/workspace/model")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--max-batch-size", type=int, default=32, help="inputs per generate pass")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    s.add_argument("--device", default="")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    return _train(args) if args.command == "train" else _serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

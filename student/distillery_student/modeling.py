@@ -1,0 +1,291 @@
+"""The student model: loading, tokenising, the multi-task loss and label/rationale generation.
+
+Both architectures run the same tasks. Seq2seq (T5): source -> encoder, target -> decoder. Causal
+(decoder-only): source, a newline, target, EOS in one sequence; the loss counts target tokens only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .contract import ARCH_CAUSAL, ARCH_SEQ2SEQ, MODE_SINGLE_TASK, TASK_CLASSIFICATION, ModelInfo
+from .data import TASK_LABEL, TASK_RATIONALE, Example, canonical_label, split_single_task_output
+
+IGNORE = -100
+CAUSAL_SEPARATOR = "\n"
+
+
+def quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load_student(name_or_dir: str, architecture: str, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, Any]:
+    """Model and tokenizer through from_pretrained (a hub id or a local directory)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
+    cls = AutoModelForSeq2SeqLM if architecture == ARCH_SEQ2SEQ else AutoModelForCausalLM
+    model = cls.from_pretrained(name_or_dir, dtype=dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+# ---- tokenising ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One tokenised example."""
+
+    source: list[int]
+    target: list[int]
+    task: int
+
+    def __len__(self) -> int:
+        return len(self.source) + len(self.target)
+
+
+class Encoder:
+    """Turns examples into token rows and rows into padded tensors for one architecture."""
+
+    def __init__(self, tokenizer: Any, architecture: str, max_input: int, max_target: int):
+        self.tok = tokenizer
+        self.arch = architecture
+        self.max_input = max_input
+        self.max_target = max_target
+        self.pad = tokenizer.pad_token_id
+        self.eos = tokenizer.eos_token_id
+
+    def source_ids(self, source: str) -> list[int]:
+        if self.arch == ARCH_SEQ2SEQ:
+            return list(self.tok(source, truncation=True, max_length=self.max_input)["input_ids"])
+        ids = list(self.tok(source + CAUSAL_SEPARATOR, add_special_tokens=False)["input_ids"])
+        bos = self.tok.bos_token_id
+        ids = ([bos] if bos is not None else []) + ids
+        return ids[-self.max_input :] if len(ids) > self.max_input else ids
+
+    def target_ids(self, target: str) -> list[int]:
+        ids = list(self.tok(target, add_special_tokens=False)["input_ids"])[: self.max_target - 1]
+        return ids + [self.eos]
+
+    def row(self, ex: Example) -> Row:
+        return Row(self.source_ids(ex.source), self.target_ids(ex.target), ex.task)
+
+    def collate(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
+        """Right-padded tensors: input_ids, attention_mask, labels (IGNORE outside targets), task."""
+        task = torch.tensor([r.task for r in rows], dtype=torch.long)
+        if self.arch == ARCH_SEQ2SEQ:
+            s = max(len(r.source) for r in rows)
+            t = max(len(r.target) for r in rows)
+            ids = torch.full((len(rows), s), self.pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), s), dtype=torch.long)
+            labels = torch.full((len(rows), t), IGNORE, dtype=torch.long)
+            for i, r in enumerate(rows):
+                ids[i, : len(r.source)] = torch.tensor(r.source)
+                mask[i, : len(r.source)] = 1
+                labels[i, : len(r.target)] = torch.tensor(r.target)
+            return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+        n = max(len(r) for r in rows)
+        ids = torch.full((len(rows), n), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        labels = torch.full((len(rows), n), IGNORE, dtype=torch.long)
+        for i, r in enumerate(rows):
+            seq = r.source + r.target
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+            labels[i, len(r.source) : len(seq)] = torch.tensor(r.target)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+
+    def collate_by_task(self, rows: Sequence[Row]) -> list[dict[str, torch.Tensor]]:
+        """One padded batch per task present, so short label targets are not padded to rationale length."""
+        out = []
+        for task in (TASK_LABEL, TASK_RATIONALE):
+            sub = [r for r in rows if r.task == task]
+            if sub:
+                out.append(self.collate(sub))
+        return out
+
+
+# ---- the loss ------------------------------------------------------------------------------------------
+
+
+class TaskLosses(nn.Module):
+    """Wraps the student so one forward (what DDP wraps) returns the summed token losses and token counts of
+    each task over a list of per-task batches."""
+
+    def __init__(self, model: nn.Module, architecture: str):
+        super().__init__()
+        self.model = model
+        self.arch = architecture
+
+    def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = batch["labels"]
+        if self.arch == ARCH_SEQ2SEQ:
+            dec_in = self.model.prepare_decoder_input_ids_from_labels(labels=labels)
+            logits = self.model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=dec_in
+            ).logits
+            target = labels
+        else:
+            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits, target = logits[:, :-1], labels[:, 1:]
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="none"
+        ).view(target.shape)
+        return loss, (target != IGNORE)
+
+    def forward(self, batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """[label loss sum, label tokens, rationale loss sum, rationale tokens]."""
+        sums = []
+        for task in (TASK_LABEL, TASK_RATIONALE):
+            loss_sum = torch.zeros((), device=_device_of(self.model))
+            count = torch.zeros((), device=loss_sum.device)
+            for b in batches:
+                sel = b["task"] == task
+                if not bool(sel.any()):
+                    continue
+                if bool(sel.all()):
+                    part = b
+                else:
+                    part = {k: v[sel] for k, v in b.items()}
+                loss, mask = self.token_losses(part)
+                loss_sum = loss_sum + (loss * mask).sum()
+                count = count + mask.sum()
+            sums += [loss_sum, count]
+        return torch.stack(sums)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@dataclass
+class LossParts:
+    loss: torch.Tensor
+    label_loss: torch.Tensor
+    rationale_loss: torch.Tensor
+
+
+def combine_losses(sums: torch.Tensor, weight: float, norm: torch.Tensor | None = None) -> LossParts:
+    """L = L_label + weight * L_rationale, each the mean over its target tokens. norm, when given, holds the
+    token counts [label, rationale] of the whole optimizer step (all micro-batches, all ranks), so that
+    accumulating micro-batches or ranks gives the same gradient as one big batch."""
+    label_n = norm[0] if norm is not None else sums[1]
+    rat_n = norm[1] if norm is not None else sums[3]
+    label_loss = sums[0] / label_n.clamp(min=1)
+    rationale_loss = sums[2] / rat_n.clamp(min=1)
+    return LossParts(label_loss + weight * rationale_loss, label_loss, rationale_loss)
+
+
+def compute_loss(losses: nn.Module, batches: Sequence[dict[str, torch.Tensor]], weight: float,
+                 norm: torch.Tensor | None = None) -> LossParts:
+    """The step-by-step loss of a batch (list of per-task batches). In `standard` and `single-task` mode the
+    batches hold label-task rows only, so the rationale term is zero."""
+    return combine_losses(losses(batches), weight, norm)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+# ---- generation ----------------------------------------------------------------------------------------
+
+
+class Predictor:
+    """Generates labels (and, on request, rationales) for raw inputs with the student's prefixes."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, info: ModelInfo, device: torch.device | str = "cpu",
+                 autocast_dtype: torch.dtype | None = None):
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.info = info
+        self.device = torch.device(device)
+        self.autocast_dtype = autocast_dtype
+        self.enc = Encoder(tokenizer, info.architecture, info.maxInputLength, info.maxTargetLength)
+        if info.taskType == TASK_CLASSIFICATION and info.mode != MODE_SINGLE_TASK:
+            longest = max(len(self.enc.target_ids(lab)) for lab in info.labels)
+            self.label_tokens = longest + 2
+        else:
+            self.label_tokens = info.maxTargetLength
+
+    @classmethod
+    def from_dir(cls, model_dir: str, info: ModelInfo, device: str | None = None) -> "Predictor":
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+        model, tok = load_student(model_dir, info.architecture, dtype=dtype)
+        return cls(model.to(dev), tok, info, dev)
+
+    @torch.no_grad()
+    def generate(self, sources: Sequence[str], max_new_tokens: int) -> list[str]:
+        if not sources:
+            return []
+        rows = [self.enc.source_ids(s) for s in sources]
+        n = max(len(r) for r in rows)
+        pad = self.enc.pad
+        ids = torch.full((len(rows), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        for i, r in enumerate(rows):
+            if self.info.architecture == ARCH_CAUSAL:  # left padding: generation continues at the right edge
+                ids[i, n - len(r) :] = torch.tensor(r)
+                mask[i, n - len(r) :] = 1
+            else:
+                ids[i, : len(r)] = torch.tensor(r)
+                mask[i, : len(r)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        out = self.model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            pad_token_id=pad, eos_token_id=self.enc.eos,
+        )
+        if self.info.architecture == ARCH_CAUSAL:
+            out = out[:, n:]
+        return [t.strip() for t in self.tok.batch_decode(out, skip_special_tokens=True)]
+
+    def _label(self, text: str) -> str:
+        if self.info.taskType == TASK_CLASSIFICATION:
+            return canonical_label(text, self.info.labels) or text
+        return text
+
+    def predict(self, inputs: Sequence[str], explain: bool = False) -> list[dict[str, str]]:
+        """[{"label": ...}] per input, with "rationale" when explain is set."""
+        info = self.info
+        if info.mode == MODE_SINGLE_TASK:
+            outs = self.generate([info.labelPrefix + x for x in inputs], info.maxTargetLength)
+            preds = []
+            for text in outs:
+                rationale, label = split_single_task_output(text)
+                p = {"label": self._label(label)}
+                if explain:
+                    p["rationale"] = rationale
+                preds.append(p)
+            return preds
+        labels = self.generate([info.labelPrefix + x for x in inputs], self.label_tokens)
+        preds = [{"label": self._label(lab)} for lab in labels]
+        if explain:
+            rationales = self.generate([info.rationalePrefix + x for x in inputs], info.maxTargetLength)
+            for p, r in zip(preds, rationales):
+                p["rationale"] = r
+        return preds
+
+
+def model_info_from_config(cfg: Any) -> ModelInfo:
+    return ModelInfo(
+        taskType=cfg.task.type, labels=list(cfg.task.labels), labelPrefix=cfg.task.labelPrefix,
+        rationalePrefix=cfg.task.rationalePrefix, architecture=cfg.student.architecture, mode=cfg.training.mode,
+        maxInputLength=cfg.training.maxInputLength, maxTargetLength=cfg.training.maxTargetLength,
+    )
+
+
+def env_int(name: str, default: int) -> int:
+    v = os.environ.get(name)
+    return int(v) if v else default

@@ -1,0 +1,306 @@
+"""The step-by-step trainer: train(config) -> TrainResult.
+
+One process on a CPU, or one process per GPU under torchrun (DDP); the same code either way. Each optimizer
+step takes `batchSize` records in a length-bucketed order fixed by (seed, epoch); the records are split over
+the ranks and, per rank, into micro-batches of at most `micro_batch_size` records (gradient accumulation).
+Token counts of the whole step normalise the loss, so any split gives the gradient of one big batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from collections import deque
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from . import checkpoint
+from .contract import (
+    InvalidInput,
+    TrainConfig,
+    TrainResult,
+    distillery_json,
+    normalize_label,
+    write_atomic,
+)
+from .data import TASK_LABEL, epoch_batches, build_examples, load_splits
+from .progress import ProgressReporter
+from .modeling import Encoder, Predictor, Row, TaskLosses, combine_losses, load_student, model_info_from_config, to_device
+
+log = logging.getLogger("distillery_student")
+
+
+@dataclass
+class TrainOptions:
+    """Runtime settings that are not part of train.json (flags of `train`)."""
+
+    micro_batch_size: int = 0  # records per micro-batch on one rank; 0: the rank's whole share of the batch
+    schedule: str = "linear"  # linear or cosine decay after warmup
+    warmup_steps: int = -1  # -1: 5% of the steps, at most 100
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    eval_batch_size: int = 64
+    device: str = ""  # "" picks cuda when available
+    stop_after_steps: int = 0  # stop (as if preempted) after this step, without the final save; tests use it
+    progress: Any = None  # a ProgressReporter; None logs progress
+    log_every: int = 50
+    # test hook: called after each optimizer step with (step, model)
+    on_step: Callable[[int, torch.nn.Module], None] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.all_reduce(t)
+        return t
+
+
+def init_distributed(device_type: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1.0 - progress)
+
+    return f
+
+
+class _Preempted:
+    """Turns SIGTERM (node drain, preemption) into a checkpoint and a clean stop at the next step."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: Any = None
+
+    def __enter__(self) -> "_Preempted":
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread (tests)
+            self._old = None
+        return self
+
+    def _handle(self, *_: Any) -> None:
+        self.flag = True
+
+    def __exit__(self, *_: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
+    """Trains the student as train.json says; returns the termination summary. Raises InvalidInput on bad
+    input before anything is written."""
+    opts = opts or TrainOptions()
+    t = cfg.training
+    device_type = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dd = init_distributed(device_type)
+    device = torch.device(f"cuda:{dd.local_rank}" if device_type == "cuda" else device_type)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    use_bf16 = device.type == "cuda" and t.precision == "bf16"
+
+    random.seed(t.seed)
+    torch.manual_seed(t.seed)
+    splits = load_splits(cfg)
+    if len(splits.train) < dd.world:
+        raise InvalidInput(f"{len(splits.train)} training records cannot be split over {dd.world} ranks")
+    model, tokenizer = load_student(cfg.student.baseModel, cfg.student.architecture)
+    model.to(device)
+    enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength)
+    rows = [[enc.row(ex) for ex in exs] for exs in build_examples(splits.train, cfg)]
+    # bucket on source and rationale lengths only: label targets differ in length by label, so counting them
+    # would sort records into single-label batches and the model would chase the label of the last batch
+    lengths = [sum(len(r.source) + (len(r.target) if r.task != TASK_LABEL else 0) for r in rs) for rs in rows]
+
+    # the number of batches is the same in every epoch (it depends on the record count and sizes only)
+    steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world))
+    total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
+    warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
+
+    losses_mod = TaskLosses(model, cfg.student.architecture)
+    ddp: torch.nn.Module = losses_mod
+    if dd.enabled:
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            losses_mod, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optim = torch.optim.AdamW(
+        model.parameters(), lr=t.learningRate, weight_decay=opts.weight_decay, fused=device.type == "cuda"
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(opts.schedule, warmup, total))
+
+    step = 0
+    window: deque[float] = deque(maxlen=max(1, min(100, total // 10)))  # trainLoss: the mean of the last steps
+    resumed = checkpoint.newest_checkpoint(cfg.output.checkpointDir)
+    if resumed:
+        state, rng = checkpoint.load(resumed, dd.rank)
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        window.extend(state.get("lossWindow", []))
+        if rng is not None:
+            checkpoint.set_rng_state(rng)
+        log.info("resumed from %s at step %d of %d", resumed, step, total)
+
+    progress = opts.progress or ProgressReporter(f"train-{dd.rank}", None)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    model.train()
+    batches_epoch, batches = -1, []
+    last_parts = (0.0, 0.0, 0.0)
+    started = time.monotonic()
+    with _Preempted() as preempted:
+        while step < total:
+            epoch, pos = divmod(step, steps_per_epoch)
+            if epoch != batches_epoch:
+                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world)
+                batches_epoch = epoch
+            mine = batches[pos][dd.rank :: dd.world]
+            micro = opts.micro_batch_size or len(mine)
+            chunks = [mine[i : i + micro] for i in range(0, len(mine), micro)]
+            step_rows = [r for i in mine for r in rows[i]]
+            norm = torch.tensor(
+                [sum(len(r.target) for r in step_rows if r.task == task) for task in (TASK_LABEL, 1)],
+                dtype=torch.float32, device=device,
+            )
+            dd.all_sum(norm)
+            parts = torch.zeros(3, device=device)
+            for ci, chunk in enumerate(chunks):
+                batch = [to_device(b, device) for b in enc.collate_by_task([r for i in chunk for r in rows[i]])]
+                sync = nullcontext() if (not dd.enabled or ci == len(chunks) - 1) else ddp.no_sync()
+                with sync:
+                    with autocast():
+                        sums = ddp(batch)
+                    lp = combine_losses(sums, t.rationaleWeight, norm)
+                    (lp.loss * dd.world).backward()
+                parts += torch.stack([lp.loss.detach(), lp.label_loss.detach(), lp.rationale_loss.detach()])
+            if opts.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            step += 1
+            dd.all_sum(parts)
+            last_parts = tuple(float(x) for x in parts.tolist())  # type: ignore[assignment]
+            window.append(last_parts[0])
+            if opts.on_step:
+                opts.on_step(step, model)
+            prog = {"step": step, "totalSteps": total, "loss": last_parts[0], "labelLoss": last_parts[1],
+                    "rationaleLoss": last_parts[2]}
+            progress.report(prog)
+            if dd.rank == 0 and (step % opts.log_every == 0 or step == total):
+                log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", step, total, *last_parts,
+                         sched.get_last_lr()[0])
+            stopping = preempted.flag or (opts.stop_after_steps and step >= opts.stop_after_steps)
+            every = t.checkpointEverySteps
+            if step < total and ((every > 0 and step % every == 0) or stopping):
+                save_checkpoint(cfg, dd, step, model, optim, sched, window)
+            if stopping:
+                progress.report(prog, True)
+                msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
+                return TrainResult(steps=step, trainLoss=_mean(window), modelDir="", error=msg)
+
+    train_loss = _mean(window)
+    result = TrainResult(steps=total, trainLoss=train_loss, modelDir=cfg.output.modelDir)
+    if dd.rank == 0:
+        predictor = Predictor(model, tokenizer, model_info_from_config(cfg), device,
+                              torch.bfloat16 if use_bf16 else None)
+        with autocast():
+            acc, n = evaluate(predictor, splits.eval, opts.eval_batch_size)
+        result.evalAccuracy, result.evalExamples = acc, n
+        metrics = {"evalAccuracy": acc, "evalExamples": n, "steps": total, "trainLoss": train_loss}
+        detail = {**metrics, "labelLoss": last_parts[1], "rationaleLoss": last_parts[2],
+                  "trainRecords": len(rows), "mode": t.mode, "seconds": round(time.monotonic() - started, 1)}
+        write_atomic(cfg.output.metricsPath, json.dumps(detail, indent=1) + "\n")
+        save_final_model(cfg, model, tokenizer, metrics)
+        log.info("done: %s", result.to_json())
+    progress.report({"step": total, "totalSteps": total, "loss": last_parts[0], "labelLoss": last_parts[1],
+            "rationaleLoss": last_parts[2]}, True)
+    progress.flush()
+    dd.barrier()
+    return result
+
+
+def _mean(xs: Any) -> float:
+    xs = list(xs)
+    return float(sum(xs) / len(xs)) if xs else 0.0
+
+
+def save_checkpoint(cfg: TrainConfig, dd: Dist, step: int, model: torch.nn.Module, optim: Any, sched: Any,
+                    window: Any) -> None:
+    d = cfg.output.checkpointDir
+    if dd.rank == 0:
+        os.makedirs(d, exist_ok=True)
+        checkpoint.begin(d, step)
+    dd.barrier()
+    checkpoint.write_rank_rng(d, step, dd.rank)
+    dd.barrier()
+    if dd.rank == 0:
+        state = {"step": step, "model": model.state_dict(), "optimizer": optim.state_dict(),
+                 "scheduler": sched.state_dict(), "lossWindow": list(window), "job": cfg.job}
+        path = checkpoint.commit(d, step, state)
+        log.info("checkpoint %s", path)
+    dd.barrier()
+
+
+@torch.no_grad()
+def evaluate(predictor: Predictor, examples: Any, batch_size: int) -> tuple[float, int]:
+    """Exact-match label accuracy after normalisation, generating the label task only."""
+    examples = sorted(examples, key=lambda e: len(e.input))
+    correct = 0
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i : i + batch_size]
+        preds = predictor.predict([e.input for e in chunk], explain=False)
+        correct += sum(normalize_label(p["label"]) == normalize_label(e.label) for p, e in zip(preds, chunk))
+    return (correct / len(examples) if examples else 0.0), len(examples)
+
+
+def save_final_model(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, metrics: dict[str, Any]) -> None:
+    """save_pretrained + tokenizer + distillery.json under a temporary name, then renamed into modelDir."""
+    final = os.path.abspath(cfg.output.modelDir)
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{final}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_atomic(os.path.join(tmp, "distillery.json"), json.dumps(distillery_json(cfg, metrics), indent=1) + "\n")
+    old = f"{final}.old-{os.getpid()}"
+    if os.path.exists(final):
+        os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

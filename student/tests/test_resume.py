@@ -1,0 +1,70 @@
+"""Checkpoints: a stopped and restarted run ends with the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from distillery_student import checkpoint
+from distillery_student.train import TrainOptions, train
+
+
+@pytest.fixture(scope="module")
+def t5_dropout_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny T5 with dropout, so a resumed run must restore the RNG to match."""
+    from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(1)
+    cfg = T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=4,
+                   dropout_rate=0.1, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    d = tmp_path_factory.mktemp("t5drop")
+    T5ForConditionalGeneration(cfg).save_pretrained(d)
+    ByT5Tokenizer().save_pretrained(d)
+    return str(d)
+
+
+def _weights(model_dir: str) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForSeq2SeqLM
+
+    return {k: v.clone() for k, v in AutoModelForSeq2SeqLM.from_pretrained(model_dir).state_dict().items()}
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=k)
+
+
+def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str) -> None:
+    common = dict(base=t5_dropout_dir, maxSteps=12, batchSize=8, checkpointEverySteps=4, learningRate=1e-3)
+    straight = make_config(out="straight", **common)
+    train(straight)
+
+    cfg = make_config(out="resumed", **common)
+    stopped = train(cfg, TrainOptions(stop_after_steps=6))
+    assert stopped.error and stopped.steps == 6
+    assert not os.path.exists(cfg.output.modelDir), "a stopped run must not leave a final model"
+    ckpts = sorted(os.listdir(cfg.output.checkpointDir))
+    assert ckpts == ["step-00000004", "step-00000006"]
+    # a half-written checkpoint (a crash mid-write) is ignored
+    os.makedirs(os.path.join(cfg.output.checkpointDir, ".tmp-" + checkpoint.checkpoint_name(9)))
+    os.makedirs(os.path.join(cfg.output.checkpointDir, checkpoint.checkpoint_name(10)))  # no state.pt
+    assert checkpoint.newest_checkpoint(cfg.output.checkpointDir).endswith("step-00000006")
+
+    resumed_steps: list[int] = []
+    result = train(cfg, TrainOptions(on_step=lambda s, m: resumed_steps.append(s)))
+    assert resumed_steps[0] == 7 and result.steps == 12
+    _assert_same(_weights(straight.output.modelDir), _weights(cfg.output.modelDir), atol=1e-5)
+
+
+def test_micro_batches_give_the_gradient_of_the_whole_batch(make_config, t5_dir: str) -> None:
+    common = dict(maxSteps=3, batchSize=8, learningRate=1e-3)
+    whole = make_config(out="whole", **common)
+    train(whole)
+    micro = make_config(out="micro", **common)
+    train(micro, TrainOptions(micro_batch_size=3))
+    _assert_same(_weights(whole.output.modelDir), _weights(micro.output.modelDir), atol=1e-5)
+    assert Path(micro.output.modelDir, "distillery.json").exists()
