@@ -256,25 +256,28 @@ class Predictor:
             return canonical_label(text, self.info.labels) or text
         return text
 
-    def predict(self, inputs: Sequence[str], explain: bool = False) -> list[dict[str, str]]:
-        """[{"label": ...}] per input, with "rationale" when explain is set."""
+    def predict(self, inputs: Sequence[str], explain: bool | Sequence[bool] = False) -> list[dict[str, str]]:
+        """[{"label": ...}] per input, with "rationale" where explain is set (one flag, or one per input).
+        All labels come from one generate pass; the rationales asked for, from a second."""
+        flags = [explain] * len(inputs) if isinstance(explain, bool) else list(explain)
         info = self.info
         if info.mode == MODE_SINGLE_TASK:
             outs = self.generate([info.labelPrefix + x for x in inputs], info.maxTargetLength)
             preds = []
-            for text in outs:
+            for text, want in zip(outs, flags):
                 rationale, label = split_single_task_output(text)
                 p = {"label": self._label(label)}
-                if explain:
+                if want:
                     p["rationale"] = rationale
                 preds.append(p)
             return preds
         labels = self.generate([info.labelPrefix + x for x in inputs], self.label_tokens)
         preds = [{"label": self._label(lab)} for lab in labels]
-        if explain:
-            rationales = self.generate([info.rationalePrefix + x for x in inputs], info.maxTargetLength)
-            for p, r in zip(preds, rationales):
-                p["rationale"] = r
+        asked = [i for i, want in enumerate(flags) if want]
+        if asked:
+            rationales = self.generate([info.rationalePrefix + inputs[i] for i in asked], info.maxTargetLength)
+            for i, r in zip(asked, rationales):
+                preds[i]["rationale"] = r
         return preds
 
 
