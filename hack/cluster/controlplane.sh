@@ -147,10 +147,8 @@ controlplane_up() {
 }
 
 controlplane_down() {
-  stop kube-scheduler 5
-  stop kube-controller-manager 5
-  stop kube-apiserver 10
-  stop etcd 10
+  stop_all 10 kube-scheduler kube-controller-manager kube-apiserver
+  stop_all 10 etcd
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

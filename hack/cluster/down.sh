@@ -14,21 +14,19 @@ T0=$(date +%s.%N)
 pids_in_cgroups() {
   local c
   for c in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods /sys/fs/cgroup/unified/kubepods; do
-    [ -d "$c" ] && find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null
+    if [ -d "$c" ]; then find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
   done | sort -un
 }
 
 stop_node() {
-  stop kubelet 5
-  stop kube-proxy 5
-  stop clusterdns 3
+  stop_all 5 kubelet kube-proxy clusterdns
   # The containers: kill what runs in the pods' cgroups, then the shims of our containerd (they name its
   # socket on their command line), then containerd.
   local pids p
   pids=$(pids_in_cgroups)
   [ -n "$pids" ] && { log "    killing $(echo "$pids" | wc -w) container process(es)"; kill -KILL $pids 2>/dev/null || true; }
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "containerd-shim.* -address $CONTAINERD_SOCK"; then
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.* -address $CONTAINERD_SOCK"; then
       kill -KILL "${p#/proc/}" 2>/dev/null && log "    killed shim ${p#/proc/}" || true
     fi
   done
@@ -70,7 +68,7 @@ remove_network() {
     done
   done
   # The CNI plugins' result cache and IPAM state for our network.
-  rm -rf "/var/lib/cni/results/$CNI_NETWORK-"* "/var/lib/cni/networks/$CNI_NETWORK"
+  rm -rf "/var/lib/cni/results/$CNI_NETWORK-"* /var/lib/cni/results/cni-loopback-* "/var/lib/cni/networks/$CNI_NETWORK"
   if [ -f "$DEV/sysctl.orig" ]; then
     while IFS='=' read -r k v; do
       echo "$v" >"/proc/sys/${k//.//}" 2>/dev/null || true

@@ -96,6 +96,39 @@ stop() {
   rm -f "$f"
 }
 
+# stop_all GRACE_SECONDS NAME...: stop, all at once: SIGTERM to each, SIGKILL to those left after the grace
+# period.
+stop_all() {
+  local grace=$1 name pid i left; shift
+  declare -A pids=()
+  for name in "$@"; do
+    [ -f "$PIDS/$name.pid" ] || continue
+    pid=$(cat "$PIDS/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids[$name]=$pid
+    else
+      rm -f "$PIDS/$name.pid"
+    fi
+  done
+  for ((i = 0; i <= grace * 10; i++)); do
+    left=0
+    for name in "${!pids[@]}"; do kill -0 "${pids[$name]}" 2>/dev/null && left=1; done
+    [ $left = 0 ] && break
+    sleep 0.1
+  done
+  for name in "${!pids[@]}"; do
+    pid=${pids[$name]}
+    if kill -0 "$pid" 2>/dev/null; then
+      log "    $name (pid $pid) ignored SIGTERM for ${grace}s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    log "    stopped $name (pid $pid)"
+    rm -f "$PIDS/$name.pid"
+  done
+}
+
 # wait_for DESCRIPTION TIMEOUT_SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
 wait_for() {
   local what=$1 timeout=$2; shift 2
