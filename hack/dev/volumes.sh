@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$root/hack/cluster/lib.sh"
-count=${DISTILLERY_DEV_VOLUMES:-8}
+count=${DISTILLERY_DEV_VOLUMES:-24}
 vols=$DEV/volumes
 mkdir -p "$vols"
 
