@@ -3,7 +3,8 @@
 # period), the containers and their shims, the mounts under the state dir and the pods' network
 # namespaces, the cni0 bridge, the KUBE-* and CNI-* iptables chains, the kubepods cgroups, the CNI state,
 # the sysctls it changed, and the state dir. Safe to run twice, and after a half-finished up.sh.
-# Caches (bin/k8s, $DISTILLERY_CACHE: images, rootfs) are kept.
+# Caches (bin/k8s, $DISTILLERY_CACHE: image tarballs, rootfs, containerd's image store) are kept; remove
+# $DISTILLERY_CACHE (bin/cache) by hand to drop them.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 source "$here/lib.sh"
@@ -30,6 +31,7 @@ stop_node() {
       kill -KILL "${p#/proc/}" 2>/dev/null && log "    killed shim ${p#/proc/}" || true
     fi
   done
+  remove_containers
   stop containerd 10
 }
 

@@ -3,6 +3,7 @@
 # Environment (all optional):
 #   DISTILLERY_DEV_DIR    state: certs, kubeconfigs, data, logs, PIDs   (default: <repo>/.dev)
 #   DISTILLERY_CACHE      caches that survive down.sh: image tarballs, rootfs (default: <repo>/bin/cache)
+#   DISTILLERY_CONTAINERD_ROOT  containerd's root: its images survive down.sh (default: $DISTILLERY_CACHE/containerd)
 #   DISTILLERY_NODE       real (containerd + kubelet + kube-proxy + DNS) | none (control plane only, e.g. for
 #                         KWOK nodes)                                     (default: real)
 #   NODE_IP               the node's address                              (default: the default route's device's)
@@ -33,6 +34,9 @@ NODE_NAME=${NODE_NAME:-distillery-dev}
 CNI_NETWORK=distillery-dev
 CNI_BRIDGE=cni0
 CONTAINERD_SOCK=$DEV/containerd/containerd.sock
+# containerd's root (content store, snapshots, metadata) is a cache that outlives down.sh, so imported images
+# need no second import; its containers are removed by down.sh and again at start.
+CONTAINERD_ROOT=${DISTILLERY_CONTAINERD_ROOT:-$CACHE/containerd}
 PAUSE_IMAGE=distillery.local/pause:dev
 
 if [ -z "${NODE_IP:-}" ]; then
@@ -139,6 +143,28 @@ wait_for() {
     fi
     sleep 0.2
   done
+}
+
+# write_file PATH: writes stdin to PATH unless PATH has that content already (kube-proxy exits when its
+# config file changes, even to the same content).
+write_file() {
+  local tmp=$1.tmp
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
+ctrk() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+# remove_containers: deletes every container (and its snapshot) containerd knows in k8s.io: pods of an
+# earlier run. Images stay.
+remove_containers() {
+  local ids
+  ids=$(ctrk containers ls -q 2>/dev/null) || return 0
+  [ -n "$ids" ] || return 0
+  ctrk tasks kill -a -s SIGKILL $ids >/dev/null 2>&1 || true
+  ctrk tasks delete -f $ids >/dev/null 2>&1 || true
+  ctrk containers delete $ids >/dev/null 2>&1 || true
+  log "    removed $(echo "$ids" | wc -w) container(s) of an earlier run"
 }
 
 kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }

@@ -28,6 +28,7 @@ set_sysctls() {
   # Pods' traffic is routed and bridged through this host, and Service rules must see bridged packets.
   [ -f "$DEV/sysctl.orig" ] || {
     echo "net.ipv4.ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+    echo "net.ipv4.conf.all.route_localnet=$(cat /proc/sys/net/ipv4/conf/all/route_localnet)"   # kube-proxy sets it
     echo "net.bridge.bridge-nf-call-iptables=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 1)"
   } >"$DEV/sysctl.orig"
   echo 1 >/proc/sys/net/ipv4/ip_forward
@@ -39,12 +40,12 @@ set_sysctls() {
 
 start_containerd() {
   local d=$DEV/containerd
-  mkdir -p "$d/root" "$d/state" "$DEV/cni/net.d" "$DEV/cni/ipam"
+  mkdir -p "$CONTAINERD_ROOT" "$d/state" "$DEV/cni/net.d" "$DEV/cni/ipam"
   # restrict_oom_score_adj: root in this VM lacks CAP_SYS_RESOURCE; without it every sandbox fails with
   # "runc create failed: ... can't get final child's PID from pipe: EOF".
-  cat >"$d/config.toml" <<EOF
+  write_file "$d/config.toml" <<EOF
 version = 2
-root = "$d/root"
+root = "$CONTAINERD_ROOT"
 state = "$d/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
 
@@ -69,7 +70,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "/usr/lib/cni"
     conf_dir = "$DEV/cni/net.d"
 EOF
-  cat >"$DEV/cni/net.d/10-$CNI_NETWORK.conflist" <<EOF
+  write_file "$DEV/cni/net.d/10-$CNI_NETWORK.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "$CNI_NETWORK",
@@ -93,6 +94,7 @@ EOF
 EOF
   start containerd containerd --config "$d/config.toml"
   wait_for "containerd" 30 ctr --address "$CONTAINERD_SOCK" version
+  remove_containers
 }
 
 import_pause() {
@@ -103,7 +105,7 @@ import_pause() {
 
 start_kubelet() {
   mkdir -p "$DEV/kubelet"
-  cat >"$DEV/kubelet-config.yaml" <<EOF
+  write_file "$DEV/kubelet-config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -142,7 +144,7 @@ EOF
 }
 
 start_kube_proxy() {
-  cat >"$DEV/kube-proxy-config.yaml" <<EOF
+  write_file "$DEV/kube-proxy-config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -153,6 +155,7 @@ hostnameOverride: $NODE_NAME
 bindAddress: 127.0.0.1
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
+nodePortAddresses: [primary]
 conntrack:
   maxPerCore: 0
 EOF

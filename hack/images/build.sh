@@ -47,6 +47,12 @@ cached() {
   [ -f "$images/$1.tar" ] && [ "$(cat "$images/$1.tar.inputs" 2>/dev/null)" = "$2" ]
 }
 
+# done_image NAME HASH: records the inputs hash and the image reference beside the tarball.
+done_image() {
+  echo "$registry/$1:$tag" >"$images/$1.tar.ref"
+  echo "$2" >"$images/$1.tar.inputs"
+}
+
 build_pause() {
   local pause imagepack h
   pause=$(tool pause)
@@ -54,7 +60,7 @@ build_pause() {
   h=$( { sha256sum "$pause" | cut -d' ' -f1; echo "$tag"; cat "$0"; } | hash_of)
   if cached pause "$h"; then log "pause image cached"; echo "$images/pause.tar"; return; fi
   "$imagepack" -o "$images/pause.tar" -tag "$registry/pause:$tag" -entrypoint /pause -file "/pause=$pause"
-  echo "$h" >"$images/pause.tar.inputs"
+  done_image pause "$h"
   echo "$images/pause.tar"
 }
 
@@ -74,7 +80,7 @@ build_go() {
   h=$( { for pkg in "$@"; do sha256sum "$dir/$(basename "$pkg")"; done; echo "$tag $*"; cat "$0"; } | hash_of)
   if cached "$name" "$h"; then log "$name image cached"; echo "$images/$name.tar"; return; fi
   "$imagepack" -o "$images/$name.tar" -tag "$registry/$name:$tag" -entrypoint "$entry" "${files[@]}"
-  echo "$h" >"$images/$name.tar.inputs"
+  done_image $name "$h"
   echo "$images/$name.tar"
 }
 
@@ -111,7 +117,7 @@ build_debian() {
   if cached debian "$h"; then log "debian image cached"; echo "$images/debian.tar"; return; fi
   "$imagepack" -o "$images/debian.tar" -tag "$registry/debian:$tag" -cmd '["bash"]' \
     -exclude '/dev/*' -exclude '/proc/*' -exclude '/sys/*' -exclude '/run/*' -exclude '/tmp/*' -dir "/=$rootfs"
-  echo "$h" >"$images/debian.tar.inputs"
+  done_image debian "$h"
   echo "$images/debian.tar"
 }
 
@@ -134,7 +140,7 @@ build_student() {
   log "packing the student image (rootfs + venv site-packages + student/, gzip level $level)"
   # Layers: Debian; the CUDA libraries torch's PyPI wheel depends on; the other packages; our code. The
   # venv's editable-install hook of the student package is replaced by the package itself.
-  "$imagepack" -o "$images/student.tar" -tag "$registry/student:$tag" -level "$level" \
+  "$imagepack" -o "$images/student.tar" -tag "$registry/student:$tag" -level "$level" -cache "$images/student.layers" \
     -cmd '["python3"]' -workdir /work -env PYTHONUNBUFFERED=1 -env HF_HUB_OFFLINE=1 \
     -exclude '/dev/*' -exclude '/proc/*' -exclude '/sys/*' -exclude '/run/*' -exclude '/tmp/*' \
     -exclude "$dist/nvidia" -exclude "$dist/__editable__*" -exclude "$dist/pip" -exclude "$dist/pip-*" \
@@ -142,7 +148,7 @@ build_student() {
     -dir "$dist/nvidia=$site/nvidia" \
     -dir "$dist=$site" \
     -dir "$dist/distillery_student=$root/student/distillery_student"
-  echo "$h" >"$images/student.tar.inputs"
+  done_image student "$h"
   echo "$images/student.tar"
 }
 

@@ -7,16 +7,19 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
 [ -S "$CONTAINERD_SOCK" ] || die "containerd is not running ($CONTAINERD_SOCK): run hack/cluster/up.sh"
-mkdir -p "$DEV/images"
+# Markers of what was imported live beside containerd's root, which outlives down.sh.
+marks=$CONTAINERD_ROOT.imported
+mkdir -p "$marks"
 for tar in "$@"; do
   name=$(basename "$tar" .tar)
   inputs=$(cat "$tar.inputs" 2>/dev/null || sha256sum "$tar" | cut -c1-16)
-  if [ "$(cat "$DEV/images/$name.imported" 2>/dev/null)" = "$inputs" ]; then
+  ref=$(cat "$tar.ref" 2>/dev/null || tar -xOf "$tar" manifest.json | sed -n 's/.*"RepoTags":\["\([^"]*\)".*/\1/p')
+  if [ "$(cat "$marks/$name" 2>/dev/null)" = "$inputs" ] && ctrk images ls -q | grep -qxF "$ref"; then
     log "    $name: imported already"
     continue
   fi
   t0=$(date +%s.%N)
-  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --snapshotter overlayfs --platform linux/amd64 "$tar" >/dev/null
-  echo "$inputs" >"$DEV/images/$name.imported"
+  ctrk images import --snapshotter overlayfs --platform linux/amd64 "$tar" >/dev/null
+  echo "$inputs" >"$marks/$name"
   log "    imported $name ($(du -h "$tar" | cut -f1)) in $(elapsed_since "$t0")s"
 done

@@ -211,9 +211,9 @@ func fileLayer(p string, diff hash.Hash) (v1.Layer, error) {
 
 func main() {
 	var (
-		out, tag, entrypoint, cmd, workdir, user, tmpdir string
-		files, dirs, envs                                multi
-		level                                            int
+		out, tag, entrypoint, cmd, workdir, user, tmpdir, cacheDir string
+		files, dirs, envs                                          multi
+		level                                                      int
 	)
 	flag.StringVar(&out, "o", "", "output tarball")
 	flag.StringVar(&tag, "tag", "", "image reference, e.g. distillery.local/operator:dev")
@@ -222,6 +222,7 @@ func main() {
 	flag.StringVar(&workdir, "workdir", "", "working directory")
 	flag.StringVar(&user, "user", "", "user (uid[:gid])")
 	flag.StringVar(&tmpdir, "tmpdir", "", "where layer files are staged (default: next to -o)")
+	flag.StringVar(&cacheDir, "cache", "", "keep -dir layers here, keyed by their files' metadata, and reuse them (unused ones are removed)")
 	flag.IntVar(&level, "level", gzip.BestSpeed, "gzip level of the layers (0: stored, fastest)")
 	flag.Var(&files, "file", "/path/in/image=host/file (repeatable; all in one layer; symlinks followed)")
 	flag.Var(&dirs, "dir", "/path/in/image=host/dir (repeatable; one layer each)")
@@ -249,19 +250,26 @@ func main() {
 
 	type job struct {
 		name string
+		key  string // cache key, for -dir layers when -cache is set
 		fill func(*tarWriter) error
 	}
 	var jobs []job
 	for _, d := range dirs {
 		m := parseMapping(d)
-		jobs = append(jobs, job{m.dst + " <- " + m.src, func(t *tarWriter) error { return t.writeDir(m) }})
+		key := ""
+		if cacheDir != "" {
+			if key, err = dirKey(m, level); err != nil {
+				log.Fatal(err)
+			}
+		}
+		jobs = append(jobs, job{m.dst + " <- " + m.src, key, func(t *tarWriter) error { return t.writeDir(m) }})
 	}
 	if len(files) > 0 {
 		var ms []mapping
 		for _, f := range files {
 			ms = append(ms, parseMapping(f))
 		}
-		jobs = append(jobs, job{fmt.Sprintf("%d file(s)", len(ms)), func(t *tarWriter) error {
+		jobs = append(jobs, job{fmt.Sprintf("%d file(s)", len(ms)), "", func(t *tarWriter) error {
 			for _, m := range ms {
 				fi, err := os.Lstat(m.src)
 				if err != nil {
@@ -283,7 +291,11 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			layers[i], errs[i] = buildLayer(filepath.Join(stage, fmt.Sprintf("layer%d.tar.gz", i)), level, j.fill)
+			if j.key == "" {
+				layers[i], errs[i] = buildLayer(filepath.Join(stage, fmt.Sprintf("layer%d.tar.gz", i)), level, j.fill)
+				return
+			}
+			layers[i], errs[i] = cachedLayer(cacheDir, j.key, level, j.fill)
 		}()
 	}
 	wg.Wait()
@@ -293,6 +305,19 @@ func main() {
 		}
 		sz, _ := layers[i].Size()
 		log.Printf("layer %d (%s): %.1f MB", i, jobs[i].name, float64(sz)/1e6)
+	}
+
+	if cacheDir != "" {
+		keep := map[string]bool{}
+		for _, j := range jobs {
+			keep[j.key+".tar.gz"], keep[j.key+".json"] = true, true
+		}
+		ents, _ := os.ReadDir(cacheDir)
+		for _, e := range ents {
+			if !keep[e.Name()] {
+				os.RemoveAll(filepath.Join(cacheDir, e.Name()))
+			}
+		}
 	}
 
 	img, err := mutate.AppendLayers(empty.Image, layers...)
@@ -368,4 +393,72 @@ func (l *gzLayer) Uncompressed() (io.ReadCloser, error) {
 		io.Reader
 		io.Closer
 	}{zr, f}, nil
+}
+
+// dirKey identifies a -dir layer by its mapping, the excludes, the level and every entry's metadata (path,
+// mode, size, mtime, link target): a changed, added or removed file changes it, without reading contents.
+func dirKey(m mapping, level int) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "v1 %s %s %d %q\n", m.dst, m.src, level, excludes)
+	err := filepath.WalkDir(m.src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(m.src, p)
+		ip := path.Join(m.dst, filepath.ToSlash(rel))
+		if rel != "." && excluded(ip) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			link, _ = os.Readlink(p)
+		}
+		fmt.Fprintf(h, "%s %o %d %d %s\n", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano(), link)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:24], err
+}
+
+type layerMeta struct {
+	Digest, DiffID string
+	Size           int64
+}
+
+// cachedLayer returns the layer kept in dir under key, building and keeping it first if needed.
+func cachedLayer(dir, key string, level int, fill func(*tarWriter) error) (v1.Layer, error) {
+	gz, meta := filepath.Join(dir, key+".tar.gz"), filepath.Join(dir, key+".json")
+	if b, err := os.ReadFile(meta); err == nil {
+		var lm layerMeta
+		if json.Unmarshal(b, &lm) == nil {
+			if fi, err := os.Stat(gz); err == nil && fi.Size() == lm.Size {
+				d, err1 := v1.NewHash(lm.Digest)
+				di, err2 := v1.NewHash(lm.DiffID)
+				if err1 == nil && err2 == nil {
+					log.Printf("reusing cached layer %s", key)
+					return &gzLayer{path: gz, size: lm.Size, digest: d, diffID: di}, nil
+				}
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l, err := buildLayer(gz+".tmp", level, fill)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(gz+".tmp", gz); err != nil {
+		return nil, err
+	}
+	gl := l.(*gzLayer)
+	gl.path = gz
+	b, _ := json.Marshal(layerMeta{Digest: gl.digest.String(), DiffID: gl.diffID.String(), Size: gl.size})
+	return gl, os.WriteFile(meta, b, 0o644)
 }
