@@ -113,7 +113,7 @@ func (s *setup) result(t *testing.T) contract.AnnotateResult {
 
 func TestSIGKILLMidShardThenRestartAnnotatesEveryInputOnce(t *testing.T) {
 	const n = 400
-	s := newSetup(t, n, &faketeacher.Server{Latency: 5 * time.Millisecond}, "")
+	s := newSetup(t, n, &faketeacher.Server{Latency: 5 * time.Millisecond, RecordInputs: true}, "")
 	cmd, logs := s.command("")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

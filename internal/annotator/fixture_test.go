@@ -29,7 +29,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, n, shards int, script faketeacher.Script) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), fake: &faketeacher.Server{Script: script}, inputs: map[string]string{}, gold: map[string]string{}}
+	f := &fixture{dir: t.TempDir(), fake: &faketeacher.Server{Script: script, RecordInputs: true}, inputs: map[string]string{}, gold: map[string]string{}}
 	srv := httptest.NewServer(f.fake)
 	t.Cleanup(srv.Close)
 	var data bytes.Buffer

@@ -17,6 +17,9 @@ type Server struct {
 	Latency time.Duration
 	// Marker is the answer marker of computed answers; empty means CompareMarker.
 	Marker string
+	// RecordInputs keeps a count per input for Seen. Off by default: a long-running demo teacher would
+	// grow without bound.
+	RecordInputs bool
 
 	mu    sync.Mutex
 	calls int
@@ -30,7 +33,7 @@ func (s *Server) Calls() int {
 	return s.calls
 }
 
-// Seen returns how many requests each input got.
+// Seen returns how many requests each input got, when RecordInputs is set.
 func (s *Server) Seen() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,10 +89,12 @@ func (s *Server) record(req chatRequest, auth string) Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if s.seen == nil {
-		s.seen = map[string]int{}
+	if s.RecordInputs {
+		if s.seen == nil {
+			s.seen = map[string]int{}
+		}
+		s.seen[input]++
 	}
-	s.seen[input]++
 	return Request{N: s.calls, Input: input, Authorization: auth, Model: req.Model}
 }
 
