@@ -159,6 +159,7 @@ ctrk() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 # earlier run. Images stay.
 remove_containers() {
   local ids
+  alive containerd && [ -S "$CONTAINERD_SOCK" ] || return 0
   ids=$(ctrk containers ls -q 2>/dev/null) || return 0
   [ -n "$ids" ] || return 0
   ctrk tasks kill -a -s SIGKILL $ids >/dev/null 2>&1 || true
