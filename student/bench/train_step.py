@@ -6,10 +6,11 @@ useful tokens, 6 x non-embedding params x tokens, lm_head included, against PEAK
 
 naive: plain T5ForConditionalGeneration, records in random order, two forward passes per step (label task,
 rationale task), each padded to the batch maximum, torch AdamW (foreach).
-ours:  the trainer's code path (Encoder.collate_by_task + TaskLosses): length-bucketed batches, one padded
-batch per task, token-mean loss per task, fused AdamW; optionally torch.compile.
+ours:  the trainer's code path (Encoder.collate_tasks + TaskLosses): length-bucketed batches (epoch_batches),
+token-mean loss per task, fused AdamW; "ours" runs both tasks in one forward pass (the trainer's default),
+"ours-split" one padded batch per task; optionally torch.compile.
 
-    python student/bench/train_step.py --models t5-base t5-large --steps 20 --batch 64
+    python student/bench/train_step.py --models t5-base t5-large --steps 20 --batch 64 32
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def run_naive(shape: str, records, batch: int, steps: int, warmup: int) -> tuple
     return time.perf_counter() - t0, [records[i] for i in counted]
 
 
-def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_model: bool) -> tuple[float, list]:
+def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_model: bool, concat: bool) -> tuple[float, list]:
     model = new_model(shape)
     model.train()
     enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6)
@@ -120,7 +121,7 @@ def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_m
         rows = [r for i in batches[step % len(batches)] for r in records[i]]
         if step >= warmup:
             counted.extend(batches[step % len(batches)])
-        bs = [to_device(b, torch.device("cuda")) for b in enc.collate_by_task(rows)]
+        bs = [to_device(b, torch.device("cuda")) for b in enc.collate_tasks(rows, concat)]
         with torch.autocast("cuda", dtype=torch.bfloat16):
             sums = fwd(bs)
         combine_losses(sums, 1.0).loss.backward()
@@ -135,25 +136,36 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["t5-base", "t5-large"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, nargs="+", default=[64, 32], help="records per step, one per model")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}; batch {a.batch} records, "
           f"{a.steps} timed steps after {a.warmup}; peak {PEAK_TFLOPS} TFLOP/s")
-    for shape in a.models:
+    x = torch.zeros(16, device="cuda")
+    for _ in range(100):
+        x.add_(1)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(2000):
+        x.add_(1)
+    torch.cuda.synchronize()
+    print(f"launch overhead: {(time.perf_counter() - t) / 2000 * 1e6:.1f} us per tiny kernel")
+    for shape, batch in zip(a.models, a.batch * len(a.models)):
         # a pool of records: each timed step of either run takes `batch` of them; the same pool for both
-        pool = make_records(a.batch * 50, seed=1, max_in=512, max_rat=256)
+        pool = make_records(batch * 50, seed=1, max_in=512, max_rat=256)
         model = new_model(shape)
         fe, fd = flops_per_token(model)
         del model
         torch.cuda.empty_cache()
-        variants = [("naive", lambda: run_naive(shape, pool, a.batch, a.steps, a.warmup)),
-                    ("ours", lambda: run_ours(shape, pool, a.batch, a.steps, a.warmup, False))]
+        variants = [("naive", lambda: run_naive(shape, pool, batch, a.steps, a.warmup)),
+                    ("ours-split", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, False)),
+                    ("ours", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True))]
         if a.compile:
-            variants.append(("ours+compile", lambda: run_ours(shape, pool, a.batch, a.steps, a.warmup, True)))
+            variants.append(("ours+compile", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, True, True)))
         base = None
         for name, fn in variants:
+            torch.cuda.reset_peak_memory_stats()
             secs, seen = fn()
             te, td = useful_tokens(seen)  # the non-pad tokens of the timed steps
             tok_s = (te + td) / secs
@@ -161,7 +173,8 @@ def main() -> None:
             mfu = flops / secs / (PEAK_TFLOPS * 1e12)
             base = base or tok_s
             print(f"{shape:9s} {name:13s} {secs / a.steps * 1000:8.1f} ms/step {tok_s:10.0f} useful tok/s "
-                  f"MFU {mfu * 100:5.1f}%  x{tok_s / base:.2f}", flush=True)
+                  f"MFU {mfu * 100:5.1f}%  x{tok_s / base:.2f}  batch {batch}  peak mem "
+                  f"{torch.cuda.max_memory_allocated() / 2**30:.0f} GiB", flush=True)
             torch.cuda.empty_cache()
 
 

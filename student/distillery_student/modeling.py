@@ -107,6 +107,11 @@ class Encoder:
             labels[i, len(r.source) : len(seq)] = torch.tensor(r.target)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
 
+    def collate_tasks(self, rows: Sequence[Row], concat: bool) -> list[dict[str, torch.Tensor]]:
+        """concat: one batch of both tasks (one forward pass: fewer kernel launches, but label targets padded
+        to rationale length); else one batch per task."""
+        return [self.collate(rows)] if concat else self.collate_by_task(rows)
+
     def collate_by_task(self, rows: Sequence[Row]) -> list[dict[str, torch.Tensor]]:
         """One padded batch per task present, so short label targets are not padded to rationale length."""
         out = []
@@ -146,24 +151,17 @@ class TaskLosses(nn.Module):
         return loss, (target != IGNORE)
 
     def forward(self, batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
-        """[label loss sum, label tokens, rationale loss sum, rationale tokens]."""
-        sums = []
-        for task in (TASK_LABEL, TASK_RATIONALE):
-            loss_sum = torch.zeros((), device=_device_of(self.model))
-            count = torch.zeros((), device=loss_sum.device)
-            for b in batches:
-                sel = b["task"] == task
-                if not bool(sel.any()):
-                    continue
-                if bool(sel.all()):
-                    part = b
-                else:
-                    part = {k: v[sel] for k, v in b.items()}
-                loss, mask = self.token_losses(part)
-                loss_sum = loss_sum + (loss * mask).sum()
-                count = count + mask.sum()
-            sums += [loss_sum, count]
-        return torch.stack(sums)
+        """[label loss sum, label tokens, rationale loss sum, rationale tokens]: one forward pass per batch
+        given, whatever tasks its rows hold."""
+        total = torch.zeros(4, device=_device_of(self.model))
+        for b in batches:
+            loss, mask = self.token_losses(b)
+            row_loss, row_tokens = (loss * mask).sum(1), mask.sum(1).to(loss.dtype)
+            is_label = (b["task"] == TASK_LABEL).to(loss.dtype)
+            is_rationale = 1.0 - is_label
+            total = total + torch.stack([(row_loss * is_label).sum(), (row_tokens * is_label).sum(),
+                                         (row_loss * is_rationale).sum(), (row_tokens * is_rationale).sum()])
+        return total
 
 
 def _device_of(model: nn.Module) -> torch.device:

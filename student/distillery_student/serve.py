@@ -194,6 +194,7 @@ class StudentServer:
         self.load_error: str | None = None
         self.max_batch_size, self.max_wait_ms, self.device = max_batch_size, max_wait_ms, device
         self.loader = loader or self._load_predictor
+        ThreadingHTTPServer.request_queue_size = 1024  # listen backlog: bursts of clients must not be reset
         self.httpd = ThreadingHTTPServer((host, port), _handler(self))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]

@@ -50,6 +50,7 @@ class TrainOptions:
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     eval_batch_size: int = 64
+    concat_tasks: bool = True  # one forward pass over both tasks' rows (see Encoder.collate_tasks)
     device: str = ""  # "" picks cuda when available
     stop_after_steps: int = 0  # stop (as if preempted) after this step, without the final save; tests use it
     progress: Any = None  # a ProgressReporter; None logs progress
@@ -200,7 +201,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
             dd.all_sum(norm)
             parts = torch.zeros(3, device=device)
             for ci, chunk in enumerate(chunks):
-                batch = [to_device(b, device) for b in enc.collate_by_task([r for i in chunk for r in rows[i]])]
+                batch = [to_device(b, device) for b in enc.collate_tasks([r for i in chunk for r in rows[i]], opts.concat_tasks)]
                 sync = nullcontext() if (not dd.enabled or ci == len(chunks) - 1) else ddp.no_sync()
                 with sync:
                     with autocast():
