@@ -113,12 +113,13 @@ start_apiserver() {
     "https://127.0.0.1:$APISERVER_PORT/readyz"
 }
 
+# No health ports (--secure-port=0): two dev clusters (other DISTILLERY_DEV_DIR and ports) can run at once.
 start_controllers() {
   start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
     --kubeconfig="$DEV/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$DEV/controller-manager.kubeconfig" \
     --authorization-kubeconfig="$DEV/controller-manager.kubeconfig" \
-    --bind-address=127.0.0.1 --leader-elect=false --controllers='*' \
+    --secure-port=0 --leader-elect=false --controllers='*' \
     --use-service-account-credentials=true \
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
@@ -127,7 +128,7 @@ start_controllers() {
     --kubeconfig="$DEV/scheduler.kubeconfig" \
     --authentication-kubeconfig="$DEV/scheduler.kubeconfig" \
     --authorization-kubeconfig="$DEV/scheduler.kubeconfig" \
-    --bind-address=127.0.0.1 --leader-elect=false --profiling=false
+    --secure-port=0 --leader-elect=false --profiling=false
   # Pods are refused until the namespace's default ServiceAccount exists.
   wait_for "the default ServiceAccount" 60 kc -n default get serviceaccount default
 }

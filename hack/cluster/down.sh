@@ -24,14 +24,16 @@ stop_node() {
   # The containers: kill what runs in the pods' cgroups, then the shims of our containerd (they name its
   # socket on their command line), then containerd.
   local pids p
-  pids=$(pids_in_cgroups)
-  [ -n "$pids" ] && { log "    killing $(echo "$pids" | wc -w) container process(es)"; kill -KILL $pids 2>/dev/null || true; }
-  for p in /proc/[0-9]*; do
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.* -address $CONTAINERD_SOCK"; then
-      kill -KILL "${p#/proc/}" 2>/dev/null && log "    killed shim ${p#/proc/}" || true
-    fi
-  done
-  remove_containers
+  if $real_node; then
+    pids=$(pids_in_cgroups)
+    [ -n "$pids" ] && { log "    killing $(echo "$pids" | wc -w) container process(es)"; kill -KILL $pids 2>/dev/null || true; }
+    for p in /proc/[0-9]*; do
+      if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.* -address $CONTAINERD_SOCK"; then
+        kill -KILL "${p#/proc/}" 2>/dev/null && log "    killed shim ${p#/proc/}" || true
+      fi
+    done
+    remove_containers
+  fi
   stop containerd 10
 }
 
@@ -43,6 +45,7 @@ unmount_all() {
     n=$((n + 1))
   done < <(awk -v d="$DEV" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r)
   # The pods' network namespaces, made by containerd's CRI (their veths go with them).
+  $real_node || { log "    $n mount(s) removed"; return 0; }
   for m in /var/run/netns/cni-*; do
     [ -e "$m" ] || continue
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
@@ -96,10 +99,17 @@ remove_cgroups() {
   log "    removed $n kubepods cgroup tree(s)"
 }
 
+# The bridge, iptables chains, netns and cgroups are machine-wide: only a state dir that ran the real node
+# (node.sh leaves $DEV/node) cleans them, so tearing down a control-plane-only cluster (KWOK) next to the
+# real one leaves the real one alone. DISTILLERY_FORCE_NODE_CLEANUP=1 cleans them regardless.
+real_node=false
+[ -e "$DEV/node" ] || [ "${DISTILLERY_FORCE_NODE_CLEANUP:-0}" = 1 ] && real_node=true
 step "node processes and containers" stop_node
 step "control plane processes" controlplane_down
 step "mounts" unmount_all
-step "network: bridge, iptables, CNI state, sysctls" remove_network
-step "cgroups" remove_cgroups
+if $real_node; then
+  step "network: bridge, iptables, CNI state, sysctls" remove_network
+  step "cgroups" remove_cgroups
+fi
 step "state dir $DEV" rm -rf "$DEV"
 log "cluster down in $(elapsed_since "$T0")s"

@@ -224,6 +224,8 @@ node_up() {
   for b in kubelet kube-proxy; do
     [ -x "$K8S_BIN/$b" ] || die "$K8S_BIN/$b missing: run hack/build-k8s-binaries.sh"
   done
+  mkdir -p "$DEV"
+  touch "$DEV/node"   # tells down.sh that the machine-wide node state (bridge, iptables, cgroups) is ours
   step "node packages" install_packages
   step "sysctls (ip_forward, bridge-nf-call-iptables)" set_sysctls
   step "containerd ($CONTAINERD_SOCK)" start_containerd
