@@ -6,6 +6,7 @@
 #   DISTILLERY_CONTAINERD_ROOT  containerd's root: its images survive down.sh (default: $DISTILLERY_CACHE/containerd)
 #   DISTILLERY_NODE       real (containerd + kubelet + kube-proxy + DNS) | none (control plane only, e.g. for
 #                         KWOK nodes)                                     (default: real)
+#   DISTILLERY_DNS_UPSTREAM  host:port the cluster DNS forwards non-cluster names to (default: none, refused)
 #   NODE_IP               the node's address                              (default: the default route's device's)
 #   NODE_NAME             the Node's name                                 (default: distillery-dev)
 #   APISERVER_PORT        6443;  ETCD_PORT 23790 (peer: ETCD_PORT+10)

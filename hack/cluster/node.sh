@@ -214,7 +214,8 @@ ports:
 - {name: dns, port: 53, protocol: UDP}
 - {name: dns-tcp, port: 53, protocol: TCP}
 EOF
-  start clusterdns "$dns" --kubeconfig="$DEV/dns.kubeconfig" --listen="$NODE_IP:53" --domain="$CLUSTER_DOMAIN"
+  start clusterdns "$dns" --kubeconfig="$DEV/dns.kubeconfig" --listen="$NODE_IP:53" --domain="$CLUSTER_DOMAIN" \
+    --upstream="${DISTILLERY_DNS_UPSTREAM:-}"
   wait_for "cluster DNS" 30 grep -q "serving" "$LOGS/clusterdns.log"
 }
 
