@@ -85,7 +85,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		log.Error(err, "shard failed", "reason", res.Reason)
-		return 1
+		return exitCode(res)
 	}
 	log.Info("shard done", "total", res.Total, "ok", res.OK, "unparseable", res.Unparseable,
 		"labelMismatch", res.LabelMismatch, "teacherErrors", res.TeacherErrors, "cacheHits", res.CacheHits,
@@ -144,4 +144,18 @@ func newLogger(redact func(string) string) logr.Logger {
 	return funcr.NewJSON(func(obj string) { fmt.Fprintln(os.Stderr, redact(obj)) }, funcr.Options{
 		LogTimestamp: true, TimestampFormat: time.RFC3339,
 	}).WithName("annotator")
+}
+
+// exitCode tells the annotation Job whether a retry can help: a bad config or dataset, or a teacher that
+// never answered at all, fail the Job at once (contract.ExitCodePermanent); an outage in the middle of a
+// shard is retried by a new pod, which resumes where this one stopped.
+func exitCode(res contract.AnnotateResult) int {
+	answered := res.OK + res.Unparseable + res.LabelMismatch + res.TeacherErrors
+	switch {
+	case res.Reason == contract.ReasonInvalidInput:
+		return contract.ExitCodePermanent
+	case res.Reason == contract.ReasonTeacherUnreachable && answered == 0:
+		return contract.ExitCodePermanent
+	}
+	return 1
 }
