@@ -3,7 +3,7 @@
 #
 # Environment (all optional):
 #   DISTILLERY_SIM_DIR   state: certs, kubeconfig, etcd data, logs, PIDs   (default: <repo>/.dev-sim)
-#   SIM_APISERVER_PORT   16443;  SIM_ETCD_PORT 23890 (peer +10);  SIM_KCM_PORT 10357;  SIM_SCHEDULER_PORT 10359
+#   SIM_APISERVER_PORT   16443;  SIM_ETCD_PORT 23890 (peer +10);  SIM_SERVICE_CIDR 10.96.0.0/16
 #   KWOK_CPU_NODES 4  KWOK_GPU_NODES 16  KWOK_GPUS_PER_NODE 8  KWOK_NODE_PODS 1000 (pods per simulated node)
 #   SIM_KUBE_API_QPS     client QPS of kube-controller-manager and kube-scheduler (default 300; burst 2x):
 #                        the defaults (20 and 50) make the Job controller, not the operator, the bottleneck
@@ -13,9 +13,8 @@ export DISTILLERY_DEV_DIR=${DISTILLERY_SIM_DIR:-$KWOK_LIB_ROOT/.dev-sim}
 export DISTILLERY_NODE=none
 export APISERVER_PORT=${SIM_APISERVER_PORT:-16443}
 export ETCD_PORT=${SIM_ETCD_PORT:-23890}
-export SERVICE_CIDR=${SIM_SERVICE_CIDR:-10.0.0.0/24}
-SIM_KCM_PORT=${SIM_KCM_PORT:-10357}
-SIM_SCHEDULER_PORT=${SIM_SCHEDULER_PORT:-10359}
+# A /16: every StudentModel has a ClusterIP Service, and a /24 runs out at 254.
+export SERVICE_CIDR=${SIM_SERVICE_CIDR:-10.96.0.0/16}
 SIM_KUBE_API_QPS=${SIM_KUBE_API_QPS:-300}
 KWOK_CPU_NODES=${KWOK_CPU_NODES:-4}
 KWOK_GPU_NODES=${KWOK_GPU_NODES:-16}
@@ -29,16 +28,15 @@ source "$KWOK_LIB_ROOT/hack/cluster/controlplane.sh"
 KWOK_BIN=$ROOT/bin/kwok
 KWOK_STAGES=$ROOT/hack/kwok/stages
 
-# The control plane's kube-controller-manager and kube-scheduler serve on fixed default ports (10257,
-# 10259) that the real-node dev cluster holds; give ours other ports and a client rate fit for a
-# thousand jobs, by wrapping lib.sh's start.
+# Give the control plane's kube-controller-manager and kube-scheduler a client rate fit for a thousand
+# jobs, by wrapping lib.sh's start (the last of a repeated flag wins).
 eval "_cluster_$(declare -f start)"
 start() {
   local name=$1; shift
   local qps=(--kube-api-qps="$SIM_KUBE_API_QPS" --kube-api-burst=$((SIM_KUBE_API_QPS * 2)))
   case $name in
-    kube-controller-manager) set -- "$@" --secure-port="$SIM_KCM_PORT" "${qps[@]}" --concurrent-job-syncs=20 ;;
-    kube-scheduler) set -- "$@" --secure-port="$SIM_SCHEDULER_PORT" "${qps[@]}" ;;
+    kube-controller-manager) set -- "$@" "${qps[@]}" --concurrent-job-syncs=20 ;;
+    kube-scheduler) set -- "$@" "${qps[@]}" ;;
   esac
   _cluster_start "$name" "$@"
 }
