@@ -41,7 +41,7 @@ func servingDeployment(sm *v1alpha1.StudentModel, cfg Config) *appsv1.Deployment
 	c := corev1.Container{
 		Name:  "server",
 		Image: image,
-		Command: []string{"python", "-m", "distillery_student", "serve",
+		Command: []string{"python3", "-m", "distillery_student", "serve",
 			"--model", path.Join(modelMountDir, sm.Spec.Artifact.Path), "--port", "8080"},
 		Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: studentPort}},
 		Env:             scratchEnv(),

@@ -184,8 +184,8 @@ func TestTrainingJob(t *testing.T) {
 		wantService   bool
 		wantEvalMount bool
 	}{
-		{name: "one GPU worker", dj: utiltesting.MakeJob("dj", "ns").Obj(), wantGPUs: 1, wantCommand: "python"},
-		{name: "CPU", dj: utiltesting.MakeJob("dj", "ns").GPUs(0).Obj(), wantCommand: "python"},
+		{name: "one GPU worker", dj: utiltesting.MakeJob("dj", "ns").Obj(), wantGPUs: 1, wantCommand: "python3"},
+		{name: "CPU", dj: utiltesting.MakeJob("dj", "ns").GPUs(0).Obj(), wantCommand: "python3"},
 		{name: "one worker, four GPUs", dj: utiltesting.MakeJob("dj", "ns").GPUs(4).Obj(), wantGPUs: 4, wantCommand: "torchrun",
 			wantPET: map[string]string{"PET_NNODES": "1", "PET_NPROC_PER_NODE": "4"}},
 		{name: "three workers, two GPUs each", dj: utiltesting.MakeJob("dj", "ns").Workers(3).GPUs(2).Obj(), wantGPUs: 2, wantIndexed: true,
@@ -195,7 +195,7 @@ func TestTrainingJob(t *testing.T) {
 			wantCommand: "torchrun", wantService: true,
 			wantPET: map[string]string{"PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_MASTER_ADDR": "dj-train-0.dj-train", "PET_MASTER_PORT": "29500"}},
 		{name: "separate eval split", dj: utiltesting.MakeJob("dj", "ns").EvalConfigMap("eval", "eval.jsonl").Obj(), wantGPUs: 1,
-			wantCommand: "python", wantEvalMount: true},
+			wantCommand: "python3", wantEvalMount: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ func trainingJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 		image = cfg.TrainerImage
 	}
 	args := []string{"-m", "distillery_student", "train", "--config", configDir + "/" + trainConfigKey}
-	command := append([]string{"python"}, args...)
+	command := append([]string{"python3"}, args...)
 	if distributed(dj) {
 		command = append([]string{"torchrun"}, args...)
 	}

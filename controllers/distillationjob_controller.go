@@ -196,6 +196,11 @@ func minPositive(a, b time.Duration) time.Duration {
 
 // SetupWithManager watches jobs, the children they own, their stage pods and their StudentModels.
 func (r *DistillationJobReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+	if err := indexByLabel(context.Background(), mgr.GetFieldIndexer(), indexJob, LabelJob,
+		&batchv1.Job{}, &corev1.Pod{}, &corev1.ConfigMap{}, &corev1.PersistentVolumeClaim{}, &corev1.ServiceAccount{},
+		&rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.Service{}, &v1alpha1.StudentModel{}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DistillationJob{}, builder.WithPredicates(jobSpecOrStatusChanged())).
 		Owns(&batchv1.Job{}).

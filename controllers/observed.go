@@ -35,10 +35,10 @@ type observed struct {
 	model *v1alpha1.StudentModel
 }
 
-// observe lists the job's children from the informer cache.
+// observe lists the job's children from the informer cache, through the job-label index (index.go).
 func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob) (*observed, error) {
 	o := &observed{}
-	sel := []client.ListOption{client.InNamespace(dj.Namespace), client.MatchingLabels{LabelJob: dj.Name}}
+	sel := []client.ListOption{client.InNamespace(dj.Namespace), client.MatchingFields{indexJob: dj.Name}}
 
 	var jobs batchv1.JobList
 	if err := c.List(ctx, &jobs, sel...); err != nil {

@@ -58,7 +58,7 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 func (r *StudentModelReconciler) reconcileServing(ctx context.Context, sm *v1alpha1.StudentModel) (*appsv1.Deployment, error) {
 	var svcs corev1.ServiceList
 	var deploys appsv1.DeploymentList
-	sel := []client.ListOption{client.InNamespace(sm.Namespace), client.MatchingLabels{LabelModel: sm.Name, LabelStage: StageServing}}
+	sel := []client.ListOption{client.InNamespace(sm.Namespace), client.MatchingFields{indexModel: sm.Name}, client.MatchingLabels{LabelStage: StageServing}}
 	if err := r.List(ctx, &svcs, sel...); err != nil {
 		return nil, fmt.Errorf("listing student services: %w", err)
 	}
@@ -119,6 +119,10 @@ func setModelStatus(sm *v1alpha1.StudentModel, d *appsv1.Deployment) {
 
 // SetupWithManager watches StudentModels and the Deployments and Services they own.
 func (r *StudentModelReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+	if err := indexByLabel(context.Background(), mgr.GetFieldIndexer(), indexModel, LabelModel,
+		&corev1.Service{}, &appsv1.Deployment{}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.StudentModel{}).
 		Owns(&appsv1.Deployment{}).
