@@ -27,29 +27,33 @@ func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *
 	if err != nil {
 		return err
 	}
-	children := []struct {
-		current, desired client.Object
-	}{
+	type child struct{ current, desired client.Object }
+	// Two rounds of independent applies: a RoleBinding is admitted only once its Role exists (the
+	// apiserver's RBAC escalation check reads it), so it waits for the first round.
+	first := []child{
 		{o.configMap, stageConfigMap(dj, examples)},
 		{o.progress, progressConfigMap(dj)},
 		{o.serviceAccount, stageServiceAccount(dj)},
 		{o.role, stageRole(dj)},
-		{o.roleBinding, stageRoleBinding(dj)},
 	}
 	if pvc := workspaceClaim(dj, o.model); pvc != nil {
-		children = append(children, struct{ current, desired client.Object }{o.claim, pvc})
+		first = append(first, child{o.claim, pvc})
 	}
-	// The children are independent: apply them at once, so a new job waits one round trip, not six.
-	g, gctx := errgroup.WithContext(ctx)
-	for _, ch := range children {
-		g.Go(func() error {
-			if _, err := ensure(gctx, r.Client, ch.current, ch.desired); err != nil {
-				return fmt.Errorf("ensuring workspace: %w", err)
-			}
-			return nil
-		})
+	for _, round := range [][]child{first, {{o.roleBinding, stageRoleBinding(dj)}}} {
+		var g errgroup.Group // no shared cancellation: one failed apply must not abort the others
+		for _, ch := range round {
+			g.Go(func() error {
+				if _, err := ensure(ctx, r.Client, ch.current, ch.desired); err != nil {
+					return fmt.Errorf("ensuring workspace: %w", err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
 	}
-	return g.Wait()
+	return nil
 }
 
 // examples are the job's few-shot examples, inline or read (uncached) from spec.task.examplesFrom.

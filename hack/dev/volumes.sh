@@ -9,6 +9,14 @@ count=${DISTILLERY_DEV_VOLUMES:-24}
 vols=$DEV/volumes
 mkdir -p "$vols"
 
+# A volume released by a deleted claim still holds the old job's files: wipe it and offer it again.
+for pv in $(kc get pv -l distillery.dev/dev-volume=true -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{" "}{end}' 2>/dev/null); do
+  [ "$pv" = dev-models ] && continue
+  dir=$(kc get pv "$pv" -o jsonpath='{.spec.hostPath.path}')
+  kc delete pv "$pv" --wait=true >/dev/null
+  case "$dir" in "$vols"/pv-*) rm -rf "$dir" ;; esac
+done
+
 for i in $(seq 1 "$count"); do
   dir=$vols/pv-$i
   mkdir -p "$dir" && chmod 0777 "$dir"
