@@ -19,6 +19,9 @@ step "operator (config/default)" kc apply --server-side -k "$root/hack/dev/manif
 step "demo teacher" kc apply -f "$root/hack/dev/manifests/demo-teacher.yaml"
 python3 "$root/hack/dev/dataset.py" 400 1 >"$DEV/train.jsonl"
 step "dataset ConfigMap" bash -c "kubectl create configmap $job-data --from-file=train.jsonl=$DEV/train.jsonl --dry-run=client -o yaml | kubectl apply -f - >/dev/null"
+# A rebuilt operator image has the same tag: roll the Deployment when the image's inputs changed.
+step "operator image revision" kc -n distillery-system patch deploy/distillery-controller-manager -p \
+  "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"distillery.dev/image-inputs\":\"$(sha256sum <"$CACHE/images/operator.tar.inputs" | cut -c1-16)\"}}}}}"
 step "operator ready" kc -n distillery-system rollout status deploy/distillery-controller-manager --timeout=180s
 step "demo teacher ready" kc -n distillery-demo rollout status deploy/demo-teacher --timeout=180s
 
