@@ -8,7 +8,8 @@ naive: plain T5ForConditionalGeneration, records in random order, two forward pa
 rationale task), each padded to the batch maximum, torch AdamW (foreach).
 ours:  the trainer's code path (Encoder.collate_tasks + TaskLosses): length-bucketed batches (epoch_batches),
 token-mean loss per task, fused AdamW; "ours" runs both tasks in one forward pass (the trainer's default),
-"ours-split" one padded batch per task; optionally torch.compile.
+"ours-split" one padded batch per task; both pad lengths to a multiple of 16 as the trainer does on a GPU
+("ours-nopad16" does not); optionally torch.compile.
 
     python student/bench/train_step.py --models t5-base t5-large --steps 20 --batch 64 32
 """
@@ -104,10 +105,11 @@ def run_naive(shape: str, records, batch: int, steps: int, warmup: int) -> tuple
     return time.perf_counter() - t0, [records[i] for i in counted]
 
 
-def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_model: bool, concat: bool) -> tuple[float, list]:
+def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_model: bool, concat: bool,
+             pad_multiple: int = 16) -> tuple[float, list]:
     model = new_model(shape)
     model.train()
-    enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6)
+    enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6, pad_multiple=pad_multiple)
     losses = TaskLosses(model, "seq2seq")
     fwd = torch.compile(losses, dynamic=True) if compile_model else losses
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
@@ -159,6 +161,7 @@ def main() -> None:
         del model
         torch.cuda.empty_cache()
         variants = [("naive", lambda: run_naive(shape, pool, batch, a.steps, a.warmup)),
+                    ("ours-nopad16", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True, 1)),
                     ("ours-split", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, False)),
                     ("ours", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True))]
         if a.compile:

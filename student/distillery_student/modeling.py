@@ -59,7 +59,10 @@ class Row:
 class Encoder:
     """Turns examples into token rows and rows into padded tensors for one architecture."""
 
-    def __init__(self, tokenizer: Any, architecture: str, max_input: int, max_target: int):
+    def __init__(self, tokenizer: Any, architecture: str, max_input: int, max_target: int, pad_multiple: int = 1):
+        # pad_multiple > 1 rounds padded lengths up (GPU: T5's attention bias then meets the alignment the
+        # memory-efficient SDPA kernel needs, instead of falling back to the O(S^2) fp32 math kernel)
+        self.pad_multiple = max(1, pad_multiple)
         self.tok = tokenizer
         self.arch = architecture
         self.max_input = max_input
@@ -82,12 +85,16 @@ class Encoder:
     def row(self, ex: Example) -> Row:
         return Row(self.source_ids(ex.source), self.target_ids(ex.target), ex.task)
 
+    def _round(self, n: int) -> int:
+        m = self.pad_multiple
+        return (n + m - 1) // m * m
+
     def collate(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         """Right-padded tensors: input_ids, attention_mask, labels (IGNORE outside targets), task."""
         task = torch.tensor([r.task for r in rows], dtype=torch.long)
         if self.arch == ARCH_SEQ2SEQ:
-            s = max(len(r.source) for r in rows)
-            t = max(len(r.target) for r in rows)
+            s = self._round(max(len(r.source) for r in rows))
+            t = self._round(max(len(r.target) for r in rows))
             ids = torch.full((len(rows), s), self.pad, dtype=torch.long)
             mask = torch.zeros((len(rows), s), dtype=torch.long)
             labels = torch.full((len(rows), t), IGNORE, dtype=torch.long)
@@ -96,7 +103,7 @@ class Encoder:
                 mask[i, : len(r.source)] = 1
                 labels[i, : len(r.target)] = torch.tensor(r.target)
             return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
-        n = max(len(r) for r in rows)
+        n = self._round(max(len(r) for r in rows))
         ids = torch.full((len(rows), n), self.pad, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
         labels = torch.full((len(rows), n), IGNORE, dtype=torch.long)

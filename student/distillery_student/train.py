@@ -50,6 +50,7 @@ class TrainOptions:
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     eval_batch_size: int = 64
+    pad_multiple: int = 0  # round padded lengths up to this; 0: 16 on GPU, 1 on CPU
     concat_tasks: bool = True  # one forward pass over both tasks' rows (see Encoder.collate_tasks)
     device: str = ""  # "" picks cuda when available
     stop_after_steps: int = 0  # stop (as if preempted) after this step, without the final save; tests use it
@@ -142,7 +143,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         raise InvalidInput(f"{len(splits.train)} training records cannot be split over {dd.world} ranks")
     model, tokenizer = load_student(cfg.student.baseModel, cfg.student.architecture)
     model.to(device)
-    enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength)
+    enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength,
+                  pad_multiple=opts.pad_multiple or (16 if device.type == "cuda" else 1))
     rows = [[enc.row(ex) for ex in exs] for exs in build_examples(splits.train, cfg)]
     # bucket on source and rationale lengths only: label targets differ in length by label, so counting them
     # would sort records into single-label batches and the model would chase the label of the last batch

@@ -66,3 +66,17 @@ def test_single_task_target_holds_rationale_and_label(make_config) -> None:
     r = _records(1)[0]
     assert ex.source == "[label] " + r.input
     assert ex.target == f"{r.rationale} So the answer is {r.label}."
+
+
+@pytest.mark.parametrize("arch", ["seq2seq", "causal"])
+def test_padding_to_a_multiple_does_not_change_the_loss(make_config, t5_dir, causal_dir, arch) -> None:
+    cfg = make_config(base=t5_dir if arch == "seq2seq" else causal_dir, arch=arch)
+    model, tok = load_student(cfg.student.baseModel, arch)
+    losses = TaskLosses(model.eval(), arch)
+    exs = [ex for exs in build_examples(_records(), cfg) for ex in exs]
+    plain, padded = Encoder(tok, arch, 32, 32), Encoder(tok, arch, 32, 32, pad_multiple=16)
+    with torch.no_grad():
+        a = compute_loss(losses, plain.collate_tasks([plain.row(e) for e in exs], concat=False), 1.0)
+        b = compute_loss(losses, padded.collate_tasks([padded.row(e) for e in exs], concat=True), 1.0)
+    assert padded.collate([padded.row(exs[0])])["input_ids"].shape[1] % 16 == 0
+    assert float(a.loss) == pytest.approx(float(b.loss), rel=1e-5)

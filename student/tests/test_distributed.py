@@ -1,0 +1,47 @@
+"""torchrun: two CPU processes (gloo) end with the weights of one process on the same batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from distillery_student.contract import train_config_to_dict
+from distillery_student.train import train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes_match_one(make_config, tmp_path: Path) -> None:
+    from transformers import AutoModelForSeq2SeqLM
+
+    common = dict(maxSteps=4, batchSize=8, learningRate=1e-3, checkpointEverySteps=2)
+    single = make_config(out="single", **common)
+    train(single)
+
+    cfg = make_config(out="ddp", **common)
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(train_config_to_dict(cfg)))
+    # the operator's way: torchrun configured through PET_* variables
+    env = {**os.environ, "PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
+           "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
+                        "--config", str(path), "--termination-log", str(tmp_path / "term")],
+                       capture_output=True, text=True, env=env, timeout=240, cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads((tmp_path / "term").read_text())
+    assert summary["steps"] == 4 and "error" not in summary
+    a = AutoModelForSeq2SeqLM.from_pretrained(single.output.modelDir).state_dict()
+    b = AutoModelForSeq2SeqLM.from_pretrained(cfg.output.modelDir).state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=0, msg=k)
+    assert sorted(os.listdir(cfg.output.checkpointDir)) == ["step-00000002"]
