@@ -45,9 +45,15 @@ func tmpVolume() (corev1.Volume, corev1.VolumeMount) {
 		corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"}
 }
 
-// scratchEnv points caches that default to $HOME at the writable /tmp.
+// scratchEnv points caches that default to $HOME at the writable /tmp, and names the user: the
+// non-root UID has no passwd entry in most images, and Python's getpass (used by torch) reads these
+// variables before failing on the missing entry.
 func scratchEnv() []corev1.EnvVar {
-	return []corev1.EnvVar{{Name: "HOME", Value: "/tmp"}, {Name: "HF_HOME", Value: "/tmp/hf"}}
+	return []corev1.EnvVar{
+		{Name: "HOME", Value: "/tmp"}, {Name: "HF_HOME", Value: "/tmp/hf"},
+		{Name: "USER", Value: "distillery"}, {Name: "LOGNAME", Value: "distillery"},
+		{Name: "TORCHINDUCTOR_CACHE_DIR", Value: "/tmp/torchinductor"},
+	}
 }
 
 // resourcesOr returns the user's resources, or requests that let the scheduler place the pod sensibly.
