@@ -203,12 +203,12 @@ func (r *DistillationJobReconciler) SetupWithManager(mgr ctrl.Manager, concurren
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DistillationJob{}, builder.WithPredicates(jobSpecOrStatusChanged())).
-		Owns(&batchv1.Job{}).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&rbacv1.Role{}).
-		Owns(&rbacv1.RoleBinding{}).
-		Owns(&corev1.Service{}).
+		Owns(&batchv1.Job{}, builder.WithPredicates(stageJobChanged())).
+		Owns(&corev1.ConfigMap{}, builder.WithPredicates(skipCreate())).
+		Owns(&corev1.ServiceAccount{}, builder.WithPredicates(skipCreate())).
+		Owns(&rbacv1.Role{}, builder.WithPredicates(skipCreate())).
+		Owns(&rbacv1.RoleBinding{}, builder.WithPredicates(skipCreate())).
+		Owns(&corev1.Service{}, builder.WithPredicates(skipCreate())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(requestForJobLabel), builder.WithPredicates(podLifecycleChanged())).
 		Watches(&v1alpha1.StudentModel{}, handler.EnqueueRequestsFromMapFunc(requestForJobLabel)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).

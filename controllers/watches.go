@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,9 +26,10 @@ func requestForJobLabel(_ context.Context, obj client.Object) []reconcile.Reques
 }
 
 // podLifecycleChanged passes pod events that can change a job's status: phase, scheduling and
-// termination; not every heartbeat of a running pod.
+// termination; not every heartbeat of a running pod, and not the creation of a pod that has no status yet.
 func podLifecycleChanged() predicate.Predicate {
 	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(*corev1.Pod)
 			n, ok2 := e.ObjectNew.(*corev1.Pod)
@@ -55,4 +57,35 @@ func jobSpecOrStatusChanged() predicate.Predicate {
 			DeleteFunc:  func(event.DeleteEvent) bool { return true },
 			GenericFunc: func(event.GenericEvent) bool { return true },
 		})
+}
+
+// skipCreate drops the creation events of children the pass that created them has already accounted for
+// (a new job's five workspace objects would otherwise bring five more passes). Updates and deletions pass;
+// after a restart the jobs' own creation events bring every job through a pass anyway.
+func skipCreate() predicate.Predicate {
+	return predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
+}
+
+// stageJobChanged passes stage Job events the pass reads: the Job's conditions (Complete, Failed,
+// Suspended), its spec (suspend) and its deletion; not the Job controller's counters (active, ready,
+// uncounted pods), which change several times per pod and which the pass does not read.
+func stageJobChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*batchv1.Job)
+			n, ok2 := e.ObjectNew.(*batchv1.Job)
+			if !ok1 || !ok2 {
+				return true
+			}
+			if o.Generation != n.Generation || !o.DeletionTimestamp.Equal(n.DeletionTimestamp) || len(o.Status.Conditions) != len(n.Status.Conditions) {
+				return true
+			}
+			for i := range n.Status.Conditions {
+				if o.Status.Conditions[i].Type != n.Status.Conditions[i].Type || o.Status.Conditions[i].Status != n.Status.Conditions[i].Status {
+					return true
+				}
+			}
+			return false
+		},
+	}
 }

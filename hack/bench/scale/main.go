@@ -181,6 +181,17 @@ func run(n int, ns string, settle, timeout time.Duration, shards, gpus int32, he
 	res.settledOpWrites = opB.Sum(rest, simenv.IsWrite) - opA.Sum(rest, simenv.IsWrite)
 	res.settledReconciles = opB.Sum(rec, nil) - opA.Sum(rec, nil)
 	res.settledAPIWrites = apiB.Sum(areq, simenv.IsWrite) - apiA.Sum(areq, simenv.IsWrite)
+	avg := func(m simenv.Metrics, name string) float64 {
+		keep := func(l map[string]string) bool { return l["controller"] == "distillationjob" }
+		c := m.Sum(name+"_count", keep) - op0.Sum(name+"_count", keep)
+		if c == 0 {
+			return 0
+		}
+		return (m.Sum(name+"_sum", keep) - op0.Sum(name+"_sum", keep)) / c
+	}
+	logf("distillationjob: %.0f reconciles, %.3f s each on average, %.3f s average wait in the queue",
+		opA.Sum(rec, func(l map[string]string) bool { return l["controller"] == "distillationjob" }),
+		avg(opA, "controller_runtime_reconcile_time_seconds"), avg(opA, "workqueue_queue_duration_seconds"))
 	res.print(header)
 	return nil
 }
@@ -249,6 +260,11 @@ func (t *tracker) watchStages(ctx context.Context, c client.WithWatch, ns string
 func (t *tracker) watchJobs(ctx context.Context, c client.WithWatch, ns string) {
 	watchLoop(ctx, c, &v1alpha1.DistillationJobList{}, ns, nil, func(o client.Object) {
 		dj := o.(*v1alpha1.DistillationJob)
+		if dj.Status.Stage != "" && dj.Status.Stage != v1alpha1.StagePending {
+			// Past Pending means the operator saw its annotation Job: count it even if the Job's own
+			// watch event has not reached this process yet.
+			t.set(t.stage, dj.Name)
+		}
 		switch dj.Status.Stage {
 		case v1alpha1.StageSucceeded:
 			t.set(t.done, dj.Name)
