@@ -160,3 +160,26 @@ func unschedulable(pods []corev1.Pod) string {
 func formatDecimal(f float64, digits int) string {
 	return strconv.FormatFloat(f, 'f', digits, 64)
 }
+
+// withRetryNote adds to a running stage's message why its last pod failed, if one did: a stage that
+// retries quietly would otherwise look healthy while it burns its retries.
+func withRetryNote(msg string, pods []corev1.Pod) string {
+	var last *corev1.Pod
+	failed := 0
+	for i := range pods {
+		if pods[i].Status.Phase == corev1.PodFailed {
+			failed++
+			if last == nil || pods[i].CreationTimestamp.After(last.CreationTimestamp.Time) {
+				last = &pods[i]
+			}
+		}
+	}
+	if last == nil {
+		return msg
+	}
+	why := terminationMessage(last)
+	if why == "" {
+		why = "no termination message"
+	}
+	return fmt.Sprintf("%s; %d pod(s) failed and were retried, the last (%s): %s", msg, failed, last.Name, truncate(why, 512))
+}

@@ -121,7 +121,7 @@ func (r *DistillationJobReconciler) reconcileAnnotation(ctx context.Context, dj 
 		setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonUnschedulable, msg)
 		return false, nil
 	}
-	setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonAnnotating, "annotation shards are running")
+	setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonAnnotating, withRetryNote("annotation shards are running", o.annotationPods))
 	return false, nil
 }
 
@@ -188,7 +188,7 @@ func (r *DistillationJobReconciler) reconcileTraining(ctx context.Context, dj *v
 		setCondition(dj, v1alpha1.ConditionTrained, false, v1alpha1.ReasonUnschedulable, msg)
 		return false, nil
 	}
-	setCondition(dj, v1alpha1.ConditionTrained, false, v1alpha1.ReasonTraining, "the trainer is running")
+	setCondition(dj, v1alpha1.ConditionTrained, false, v1alpha1.ReasonTraining, withRetryNote("the trainer is running", o.trainingPods))
 	return false, nil
 }
 
