@@ -8,8 +8,8 @@ naive: plain T5ForConditionalGeneration, records in random order, two forward pa
 rationale task), each padded to the batch maximum, torch AdamW (foreach).
 ours:  the trainer's code path (Encoder.collate_tasks + TaskLosses): length-bucketed batches (epoch_batches),
 token-mean loss per task, fused AdamW; "ours" runs both tasks in one forward pass (the trainer's default),
-"ours-split" one padded batch per task; both pad lengths to a multiple of 16 as the trainer does on a GPU
-("ours-nopad16" does not); optionally torch.compile.
+lengths padded to a multiple of 16 and eager attention as the trainer does on a GPU ("ours-sdpa" keeps
+Hugging Face's default SDPA attention); optionally torch.compile.
 
     python student/bench/train_step.py --models t5-base t5-large --steps 20 --batch 64 32
 """
@@ -68,13 +68,19 @@ def useful_tokens(records: list[list[Row]]) -> tuple[int, int]:
     return enc, dec
 
 
-def new_model(shape: str, seed: int = 0) -> torch.nn.Module:
+def new_model(shape: str, seed: int = 0, attn: str = "") -> torch.nn.Module:
+    """attn "" keeps Hugging Face's default (SDPA); the trainer loads seq2seq students with "eager"."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
     cfg = T5Config(vocab_size=VOCAB, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.1,
                    **SHAPES[shape])
-    return T5ForConditionalGeneration(cfg).cuda()
+    model = T5ForConditionalGeneration(cfg)
+    if attn:  # as from_pretrained(attn_implementation=...) does: every sub-config
+        for m in model.modules():
+            if hasattr(m, "config"):
+                m.config._attn_implementation = attn
+    return model.cuda()
 
 
 def run_naive(shape: str, records, batch: int, steps: int, warmup: int) -> tuple[float, list]:
@@ -106,8 +112,8 @@ def run_naive(shape: str, records, batch: int, steps: int, warmup: int) -> tuple
 
 
 def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_model: bool, concat: bool,
-             pad_multiple: int = 16) -> tuple[float, list]:
-    model = new_model(shape)
+             pad_multiple: int = 16, attn: str = "eager") -> tuple[float, list]:
+    model = new_model(shape, attn=attn)
     model.train()
     enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6, pad_multiple=pad_multiple)
     losses = TaskLosses(model, "seq2seq")
@@ -161,8 +167,7 @@ def main() -> None:
         del model
         torch.cuda.empty_cache()
         variants = [("naive", lambda: run_naive(shape, pool, batch, a.steps, a.warmup)),
-                    ("ours-nopad16", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True, 1)),
-                    ("ours-split", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, False)),
+                    ("ours-sdpa", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True, 16, "")),
                     ("ours", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True))]
         if a.compile:
             variants.append(("ours+compile", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, True, True)))

@@ -34,8 +34,12 @@ def load_student(name_or_dir: str, architecture: str, dtype: torch.dtype = torch
 
     quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
-    cls = AutoModelForSeq2SeqLM if architecture == ARCH_SEQ2SEQ else AutoModelForCausalLM
-    model = cls.from_pretrained(name_or_dir, dtype=dtype)
+    if architecture == ARCH_SEQ2SEQ:
+        # T5's learned relative-position bias is an additive float mask with a gradient: SDPA then falls back
+        # to its unfused math kernel, which on an H200 ran a t5-base step 2x slower than eager (bench/README.md)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_dir, dtype=dtype, attn_implementation="eager")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=dtype)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
