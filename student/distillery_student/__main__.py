@@ -35,7 +35,7 @@ def _train(args: argparse.Namespace) -> int:
         traceback.print_exc()
         result.error = f"{type(e).__name__}: {e}"
         code = 1
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # one summary per pod
         write_termination_log(args.termination_log, result)
     return code
 

@@ -141,7 +141,11 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     splits = load_splits(cfg)
     if len(splits.train) < dd.world:
         raise InvalidInput(f"{len(splits.train)} training records cannot be split over {dd.world} ranks")
-    model, tokenizer = load_student(cfg.student.baseModel, cfg.student.architecture)
+    try:
+        model, tokenizer = load_student(cfg.student.baseModel, cfg.student.architecture)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidInput(f"student.baseModel {cfg.student.baseModel!r} could not be loaded: {first}") from None
     model.to(device)
     enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength,
                   pad_multiple=opts.pad_multiple or (16 if device.type == "cuda" else 1))
@@ -228,7 +232,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
             if dd.rank == 0 and (step % opts.log_every == 0 or step == total):
                 log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", step, total, *last_parts,
                          sched.get_last_lr()[0])
-            stopping = preempted.flag or (opts.stop_after_steps and step >= opts.stop_after_steps)
+            stop = torch.tensor([float(preempted.flag or 0 < opts.stop_after_steps <= step)], device=device)
+            stopping = bool(dd.all_sum(stop).item())  # every rank stops at the same step, or barriers hang
             every = t.checkpointEverySteps
             if step < total and ((every > 0 and step % every == 0) or stopping):
                 save_checkpoint(cfg, dd, step, model, optim, sched, window)

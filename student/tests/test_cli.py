@@ -43,6 +43,7 @@ def test_train_cli_writes_model_metrics_and_summary(make_config, tmp_path: Path)
     ("no-ok", "has no ok record"),
     ("bad-label", "label 'maybe' is not one of the task's labels"),
     ("missing-field", "missing field training.learningRate"),
+    ("no-model", "student.baseModel"),
 ])
 def test_bad_input_fails_with_one_line(make_config, tmp_path: Path, case: str, message: str) -> None:
     records = comparison_records(10)
@@ -52,7 +53,7 @@ def test_bad_input_fails_with_one_line(make_config, tmp_path: Path, case: str, m
             r["error"] = "no answer marker"
     if case == "bad-label":
         records[3]["goldLabel"] = "maybe"
-    cfg = make_config(records=records)
+    cfg = make_config(records=records, base=str(tmp_path / "no-such-model") if case == "no-model" else None)
     if case == "missing-field":
         raw = train_config_to_dict(cfg)
         del raw["training"]["learningRate"]
