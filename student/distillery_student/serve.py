@@ -262,15 +262,28 @@ def _handler(server: StudentServer) -> type[BaseHTTPRequestHandler]:
             server.metrics.request(code, time.monotonic() - started if code == 200 else None)
             self._send(code, body)
 
-        def _predict(self) -> tuple[int, dict[str, Any]]:
+        def _read_body(self) -> tuple[int, bytes | dict[str, Any]]:
+            """The request body, sized by Content-Length or sent chunked (as proxies such as the
+            apiserver's service proxy do); an error status and message otherwise."""
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                body = read_chunked(self.rfile, MAX_BODY_BYTES)
+                if body is None:
+                    self.close_connection = True
+                    return 413, {"error": f"body is malformed or over the limit of {MAX_BODY_BYTES} bytes"}
+                return 200, body
             length = self.headers.get("Content-Length")
             if length is None or not length.isdigit():
                 self.close_connection = True
-                return 411, {"error": "Content-Length is required"}
+                return 411, {"error": "Content-Length (or Transfer-Encoding: chunked) is required"}
             if int(length) > MAX_BODY_BYTES:
                 self.close_connection = True
                 return 413, {"error": f"body of {length} bytes is over the limit of {MAX_BODY_BYTES}"}
-            body = self.rfile.read(int(length))
+            return 200, self.rfile.read(int(length))
+
+        def _predict(self) -> tuple[int, dict[str, Any]]:
+            code, body = self._read_body()
+            if isinstance(body, dict):
+                return code, body
             try:
                 inputs, explain = parse_predict_request(body)
             except InvalidInput as e:
@@ -283,6 +296,25 @@ def _handler(server: StudentServer) -> type[BaseHTTPRequestHandler]:
                 return 500, {"error": str(e)}
 
     return Handler
+
+
+def read_chunked(rfile: Any, limit: int) -> bytes | None:
+    """Reads an HTTP/1.1 chunked body; None when it is malformed or longer than limit."""
+    out = bytearray()
+    while True:
+        size_line = rfile.readline(1024)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        if size == 0:
+            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(out)
+        if len(out) + size > limit:
+            return None
+        out += rfile.read(size)
+        rfile.readline(1024)  # the CRLF after each chunk
 
 
 def serve(model_dir: str, host: str = "0.0.0.0", port: int = 8080, max_batch_size: int = 32,

@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
-    use_bf16 = device.type == "cuda" and t.precision == "bf16"
+    use_bf16 = device.type == "cuda" and t.precision in ("bf16", "auto")  # auto: bf16 on GPU, fp32 on CPU
 
     random.seed(t.seed)
     torch.manual_seed(t.seed)

@@ -140,3 +140,23 @@ def test_healthz_is_503_until_loaded(model_dir: str) -> None:
     finally:
         release.set()
         s.stop()
+
+
+def test_chunked_request_body(server: StudentServer) -> None:
+    """Proxies (the apiserver's service proxy among them) forward bodies chunked, without a length."""
+    import http.client
+
+    body = json.dumps({"inputs": ["3 5"], "explain": False}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.putrequest("POST", "/v1/predict")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    for part in (body[:7], body[7:]):
+        conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+    conn.send(b"0\r\n\r\n")
+    resp = conn.getresponse()
+    payload = json.loads(resp.read())
+    assert resp.status == 200, payload
+    assert payload["predictions"][0]["label"] in ("first", "second")
+    assert payload == _call(server.port, "POST", "/v1/predict", {"inputs": ["3 5"], "explain": False})[1]
