@@ -168,7 +168,7 @@ func (e *Env) StartOperator(ctx context.Context, extraArgs ...string) (*Operator
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -186,17 +186,17 @@ func (e *Env) StartOperator(ctx context.Context, extraArgs ...string) (*Operator
 	_ = os.MkdirAll(filepath.Dir(op.pidFile), 0o755)
 	_ = os.WriteFile(op.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
 	e.Operator = op
-	deadline := time.Now().Add(60 * time.Second)
+	// Ready means both controllers run workers, i.e. their caches synced: /readyz answers before that, and
+	// jobs created while the informers still list arrive as low-priority "initial list" events.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
-		resp, err := http.Get("http://" + probe + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return op, nil
-			}
+		logText, _ := os.ReadFile(logPath)
+		if strings.Contains(string(logText), `"msg":"Starting workers","controller":"distillationjob"`) &&
+			strings.Contains(string(logText), `"msg":"Starting workers","controller":"studentmodel"`) {
+			return op, nil
 		}
 		if time.Now().After(deadline) {
-			return op, fmt.Errorf("operator not ready after 60s; log: %s", logPath)
+			return op, fmt.Errorf("operator's controllers not started after 90s; log: %s", logPath)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
