@@ -24,7 +24,7 @@ func main() {
 	marker := flag.String("marker", faketeacher.CompareMarker, "answer marker used in answers")
 	failFirst := flag.Int("fail-first-n", 0, "answer the first N requests with 500")
 	garbage := flag.Float64("garbage-fraction", 0, "fraction of answers without a marker or with a label outside the set")
-	tooMany := flag.Duration("429-for-seconds", 0, "answer 429 with Retry-After for this long after start (e.g. 30s)")
+	tooMany := flag.Duration("429-for-seconds", 0, "answer 429 with Retry-After for this long after the first request (e.g. 30s)")
 	seed := flag.Uint64("seed", 1, "seed of the garbage answers")
 	flag.Parse()
 

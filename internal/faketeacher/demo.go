@@ -12,7 +12,7 @@ type DemoFaults struct {
 	FailFirstN int
 	// GarbageFraction of the other answers have no marker or a label outside the set, alternately.
 	GarbageFraction float64
-	// TooManyFor answers 429 with Retry-After for this long after the script is made.
+	// TooManyFor answers 429 with Retry-After for this long after the first request.
 	TooManyFor time.Duration
 	// Seed makes the garbage reproducible.
 	Seed uint64
@@ -20,7 +20,8 @@ type DemoFaults struct {
 
 // DemoScript is the script of the demo teacher.
 func DemoScript(f DemoFaults) Script {
-	start := time.Now()
+	var start time.Time
+	var startOnce sync.Once
 	var mu sync.Mutex
 	rng := rand.New(rand.NewPCG(f.Seed, f.Seed+1))
 	garbage := func() (bool, Fault) {
@@ -35,6 +36,7 @@ func DemoScript(f DemoFaults) Script {
 		return true, LabelOutsideSet
 	}
 	return func(req Request) Reply {
+		startOnce.Do(func() { start = time.Now() })
 		if since := time.Since(start); since < f.TooManyFor {
 			return Reply{Fault: TooManyRequests, RetryAfter: f.TooManyFor - since}
 		}

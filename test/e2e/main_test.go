@@ -24,7 +24,7 @@ spec:
       - name: teacher
         image: distillery.local/demo-teacher:dev
         imagePullPolicy: Never
-        command: ["/demo-teacher", "--addr=:8000", "--latency=10ms", "--garbage-fraction=0.3", "--fail-first-n=20"]
+        command: ["/demo-teacher", "--addr=:8000", "--latency=10ms", "--garbage-fraction=0.3", "--fail-first-n=10", "--429-for-seconds=8s"]
         ports: [{name: http, containerPort: 8000}]
         readinessProbe: {tcpSocket: {port: http}, periodSeconds: 2}
 ---
