@@ -36,8 +36,13 @@ func main() {
 	shards := flag.Int("shards", 1, "annotation shards per job")
 	gpus := flag.Int("gpus", 1, "GPUs per training worker")
 	header := flag.Bool("header", true, "print the table header")
+	concurrency := flag.Int("concurrency", 0, "the operator's --concurrency (0: its default)")
 	flag.Parse()
-	if err := run(*n, *ns, *settle, *timeout, int32(*shards), int32(*gpus), *header); err != nil {
+	var opArgs []string
+	if *concurrency > 0 {
+		opArgs = append(opArgs, fmt.Sprintf("--concurrency=%d", *concurrency))
+	}
+	if err := run(*n, *ns, *settle, *timeout, int32(*shards), int32(*gpus), *header, opArgs); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -56,7 +61,7 @@ type result struct {
 	settleWindow                       time.Duration
 }
 
-func run(n int, ns string, settle, timeout time.Duration, shards, gpus int32, header bool) error {
+func run(n int, ns string, settle, timeout time.Duration, shards, gpus int32, header bool, opArgs []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	env, err := simenv.Start(ctx, os.Stderr)
@@ -67,7 +72,7 @@ func run(n int, ns string, settle, timeout time.Duration, shards, gpus int32, he
 	if err := env.Namespace(ctx, ns); err != nil {
 		return err
 	}
-	op, err := env.StartOperator(ctx)
+	op, err := env.StartOperator(ctx, opArgs...)
 	if err != nil {
 		return err
 	}
