@@ -37,8 +37,10 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet, the e2e and simulation tiers included.
 	go vet ./...
+	go vet -tags e2e ./test/e2e/...
+	go vet -tags sim ./test/sim/...
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files differ from what is committed.
@@ -71,6 +73,18 @@ test-go: envtest ## Go unit and envtest integration tests.
 test-e2e: ## End-to-end tests on the local cluster (brings it up with `make dev` first).
 	@hack/dev/up.sh
 	go test -tags e2e -count=1 -timeout 60m ./test/e2e/...
+
+.PHONY: test-sim
+test-sim: ## Simulation tests: the operator against a KWOK cluster (real scheduler, Job controller, GC); brings it up and down.
+	go test -tags sim ./test/sim/... -count=1 -timeout 20m
+
+.PHONY: sim-down
+sim-down: ## Remove the KWOK simulation cluster, if one is left.
+	@hack/kwok/down.sh
+
+.PHONY: bench-scale
+bench-scale: ## Scale benchmark on KWOK: N=100 and 1000 DistillationJobs, a fresh cluster each; prints a table.
+	hack/bench/scale/run.sh 100 1000
 
 .PHONY: test-python
 test-python: python-env ## The student runtime's pytest suite (CPU).
