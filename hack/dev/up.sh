@@ -17,7 +17,7 @@ step "local volumes and the tiny base model" "$root/hack/dev/volumes.sh"
 step "CRDs" kc apply --server-side -f "$root/config/crd/bases"
 step "operator (config/default)" kc apply --server-side -k "$root/hack/dev/manifests"
 step "demo teacher" kc apply -f "$root/hack/dev/manifests/demo-teacher.yaml"
-python3 "$root/hack/dev/dataset.py" 400 1 >"$DEV/train.jsonl"
+python3 "$root/hack/dev/dataset.py" 1000 1 >"$DEV/train.jsonl"
 step "dataset ConfigMap" bash -c "kubectl create configmap $job-data --from-file=train.jsonl=$DEV/train.jsonl --dry-run=client -o yaml | kubectl apply -f - >/dev/null"
 # A rebuilt operator image has the same tag: roll the Deployment when the image's inputs changed.
 step "operator image revision" kc -n distillery-system patch deploy/distillery-controller-manager -p \
@@ -48,7 +48,7 @@ while :; do
 done
 step "StudentModel Ready" kc wait --for=condition=Ready "sm/$job" --timeout=600s
 
-printf '%s\n' '{"inputs":["First: 12\nSecond: 480","First: 731\nSecond: 56"],"explain":true}' >"$DEV/predict.json"
+printf '%s\n' '{"inputs":["First: 12\nSecond: 48","First: 73\nSecond: 56"],"explain":true}' >"$DEV/predict.json"
 answer=$(kc create --raw "/api/v1/namespaces/default/services/$job-student:http/proxy/v1/predict" -f "$DEV/predict.json")
 log "prediction: $answer"
 kc get dj,sm

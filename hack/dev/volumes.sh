@@ -35,9 +35,11 @@ YAML
 done >"$DEV/volumes.yaml"
 
 models=$vols/models
-if [ ! -f "$models/tiny-t5/config.json" ]; then
+want=$(sha256sum "$root/hack/dev/tiny_model.py" | cut -c1-16)
+if [ "$(cat "$models/tiny-t5/.made-by" 2>/dev/null)" != "$want" ]; then
   mkdir -p "$models"
   "$root/.venv/bin/python" "$root/hack/dev/tiny_model.py" "$models/tiny-t5.tmp"
+  echo "$want" >"$models/tiny-t5.tmp/.made-by"
   rm -rf "$models/tiny-t5" && mv "$models/tiny-t5.tmp" "$models/tiny-t5"
 fi
 chmod -R a+rX "$models"
