@@ -2,7 +2,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"net/http"
 	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -62,7 +64,13 @@ func main() {
 		os.Exit(1)
 	}
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
-	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
+	// Ready once the informer caches are synced: a pass that ran earlier would see no children.
+	_ = mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("informer caches are not synced yet")
+		}
+		return nil
+	})
 	log.Info("starting", "annotatorImage", cfg.AnnotatorImage, "trainerImage", cfg.TrainerImage)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "running manager")
