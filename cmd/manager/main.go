@@ -44,7 +44,9 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "distillery-operator.distillery.dev",
-		Cache:                  controllers.CacheOptions(),
+		// Hand the lease over at shutdown, so a rolling update does not wait out its expiry.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
