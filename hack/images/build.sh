@@ -92,7 +92,7 @@ student_rootfs() {
     echo "$rootfs"
     return
   fi
-  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+  command -v debootstrap >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2; }
   log "debootstrap: a minimal Debian bookworm with python3 into $rootfs (a few minutes, once)"
   local t0; t0=$(date +%s)
   rm -rf "$rootfs" "$rootfs.tmp"
