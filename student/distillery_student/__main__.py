@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from .contract import REASON_INVALID_INPUT, InvalidInput, TrainResult, write_termination_log
+from .contract import EXIT_PERMANENT, REASON_INVALID_INPUT, InvalidInput, TrainResult, write_termination_log
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def _train(args: argparse.Namespace) -> int:
     except InvalidInput as e:
         result.error, result.reason = str(e), REASON_INVALID_INPUT
         print(f"error: {e}", file=sys.stderr)
-        code = 2
+        code = EXIT_PERMANENT
     except Exception as e:  # noqa: BLE001 - summarised for the operator, traceback for the log
         traceback.print_exc()
         result.error = f"{type(e).__name__}: {e}"

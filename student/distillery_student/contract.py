@@ -30,6 +30,8 @@ TASK_CLASSIFICATION = "classification"
 TASK_GENERATION = "generation"
 
 REASON_INVALID_INPUT = "InvalidInput"
+# Exit code of a failure a retry cannot fix (docs/workloads.md): the operator fails the stage Job at once.
+EXIT_PERMANENT = 3
 
 # single-task targets hold "<rationale> So the answer is <label>." (train.json has no answer marker).
 SINGLE_TASK_MARKER = "So the answer is"
