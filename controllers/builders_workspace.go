@@ -53,17 +53,21 @@ func workspaceClaim(dj *v1alpha1.DistillationJob, modelOwner *v1alpha1.StudentMo
 	return pvc
 }
 
+// workspaceMeta is the metadata of a workspace child the job owns.
+func workspaceMeta(dj *v1alpha1.DistillationJob, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: name, Namespace: dj.Namespace, Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
+	}
+}
+
 // stageConfigMap holds annotate.json and train.json, rendered from the spec.
 func stageConfigMap(dj *v1alpha1.DistillationJob, examples []contract.Example) *corev1.ConfigMap {
 	annotate, _ := json.MarshalIndent(renderAnnotateConfig(dj, examples), "", "  ")
 	train, _ := json.MarshalIndent(renderTrainConfig(dj, examples), "", "  ")
 	cm := &corev1.ConfigMap{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: configMapName(dj), Namespace: dj.Namespace,
-			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
-		},
-		Data: map[string]string{annotateConfigKey: string(annotate), trainConfigKey: string(train)},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: workspaceMeta(dj, configMapName(dj)),
+		Data:       map[string]string{annotateConfigKey: string(annotate), trainConfigKey: string(train)},
 	}
 	withSpecHash(&cm.ObjectMeta, cm.Data)
 	return cm
@@ -73,11 +77,8 @@ func stageConfigMap(dj *v1alpha1.DistillationJob, examples []contract.Example) *
 // its data again (each pod merge-patches its own key).
 func progressConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
 	cm := &corev1.ConfigMap{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: contract.ProgressConfigMapName(dj.Name), Namespace: dj.Namespace,
-			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: workspaceMeta(dj, contract.ProgressConfigMapName(dj.Name)),
 	}
 	withSpecHash(&cm.ObjectMeta, "progress")
 	return cm
@@ -86,11 +87,8 @@ func progressConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
 // stageServiceAccount is the identity of the job's stage pods.
 func stageServiceAccount(dj *v1alpha1.DistillationJob) *corev1.ServiceAccount {
 	sa := &corev1.ServiceAccount{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: serviceAccountName(dj), Namespace: dj.Namespace,
-			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: workspaceMeta(dj, serviceAccountName(dj)),
 	}
 	withSpecHash(&sa.ObjectMeta, "sa")
 	return sa
@@ -99,11 +97,8 @@ func stageServiceAccount(dj *v1alpha1.DistillationJob) *corev1.ServiceAccount {
 // stageRole lets stage pods get and patch the job's progress ConfigMap, and nothing else.
 func stageRole(dj *v1alpha1.DistillationJob) *rbacv1.Role {
 	role := &rbacv1.Role{
-		TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: serviceAccountName(dj), Namespace: dj.Namespace,
-			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: workspaceMeta(dj, serviceAccountName(dj)),
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups:     []string{""},
 			Resources:     []string{"configmaps"},
@@ -118,13 +113,10 @@ func stageRole(dj *v1alpha1.DistillationJob) *rbacv1.Role {
 // stageRoleBinding binds stageRole to stageServiceAccount.
 func stageRoleBinding(dj *v1alpha1.DistillationJob) *rbacv1.RoleBinding {
 	rb := &rbacv1.RoleBinding{
-		TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: serviceAccountName(dj), Namespace: dj.Namespace,
-			Labels: jobLabels(dj, StageWorkspace), OwnerReferences: jobOwnerRef(dj),
-		},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: serviceAccountName(dj)},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: serviceAccountName(dj), Namespace: dj.Namespace}},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: workspaceMeta(dj, serviceAccountName(dj)),
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: serviceAccountName(dj)},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: serviceAccountName(dj), Namespace: dj.Namespace}},
 	}
 	withSpecHash(&rb.ObjectMeta, rb.Subjects)
 	return rb
