@@ -8,53 +8,36 @@ import (
 	"testing"
 )
 
-// teachers are the demo teacher's fault-injecting variants the tests point jobs at; teacher-down is a
-// Service with no pods behind it.
-const teachers = `
+// teacherVariant is a Deployment and Service of the demo teacher with fault-injecting flags.
+func teacherVariant(name, flags string) string {
+	return fmt.Sprintf(`
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: teacher-flaky, namespace: distillery-demo, labels: {app: teacher-flaky}}
+metadata: {name: %[1]s, namespace: distillery-demo, labels: {app: %[1]s}}
 spec:
-  selector: {matchLabels: {app: teacher-flaky}}
+  selector: {matchLabels: {app: %[1]s}}
   template:
-    metadata: {labels: {app: teacher-flaky}}
+    metadata: {labels: {app: %[1]s}}
     spec:
       securityContext: {runAsNonRoot: true, runAsUser: 65532}
       containers:
       - name: teacher
         image: distillery.local/demo-teacher:dev
         imagePullPolicy: Never
-        command: ["/demo-teacher", "--addr=:8000", "--latency=10ms", "--garbage-fraction=0.3", "--fail-first-n=10", "--429-for-seconds=8s"]
-        ports: [{name: http, containerPort: 8000}]
-        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 2}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: teacher-slow, namespace: distillery-demo, labels: {app: teacher-slow}}
-spec:
-  selector: {matchLabels: {app: teacher-slow}}
-  template:
-    metadata: {labels: {app: teacher-slow}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65532}
-      containers:
-      - name: teacher
-        image: distillery.local/demo-teacher:dev
-        imagePullPolicy: Never
-        command: ["/demo-teacher", "--addr=:8000", "--latency=400ms"]
+        command: ["/demo-teacher", "--addr=:8000", %[2]s]
         ports: [{name: http, containerPort: 8000}]
         readinessProbe: {tcpSocket: {port: http}, periodSeconds: 2}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: teacher-flaky, namespace: distillery-demo}
-spec: {selector: {app: teacher-flaky}, ports: [{name: http, port: 8000, targetPort: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: teacher-slow, namespace: distillery-demo}
-spec: {selector: {app: teacher-slow}, ports: [{name: http, port: 8000, targetPort: http}]}
----
+metadata: {name: %[1]s, namespace: distillery-demo}
+spec: {selector: {app: %[1]s}, ports: [{name: http, port: 8000, targetPort: http}]}
+---`, name, flags)
+}
+
+// teachers are the variants the tests point jobs at; teacher-down is a Service with no pods behind it.
+var teachers = teacherVariant("teacher-flaky", `"--latency=10ms", "--garbage-fraction=0.3", "--fail-first-n=10", "--429-for-seconds=8s"`) +
+	teacherVariant("teacher-slow", `"--latency=400ms"`) + `
 apiVersion: v1
 kind: Service
 metadata: {name: teacher-down, namespace: distillery-demo}
