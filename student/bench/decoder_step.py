@@ -9,6 +9,7 @@ micro-batches picked by the trainer's memory estimate. MFU as in common.py.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 from typing import Any
@@ -100,6 +101,7 @@ def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float) -> dic
            "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "micro_batches": statistics.median(micro),
            "params_b": (train_p + frozen_p + head_p) / 1e9}
     del stepper, model
+    gc.collect()  # a LoRA model and its PEFT wrapper refer to each other
     return out
 
 

@@ -24,6 +24,7 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import statistics
@@ -135,6 +136,7 @@ def measure(name: str, build: Callable[[], tuple[torch.nn.Module, Callable[[int]
            "mfu": 6.0 * (counts[0] * te + counts[1] * td) / secs / (PEAK_TFLOPS * 1e12),
            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
     del model, fn
+    gc.collect()
     return out
 
 

@@ -107,3 +107,15 @@ def test_lora_training_changes_only_the_target_modules_and_resumes(make_config, 
     train(cfg)
     for k, v in _weights(straight.output.modelDir).items():
         torch.testing.assert_close(_weights(cfg.output.modelDir)[k], v, atol=1e-5, rtol=0, msg=k)
+
+
+def test_an_adapted_model_is_freed_with_its_last_reference(t5_dir: str) -> None:
+    import gc
+    import weakref
+
+    model = lora.apply(load_student(t5_dir, "seq2seq")[0], rank=4, alpha=8, dropout=0.0, target_modules=[])
+    assert lora.is_lora(model) and not any("distillery" in k for k in model.state_dict())
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None, "something still holds the adapted model (on a GPU: all of its memory)"
