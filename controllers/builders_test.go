@@ -321,7 +321,7 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
 	}
 	// Keys a vector may leave out because they are optional (omitempty) in the contract.
-	optional := map[string]bool{"dataset.maxExamples": true, "data.maxExamples": true, "training.activationCheckpointing": true}
+	optional := map[string]bool{"dataset.maxExamples": true, "data.maxExamples": true}
 	for _, tc := range []struct {
 		key, vector string
 		into        any

@@ -66,7 +66,7 @@ type Training struct {
 	// LoRA, when set, trains adapters instead of all weights; nil is full fine-tuning.
 	LoRA *LoRA `json:"lora,omitempty"`
 	// ActivationCheckpointing recomputes activations in the backward pass.
-	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
+	ActivationCheckpointing bool `json:"activationCheckpointing"`
 }
 
 // Training strategies, as written in train.json.
