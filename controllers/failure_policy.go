@@ -220,10 +220,11 @@ func refusedChild(err error) string {
 	return "the apiserver refused a child of this job: " + err.Error()
 }
 
-// deleteStageJobs stops the running stage of a job that failed from outside (its deadline).
+// deleteStageJobs stops the stage Jobs still running of a job that failed (its deadline passed, a stage
+// pod cannot start). Finished stage Jobs stay, with their pods and logs, for the user to inspect.
 func (r *DistillationJobReconciler) deleteStageJobs(ctx context.Context, o *observed) error {
 	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
-		if j == nil || jobCondition(j, batchv1.JobComplete) {
+		if j == nil || jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed) {
 			continue
 		}
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),
