@@ -83,7 +83,7 @@ func waitForCondition(t *testing.T, ns, name string, ct v1alpha1.ConditionType, 
 		}
 		c := meta.FindStatusCondition(dj.Status.Conditions, string(ct))
 		if c == nil || c.Status != status || c.Reason != string(reason) {
-			return fmt.Errorf("condition is %+v; stage %s", c, dj.Status.Stage)
+			return fmt.Errorf("condition is %+v; stage %s; all conditions %+v", c, dj.Status.Stage, dj.Status.Conditions)
 		}
 		return nil
 	})
