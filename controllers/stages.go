@@ -107,14 +107,19 @@ func (r *DistillationJobReconciler) reconcileAnnotation(ctx context.Context, dj 
 		return false, nil
 	case jobCondition(o.annotationJob, batchv1.JobComplete):
 		a := dj.Status.Annotation
+		sum, _ := annotationResults(o.annotationPods)
+		skipped := ""
+		if note := skippedNote(sum); note != "" {
+			skipped = "; " + note
+		}
 		if a.OK == 0 {
-			msg := fmt.Sprintf("annotation finished with no usable answer: %d inputs, %d rejected, %d teacher errors", a.Total, a.Rejected, a.TeacherErrors)
+			msg := fmt.Sprintf("annotation finished with no usable answer: %d inputs, %d rejected, %d teacher errors%s", a.Total, a.Rejected, a.TeacherErrors, skipped)
 			setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonNoUsableAnnotations, msg)
 			markFailed(dj, v1alpha1.ReasonNoUsableAnnotations, msg)
 			return false, nil
 		}
 		setCondition(dj, v1alpha1.ConditionAnnotated, true, v1alpha1.ReasonAnnotationSucceeded,
-			fmt.Sprintf("%d of %d inputs annotated usably (%d rejected, %d teacher errors, %d cache hits)", a.OK, a.Total, a.Rejected, a.TeacherErrors, a.CacheHits))
+			fmt.Sprintf("%d of %d inputs annotated usably (%d rejected, %d teacher errors, %d cache hits)%s", a.OK, a.Total, a.Rejected, a.TeacherErrors, a.CacheHits, skipped))
 		return true, nil
 	}
 	if msg := unschedulable(o.annotationPods); msg != "" {
@@ -134,7 +139,7 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 		Total: max(total, int64(sum.Total)), Done: max(done, int64(sum.Total)),
 		OK: int64(sum.OK), Rejected: int64(sum.Unparseable + sum.LabelMismatch), TeacherErrors: int64(sum.TeacherErrors),
 		PromptTokens: sum.PromptTokens, CompletionTokens: sum.CompletionTokens, CacheHits: int64(sum.CacheHits),
-		ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
+		SkippedLines: int64(sum.SkippedLines), ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
 	}
 	// Pods of finished shards can vanish (node loss, manual deletion): never report less than before.
 	if prev != nil && prev.ShardsSucceeded > a.ShardsSucceeded {

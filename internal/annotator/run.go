@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -69,7 +70,7 @@ func (r *shardRun) openOutput() error {
 		return err
 	}
 	r.out = out
-	r.tally.addLines(out.Existing.Count, false)
+	r.tally.addLines(out.Existing.Count)
 	if out.Existing.Count > 0 || out.Existing.RepairedBytes > 0 {
 		r.opts.Log.Info("resuming shard", "file", path, "done", out.Existing.Count, "tornBytesCut", out.Existing.RepairedBytes)
 	}
@@ -132,7 +133,7 @@ func (r *shardRun) writeRecords(records <-chan annotated) error {
 			continue
 		}
 		r.tally.addRecord(a.rec, a.paid)
-		r.tally.addLines(1, false)
+		r.tally.addLines(1)
 		if time.Since(lastSync) > r.opts.SyncInterval {
 			err, lastSync = r.out.Sync(), time.Now()
 		}
@@ -146,7 +147,7 @@ func (r *shardRun) writeAll(recs []contract.Record) error {
 			return err
 		}
 		r.tally.addRecord(rec, true)
-		r.tally.addLines(1, false)
+		r.tally.addLines(1)
 	}
 	return nil
 }
@@ -159,20 +160,29 @@ func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) err
 		return invalidInput(err)
 	}
 	defer in.Close()
+	usable := 0
+	var firstBad *dataset.BadLineError
 	for {
 		item, err := in.Next()
 		var bad *dataset.BadLineError
 		switch {
 		case errors.Is(err, io.EOF):
+			if usable == 0 && firstBad != nil {
+				return r.noUsableLine(firstBad)
+			}
 			return nil
 		case errors.As(err, &bad):
 			if err := r.badLine(bad); err != nil {
 				return err
 			}
+			if firstBad == nil {
+				firstBad = bad
+			}
 			continue
 		case err != nil:
 			return invalidInput(err)
 		}
+		usable++
 		if r.out.IsDone(item.ID) {
 			continue
 		}
@@ -191,10 +201,24 @@ func (r *shardRun) badLine(bad *dataset.BadLineError) error {
 	if r.opts.Strict {
 		return invalidInput(fmt.Errorf("%w (--strict)", bad))
 	}
-	r.tally.addLines(1, true)
+	r.tally.addSkipped(bad.Line, bad.Err.Error())
 	if r.badLogs < maxLoggedBadLines {
 		r.badLogs++
 		r.opts.Log.Info("skipping bad dataset line", "line", bad.Line, "error", bad.Err.Error())
 	}
 	return nil
+}
+
+// noUsableLine fails a shard whose every line was skipped: the dataset does not fit the config, and
+// finishing with "0 inputs" would hide that. The first bad line says how, with the fix when it is the
+// input field.
+func (r *shardRun) noUsableLine(first *dataset.BadLineError) error {
+	why := fmt.Sprintf("dataset line %d: %v", first.Line, first.Err)
+	var missing *dataset.MissingFieldError
+	if errors.As(first.Err, &missing) {
+		why = fmt.Sprintf("dataset line %d has no field %q (fields: %s); set spec.dataset.inputField",
+			first.Line, missing.Field, strings.Join(missing.Fields, ", "))
+	}
+	return invalidInput(fmt.Errorf("%s: no line of shard %d of %d is usable (%d lines skipped)",
+		why, r.opts.Shard, r.cfg.Shards, r.tally.snapshot().SkippedLines))
 }

@@ -3,6 +3,7 @@ package annotator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -163,6 +164,9 @@ func TestBadDatasetLines(t *testing.T) {
 	if err != nil || res.SkippedLines != 2 || res.Total != 10 {
 		t.Fatalf("default: %+v, %v; want 2 skipped lines and 10 records", res, err)
 	}
+	if res.FirstSkippedLine != 11 || !strings.Contains(res.FirstSkippedError, "not a JSON object") {
+		t.Errorf("first skipped line = %d %q, want line 11, not a JSON object", res.FirstSkippedLine, res.FirstSkippedError)
+	}
 	strict := f.options(0)
 	strict.Strict, strict.OutputDir = true, t.TempDir()
 	_, err = f.run(t, strict)
@@ -247,5 +251,42 @@ func TestProgressEndsWithEverythingDone(t *testing.T) {
 	}
 	if p := opts.Progress.(*capturedProgress).last(); p.Done != 25 || p.Total != 25 || p.UpdatedAt == "" {
 		t.Errorf("last progress = %+v", p)
+	}
+}
+
+func TestADatasetWithoutTheInputFieldFailsNamingIt(t *testing.T) {
+	f := newFixture(t, 12, 2, nil)
+	var data strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&data, `{"text":"is %d bigger than 3?","id":"%d","label":"first"}`+"\n", i, i)
+	}
+	if err := os.WriteFile(f.cfg.Dataset.Path, []byte(data.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for shard := range 2 {
+		res, err := f.run(t, f.options(shard))
+		var fail *Failure
+		if !errors.As(err, &fail) || fail.Reason != contract.ReasonInvalidInput {
+			t.Fatalf("shard %d: err = %v, want InvalidInput", shard, err)
+		}
+		want := fmt.Sprintf(`dataset line %d has no field "input" (fields: id, label, text); set spec.dataset.inputField`, shard+1)
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "6 lines skipped") {
+			t.Errorf("shard %d: err = %q, want it to contain %q and the count", shard, err, want)
+		}
+		if res.SkippedLines != 6 || res.Total != 0 {
+			t.Errorf("shard %d: result %+v, want 6 skipped lines and no record", shard, res)
+		}
+	}
+	if f.fake.Calls() != 0 {
+		t.Errorf("the teacher was asked %d times about unusable lines", f.fake.Calls())
+	}
+}
+
+func TestAShardWithoutLinesIsNotAFailure(t *testing.T) {
+	f := newFixture(t, 1, 3, nil)
+	for shard := 1; shard < 3; shard++ {
+		if res, err := f.run(t, f.options(shard)); err != nil || res.Total != 0 || res.SkippedLines != 0 {
+			t.Errorf("empty shard %d: %+v, %v; want an empty success", shard, res, err)
+		}
 	}
 }

@@ -119,3 +119,26 @@ func TestLongLines(t *testing.T) {
 		t.Errorf("a line over the limit should be a bad line 1: items %+v, bad %v", items, bad)
 	}
 }
+
+func TestABadLineSaysWhatIsWrong(t *testing.T) {
+	cases := map[string]string{
+		`{"prompt":"a","id":1}`: `no field "text" (fields: id, prompt)`,
+		`{"text":null}`:         `input field "text" is null`,
+		`{"text":{"a":1}}`:      `input field "text" is not a string`,
+		`{"text":""}`:           `input field "text" is empty`,
+		`["text"]`:              `not a JSON object`,
+		`{"a\nb":1,"x\"":2}`:    `no field "text" (fields: a\nb, x\")`,
+	}
+	for line, want := range cases {
+		r, err := Open(writeFile(t, line+"\n"), fields, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Next()
+		r.Close()
+		var bad *BadLineError
+		if !errors.As(err, &bad) || bad.Line != 1 || !strings.HasPrefix(bad.Err.Error(), want) {
+			t.Errorf("%s: %v, want line 1: %s", line, err, want)
+		}
+	}
+}
