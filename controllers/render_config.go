@@ -115,6 +115,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 			InputField:  s.Dataset.InputField,
 			LabelField:  s.Dataset.LabelField,
 			MaxExamples: int(ptr.Deref(s.Dataset.MaxExamples, 0)),
+			Seed:        int64(s.Training.Seed),
 		},
 		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
 		Output: contract.AnnotateOut{
@@ -133,7 +134,6 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 		IDField:        s.Dataset.IDField,
 		InputField:     s.Dataset.InputField,
 		LabelField:     s.Dataset.LabelField,
-		MaxExamples:    int(ptr.Deref(s.Dataset.MaxExamples, 0)),
 	}
 	if s.Dataset.Eval != nil {
 		data.EvalPath = datasetPath(*s.Dataset.Eval, evalMountDir, evalFileName)

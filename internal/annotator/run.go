@@ -29,6 +29,8 @@ type shardRun struct {
 	tally   tally
 	guard   outageGuard
 	badLogs int
+	// sample is the dataset.maxExamples sample, nil when every line is annotated.
+	sample *dataset.Sample
 }
 
 // Run annotates one shard and returns its summary. The summary is filled in on failure too; the error is
@@ -45,7 +47,10 @@ func (r *shardRun) run(ctx context.Context) error {
 	if r.opts.Shard < 0 || r.opts.Shard >= r.cfg.Shards {
 		return invalidInput(fmt.Errorf("shard %d is not in 0..%d", r.opts.Shard, r.cfg.Shards-1))
 	}
-	total, err := dataset.CountShard(r.opts.DatasetPath, r.opts.Shard, r.cfg.Shards)
+	if err := r.drawSample(); err != nil {
+		return err
+	}
+	total, err := dataset.CountShard(r.opts.DatasetPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards, r.sample)
 	if err != nil {
 		return invalidInput(fmt.Errorf("counting the shard's lines: %w", err))
 	}
@@ -60,6 +65,22 @@ func (r *shardRun) run(ctx context.Context) error {
 	}
 	progress.Once(context.WithoutCancel(ctx), r.opts.Progress, r.tally.progress(), r.opts.Log)
 	return err
+}
+
+// drawSample draws the dataset.maxExamples sample over the whole dataset, the same on every shard.
+func (r *shardRun) drawSample() error {
+	n := r.cfg.Dataset.MaxExamples
+	if n <= 0 {
+		return nil
+	}
+	sample, usable, err := dataset.DrawSample(r.opts.DatasetPath, r.cfg.Dataset, n, r.cfg.Dataset.Seed)
+	if err != nil {
+		return invalidInput(fmt.Errorf("drawing the maxExamples sample: %w", err))
+	}
+	r.sample = sample
+	r.opts.Log.Info("annotating a sample of the dataset", "maxExamples", n, "seed", r.cfg.Dataset.Seed,
+		"sampled", sample.Len(), "usableLines", usable)
+	return nil
 }
 
 // openOutput opens the shard file, counting what an earlier attempt wrote.
@@ -152,22 +173,22 @@ func (r *shardRun) writeAll(recs []contract.Record) error {
 	return nil
 }
 
-// readShard sends the shard's inputs that are not done yet. Bad lines are counted and skipped, or fail
-// the shard with --strict.
+// readShard sends the shard's inputs (those in the sample, when there is one) that are not done yet. Bad
+// lines are counted and skipped, or fail the shard with --strict.
 func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) error {
 	in, err := dataset.Open(r.opts.DatasetPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards)
 	if err != nil {
 		return invalidInput(err)
 	}
 	defer in.Close()
-	usable := 0
+	in.Sample = r.sample
 	var firstBad *dataset.BadLineError
 	for {
 		item, err := in.Next()
 		var bad *dataset.BadLineError
 		switch {
 		case errors.Is(err, io.EOF):
-			if usable == 0 && firstBad != nil {
+			if in.Usable() == 0 && firstBad != nil {
 				return r.noUsableLine(firstBad)
 			}
 			return nil
@@ -182,7 +203,6 @@ func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) err
 		case err != nil:
 			return invalidInput(err)
 		}
-		usable++
 		if r.out.IsDone(item.ID) {
 			continue
 		}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/distillery-dev/distillery/internal/annotator/dataset"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/faketeacher"
 )
@@ -288,5 +292,84 @@ func TestAShardWithoutLinesIsNotAFailure(t *testing.T) {
 		if res, err := f.run(t, f.options(shard)); err != nil || res.Total != 0 || res.SkippedLines != 0 {
 			t.Errorf("empty shard %d: %+v, %v; want an empty success", shard, res, err)
 		}
+	}
+}
+
+func TestMaxExamplesPaysForASeededSampleOfTheWholeDataset(t *testing.T) {
+	f := newFixture(t, 100, 3, nil)
+	f.cfg.Dataset.MaxExamples, f.cfg.Dataset.Seed = 25, 11
+	annotated := func(outputDir string) map[string]int {
+		ids := map[string]int{}
+		for shard := range 3 {
+			opts := f.options(shard)
+			opts.OutputDir, opts.CacheDir = outputDir, "" // no cache: every answer is paid for
+			res, err := f.run(t, opts)
+			if err != nil {
+				t.Fatalf("shard %d: %v", shard, err)
+			}
+			recs := readRecords(t, filepath.Join(outputDir, contract.ShardFileName(shard, 3)))
+			if res.Total != len(recs) {
+				t.Errorf("shard %d: total %d, file has %d", shard, res.Total, len(recs))
+			}
+			for id, n := range countIDs(recs) {
+				ids[id] += n
+			}
+		}
+		return ids
+	}
+	first := annotated(t.TempDir())
+	if len(first) != 25 || f.fake.Calls() != 25 {
+		t.Fatalf("%d inputs annotated with %d teacher calls, want 25 of 100", len(first), f.fake.Calls())
+	}
+	for id, n := range first {
+		if n != 1 {
+			t.Errorf("input %s annotated %d times", id, n)
+		}
+		// The fixture's ids are the 0-based positions; the sample is the 25 smallest keys.
+		pos, _ := strconv.Atoi(id)
+		if rank := keyRank(f.cfg.Dataset.Seed, pos, 100); rank >= 25 {
+			t.Errorf("input %s has key rank %d, not among the 25 smallest", id, rank)
+		}
+	}
+	again := annotated(t.TempDir())
+	if fmt.Sprint(sortedIDs(again)) != fmt.Sprint(sortedIDs(first)) {
+		t.Errorf("a retry drew another sample:\n%v\n%v", sortedIDs(first), sortedIDs(again))
+	}
+}
+
+func keyRank(seed int64, pos, n int) int {
+	rank := 0
+	for other := range n {
+		if dataset.SampleKey(seed, other) < dataset.SampleKey(seed, pos) {
+			rank++
+		}
+	}
+	return rank
+}
+
+func sortedIDs(ids map[string]int) []string {
+	out := make([]string, 0, len(ids))
+	for id := range ids {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestAShardWithBadLinesAndNoSampledLineIsNotAFailure(t *testing.T) {
+	f := newFixture(t, 20, 4, nil)
+	f.cfg.Dataset.MaxExamples = 1
+	data, _ := os.ReadFile(f.cfg.Dataset.Path)
+	os.WriteFile(f.cfg.Dataset.Path, append(data, "{bad\n{bad\n{bad\n{bad\n"...), 0o644)
+	total, skipped := 0, 0
+	for shard := range 4 {
+		res, err := f.run(t, f.options(shard))
+		if err != nil {
+			t.Fatalf("shard %d: %v", shard, err)
+		}
+		total, skipped = total+res.Total, skipped+res.SkippedLines
+	}
+	if total != 1 || skipped != 4 || f.fake.Calls() != 1 {
+		t.Errorf("%d records, %d skipped lines, %d teacher calls; want 1, 4, 1", total, skipped, f.fake.Calls())
 	}
 }

@@ -56,8 +56,12 @@ type DatasetRef struct {
 	InputField string `json:"inputField"`
 	// LabelField is empty when the dataset has no gold labels; the teacher's labels are used then.
 	LabelField string `json:"labelField,omitempty"`
-	// MaxExamples caps how many dataset lines are used (counted before sharding); 0 means all.
+	// MaxExamples, when above 0, annotates only a seeded random sample of that many usable lines of the
+	// whole dataset, drawn before sharding (docs/workloads.md); 0 means every line.
 	MaxExamples int `json:"maxExamples,omitempty"`
+	// Seed seeds that sample: the same file, maxExamples and seed give the same sample on every shard
+	// and every retry.
+	Seed int64 `json:"seed,omitempty"`
 }
 
 // Filter drops annotations that must not become training targets.

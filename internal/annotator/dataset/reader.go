@@ -51,6 +51,11 @@ type Reader struct {
 	shard        int
 	shards       int
 	MaxLineBytes int
+	// Sample, when set, keeps only its lines: the shard's other usable lines are passed over silently
+	// (bad lines are still reported).
+	Sample *Sample
+
+	usable int
 
 	file *os.File
 	buf  *bufio.Reader
@@ -88,9 +93,16 @@ func (r *Reader) Next() (Item, error) {
 		if err != nil {
 			return Item{}, &BadLineError{Path: r.path, Line: r.pos, Err: err}
 		}
+		r.usable++
+		if r.Sample != nil && !r.Sample.Has(item.Line-1) {
+			continue
+		}
 		return item, nil
 	}
 }
+
+// Usable is the number of the shard's usable lines read so far, in the sample or not.
+func (r *Reader) Usable() int { return r.usable }
 
 // nextShardLine reads one line and returns it when it belongs to the shard and is not blank.
 func (r *Reader) nextShardLine() (line []byte, ok bool, err error) {

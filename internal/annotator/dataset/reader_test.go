@@ -33,6 +33,11 @@ func readAll(t *testing.T, path string, shard, shards int, maxLine int) (items [
 	if maxLine > 0 {
 		r.MaxLineBytes = maxLine
 	}
+	return readAllFrom(t, r)
+}
+
+func readAllFrom(t *testing.T, r *Reader) (items []Item, bad []int) {
+	t.Helper()
 	for {
 		item, err := r.Next()
 		var b *BadLineError
@@ -89,7 +94,7 @@ func TestShardsCoverEveryLineExactlyOnce(t *testing.T) {
 		total := 0
 		for shard := range shards {
 			items, _ := readAll(t, path, shard, shards, 0)
-			n, err := CountShard(path, shard, shards)
+			n, err := CountShard(path, fields, shard, shards, nil)
 			if err != nil || n != len(items) {
 				t.Errorf("CountShard(%d of %d) = %d, %v; reader gave %d", shard, shards, n, err, len(items))
 			}
