@@ -95,8 +95,10 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 		MaxConcurrency: int(s.Teacher.MaxConcurrency),
 		Temperature:    parseDecimal(s.Teacher.Temperature, 0),
 		MaxTokens:      int(s.Teacher.MaxTokens),
-		TimeoutSeconds: int(s.Teacher.TimeoutSeconds),
-		MaxRetries:     int(ptr.Deref(s.Teacher.MaxRetries, 5)),
+		// A bound on what one answer may cost in memory, from what max_tokens allows.
+		MaxResponseBytes: contract.MaxResponseBytes(int(s.Teacher.MaxTokens)),
+		TimeoutSeconds:   int(s.Teacher.TimeoutSeconds),
+		MaxRetries:       int(ptr.Deref(s.Teacher.MaxRetries, 5)),
 	}
 	if s.Teacher.APIKeySecretRef != nil {
 		t.APIKeyEnv = teacherAPIKeyEnv

@@ -102,7 +102,8 @@ func (r *shardRun) teacherConfig() teacher.Config {
 	t := r.cfg.Teacher
 	return teacher.Config{
 		Endpoint: t.Endpoint, Model: t.Model, APIKey: r.opts.APIKey,
-		Temperature: t.Temperature, MaxTokens: t.MaxTokens, Timeout: time.Duration(t.TimeoutSeconds) * time.Second,
+		Temperature: t.Temperature, MaxTokens: t.MaxTokens, MaxResponseBytes: t.MaxResponseBytes,
+		Timeout:    time.Duration(t.TimeoutSeconds) * time.Second,
 		MaxRetries: t.MaxRetries, RequestsPerMinute: t.RequestsPerMinute, MaxConcurrency: t.MaxConcurrency,
 		RetryBaseDelay: r.opts.RetryBaseDelay, RetryMaxDelay: r.opts.RetryMaxDelay, UnreachableAfter: r.opts.UnreachableAfter,
 	}

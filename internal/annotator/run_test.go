@@ -7,11 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/distillery-dev/distillery/internal/annotator/dataset"
 	"github.com/distillery-dev/distillery/internal/contract"
@@ -371,5 +373,53 @@ func TestAShardWithBadLinesAndNoSampledLineIsNotAFailure(t *testing.T) {
 	}
 	if total != 1 || skipped != 4 || f.fake.Calls() != 1 {
 		t.Errorf("%d records, %d skipped lines, %d teacher calls; want 1, 4, 1", total, skipped, f.fake.Calls())
+	}
+}
+
+func TestHugeAnswersAreRejectedOnceWithBoundedMemory(t *testing.T) {
+	replies := map[string]faketeacher.Reply{}
+	f := newFixture(t, 60, 1, faketeacher.PerInput(replies))
+	f.fake.Latency = 2 * time.Millisecond // so that the workers overlap
+	huge := map[string]bool{}
+	for _, id := range []string{"7", "8", "9", "10", "11", "12"} {
+		huge[id] = true
+		replies[f.inputs[id]] = faketeacher.Reply{Fault: faketeacher.HugeAnswer, Size: 1 << 30} // a teacher ignoring max_tokens
+	}
+	limit := contract.MaxResponseBytes(f.cfg.Teacher.MaxTokens)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := f.run(t, f.options(0))
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the shard allocated %.1f MiB in all; %d requests in flight at most", float64(alloc)/(1<<20), f.fake.PeakInFlight())
+	// 60 answers and six cut at the ~36 KiB limit take a few MiB; reading 8 MiB of one huge answer would
+	// take 16 (the buffer doubles), reading all of one over 1 GiB.
+	if alloc > 16<<20 {
+		t.Errorf("the shard allocated %d MiB while the teacher offered 1 GiB answers; reading must stop at the limit", alloc>>20)
+	}
+	if peak := f.fake.PeakInFlight(); peak > f.cfg.Teacher.MaxConcurrency {
+		t.Errorf("%d requests in flight, more than maxConcurrency %d", peak, f.cfg.Teacher.MaxConcurrency)
+	}
+	for _, r := range f.records(t, 0) {
+		if huge[r.ID] && (r.Status != contract.StatusUnparseable || !strings.Contains(r.Error, fmt.Sprintf("more than %d bytes", limit)) ||
+			!strings.Contains(r.Error, fmt.Sprintf("%d-byte limit", limit))) {
+			t.Errorf("record %s = %s %q, want unparseable with the size and the limit", r.ID, r.Status, r.Error)
+		}
+	}
+	for id := range huge {
+		if n := f.fake.Seen()[f.inputs[id]]; n != 1 {
+			t.Errorf("input %s was asked %d times; an oversized answer must be asked once", id, n)
+		}
+	}
+	if res.Unparseable != 6 || res.OK != 54 {
+		t.Errorf("result %+v, want the 6 huge answers unparseable", res)
+	}
+	calls := f.fake.Calls()
+	if _, err := f.run(t, f.options(0)); err != nil || f.fake.Calls() != calls {
+		t.Errorf("a resumed shard asked the teacher %d more times (%v); the rejected records are final", f.fake.Calls()-calls, err)
 	}
 }
