@@ -56,6 +56,31 @@ func TestAnnotationResults(t *testing.T) {
 	}
 }
 
+func TestSkippedLinesNote(t *testing.T) {
+	shard := func(i, skipped, first int, why string) *corev1.Pod {
+		return utiltesting.MakePod("p", "ns").Index(i).Succeeded(annotateMsg(t, contract.AnnotateResult{Shard: i, Total: 10, OK: 10,
+			SkippedLines: skipped, FirstSkippedLine: first, FirstSkippedError: why})).Obj()
+	}
+	cases := []struct {
+		name string
+		pods []corev1.Pod
+		want string
+	}{
+		{name: "none skipped", pods: pods(shard(0, 0, 0, ""), shard(1, 0, 0, "")), want: ""},
+		{name: "the lowest line over the shards", pods: pods(shard(0, 2, 21, "not a JSON object"), shard(1, 1, 4, `no field "input" (fields: text)`), shard(2, 0, 0, "")),
+			want: `3 dataset lines skipped; first: line 4: no field "input" (fields: text)`},
+		{name: "one", pods: pods(shard(0, 1, 7, "input field \"input\" is empty")), want: `1 dataset line skipped; first: line 7: input field "input" is empty`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sum, _ := annotationResults(tc.pods)
+			if got := skippedNote(sum); got != tc.want {
+				t.Errorf("skippedNote = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestFailedStage(t *testing.T) {
 	now := time.Now()
 	unreachable := annotateMsg(t, contract.AnnotateResult{Shard: 2, Error: "teacher http://t:8000/v1 unreachable: connection refused", Reason: contract.ReasonTeacherUnreachable})
