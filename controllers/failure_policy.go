@@ -81,8 +81,11 @@ func failedStage(job *batchv1.Job, pods []corev1.Pod, defaultReason v1alpha1.Con
 		reason := defaultReason
 		if json.Unmarshal([]byte(msg), &r) == nil && r.Error != "" {
 			msg = r.Error
-			if r.Reason == contract.ReasonTeacherUnreachable {
+			switch r.Reason {
+			case contract.ReasonTeacherUnreachable:
 				reason = v1alpha1.ReasonTeacherUnreachable
+			case contract.ReasonInvalidInput:
+				reason = v1alpha1.ReasonInvalidInput
 			}
 		}
 		where := what

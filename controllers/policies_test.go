@@ -96,8 +96,11 @@ func TestFailedStage(t *testing.T) {
 	}{
 		{name: "teacher unreachable", what: "annotation", pods: pods(utiltesting.MakePod("p2", "ns").Index(2).Failed(3, unreachable).Obj()),
 			wantReason: v1alpha1.ReasonTeacherUnreachable, wantIn: []string{"annotation shard 2", "pod p2", "http://t:8000/v1 unreachable"}},
-		{name: "other reason keeps the stage's reason", what: "annotation", pods: pods(utiltesting.MakePod("p0", "ns").Index(0).Failed(3, invalid).Obj()),
-			wantReason: v1alpha1.ReasonAnnotationFailed, wantIn: []string{"dataset line 4: not JSON"}},
+		{name: "invalid input is typed", what: "annotation", pods: pods(utiltesting.MakePod("p0", "ns").Index(0).Failed(3, invalid).Obj()),
+			wantReason: v1alpha1.ReasonInvalidInput, wantIn: []string{"dataset line 4: not JSON"}},
+		{name: "an unknown reason keeps the stage's reason", what: "annotation", pods: pods(utiltesting.MakePod("p0", "ns").Index(0).Failed(3,
+			annotateMsg(t, contract.AnnotateResult{Error: "odd", Reason: "Odd"})).Obj()),
+			wantReason: v1alpha1.ReasonAnnotationFailed, wantIn: []string{"odd"}},
 		{name: "log fallback", what: "training", pods: pods(utiltesting.MakePod("t", "ns").Failed(1, "Traceback ...\nRuntimeError: CUDA out of memory").Obj()),
 			wantReason: v1alpha1.ReasonAnnotationFailed, wantIn: []string{"training failed (pod t)", "CUDA out of memory"}},
 		{name: "newest failed pod wins", what: "training", pods: pods(
