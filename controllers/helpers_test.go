@@ -22,6 +22,8 @@ import (
 const (
 	waitTimeout  = 20 * time.Second
 	pollInterval = 50 * time.Millisecond
+	// shortWhile is how long a state is checked to hold (no flapping).
+	shortWhile = 500 * time.Millisecond
 )
 
 // eventually polls f until it returns nil, failing the test with f's last error after waitTimeout.
@@ -81,7 +83,7 @@ func waitForCondition(t *testing.T, ns, name string, ct v1alpha1.ConditionType, 
 		}
 		c := meta.FindStatusCondition(dj.Status.Conditions, string(ct))
 		if c == nil || c.Status != status || c.Reason != string(reason) {
-			return fmt.Errorf("condition is %+v; stage %s", c, dj.Status.Stage)
+			return fmt.Errorf("condition is %+v; stage %s; all conditions %+v", c, dj.Status.Stage, dj.Status.Conditions)
 		}
 		return nil
 	})
