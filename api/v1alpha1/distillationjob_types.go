@@ -527,8 +527,8 @@ type TrainingSpec struct {
 	// +optional
 	LoRA *LoRASpec `json:"lora,omitempty"`
 
-	// activationCheckpointing recomputes activations in the backward pass: less GPU memory, about a third
-	// more compute. Default: false.
+	// activationCheckpointing recomputes activations in the backward pass (one more forward pass) to keep
+	// less of them in GPU memory. Default: false.
 	// +optional
 	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
 
