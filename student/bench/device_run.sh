@@ -19,8 +19,8 @@ part() {
   tar czf "$OUT/bench.tgz" -C "$W" .
 }
 part 200 t5 python3 train_step.py --steps "${T5_STEPS:-10}" --warmup 2 --repeats 3 --json "$W/t5.json"
-part 170 multigpu env OUT="$W" STEPS=20 bash multi_gpu.sh
+part 240 multigpu env OUT="$W" STEPS=20 bash multi_gpu.sh
 part 110 decoders python3 decoder_step.py --steps 6 --warmup 2 --repeats 3 --json "$W/decoders.json"
 part 45 memfit python3 memory_fit.py
-part 50 compile python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 3 --repeats 1 --compile \
+[[ -n "${COMPILE:-}" ]] && part 120 compile python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 3 --repeats 1 --compile \
   --variants ours ours-compile
