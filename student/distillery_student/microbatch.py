@@ -1,8 +1,8 @@
-"""Micro-batches that fit the GPU: a token budget from an estimate of the step's memory, and the split of one
-rank's share of a batch into micro-batches under that budget.
+"""Micro-batches that fit the GPU: an estimate of the step's memory, and the split of one rank's share of a
+batch into micro-batches that the estimate says fit.
 
-The estimate (bytes of activations per padded token, bytes of weights and optimizer state per parameter) is
-deliberately on the high side; bench/train_step.py prints the measured peak beside it. A fixed
+The estimate (bytes of activations per padded token, bytes of weights and optimizer state per parameter)
+plans to fill 80% of the card; measured peaks reached 86-92% of it (bench/memory_fit.py). A fixed
 `--micro-batch-size` overrides all of this.
 """
 

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from . import lora as lora_mod
-from .microbatch import MEMORY_FRACTION, Shape, activation_bytes_per_token, logit_bytes_per_target, shape_of, \
-    split_by_budget, split_even, static_bytes
+from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
+    split_even, static_bytes
 from .modeling import Encoder, Row, TaskLosses, combine_losses, to_device
 from .parallel import Dist, full_state, gradient_sync, load_full_state, sharded, wrap
 from .precision import MasterWeights
@@ -187,9 +187,4 @@ class Stepper:
         if self.o.activation_checkpointing:
             model.gradient_checkpointing_disable()
         return lora_mod.merged(model) if self.lora else model
-
-
-def peak_estimate(shape: Shape, tokens: int, seq: int, targets: int) -> float:
-    """The activation part of the estimate for one micro-batch (bench prints it beside the measured peak)."""
-    return tokens * activation_bytes_per_token(shape, seq, False) + targets * logit_bytes_per_target(shape)
 

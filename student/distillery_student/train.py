@@ -1,9 +1,10 @@
 """The step-by-step trainer: train(config) -> TrainResult.
 
-One process on a CPU, or one process per GPU under torchrun (DDP); the same code either way. Each optimizer
-step takes `batchSize` records in a length-bucketed order fixed by (seed, epoch); the records are split over
-the ranks and, per rank, into micro-batches of at most `micro_batch_size` records (gradient accumulation).
-Token counts of the whole step normalise the loss, so any split gives the gradient of one big batch.
+One process on a CPU, or one process per GPU under torchrun (training.strategy DDP or FSDP); the same code
+either way. Each optimizer step takes `batchSize` records in a length-bucketed order fixed by (seed, epoch);
+the records are split over the ranks and, per rank, into micro-batches (gradient accumulation) that fit the
+GPU, or of `micro_batch_size` records. Token counts of the whole step normalise the loss, so any split gives
+the gradient of one big batch. The step itself (precision, wrapping, optimizer) is step.Stepper.
 """
 
 from __future__ import annotations
