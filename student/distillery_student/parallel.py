@@ -76,13 +76,17 @@ def wrap(losses: nn.Module, model: nn.Module, strategy: str, dd: Dist, device: t
     """The module the step calls: the loss module itself (one process), DDP over it, or FSDP-sharded in place
     (blocks first, then the loss module as the root that holds embeddings and the output layer)."""
     if sharded(strategy, dd):
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 \
             else MixedPrecisionPolicy()
+        mesh = init_device_mesh(device.type, (dd.world,))
+        # the model arrives on the CPU: fully_shard moves one block at a time to the device and keeps only
+        # this rank's shard there, so a model that does not fit one GPU can still be trained
         for block in block_modules(model):
-            fully_shard(block, mp_policy=policy)
-        fully_shard(losses, mp_policy=policy)
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+        fully_shard(losses, mesh=mesh, mp_policy=policy)
         return losses
     if dd.enabled:
         return nn.parallel.DistributedDataParallel(losses, device_ids=[device.index] if device.type == "cuda" else None)

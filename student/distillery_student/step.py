@@ -64,7 +64,8 @@ class Stepper:
         self.shape = shape_of(model.config, eager_attention=arch == "seq2seq")
         self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        model.to(device)
+        if not self.sharded:  # FSDP moves each block to the GPU as it shards it: the whole model never is
+            model.to(device)
         self.master = MasterWeights(model) if o.bf16 and not self.sharded and o.bf16_impl == BF16_MASTER else None
         self.autocast = o.bf16 and not self.sharded and o.bf16_impl == BF16_AUTOCAST
         self.losses = TaskLosses(model, arch)
