@@ -12,6 +12,7 @@ import (
 
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 // maxBodyBytes bounds what is read of one answer; a chat completion is a few KiB.
@@ -140,9 +141,10 @@ func serverMessage(body []byte) string {
 	return msg
 }
 
-// redactErr rewrites an error's text without the API key, keeping its type for errors.As.
+// redactErr rewrites an error's text without the API key or the endpoint's secrets, keeping its type for
+// errors.As.
 func (c *Client) redactErr(err error) error {
-	if err == nil || c.cfg.APIKey == "" || !strings.Contains(err.Error(), c.cfg.APIKey) {
+	if err == nil || c.redact(err.Error()) == err.Error() {
 		return err
 	}
 	var rejected *RejectedError
@@ -156,10 +158,11 @@ func (c *Client) redactErr(err error) error {
 	return errors.New(c.redact(err.Error()))
 }
 
-// redact replaces the API key: servers echo it in errors ("Incorrect API key provided: sk-...").
+// redact replaces the API key, which servers echo in errors ("Incorrect API key provided: sk-..."), and
+// the endpoint's userinfo and query, which Go's HTTP errors quote with the URL.
 func (c *Client) redact(s string) string {
-	if c.cfg.APIKey == "" {
-		return s
+	if c.cfg.APIKey != "" {
+		s = strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
 	}
-	return strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
+	return secreturl.Scrub(s, c.cfg.Endpoint)
 }
