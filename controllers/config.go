@@ -6,4 +6,7 @@ type Config struct {
 	AnnotatorImage string
 	// TrainerImage (the student runtime) runs training pods and student servers unless a spec names one.
 	TrainerImage string
+	// AllowedImagePrefixes are the prefixes a per-stage image override must start with
+	// (--allowed-image-prefixes); empty allows any image. See image_policy.go.
+	AllowedImagePrefixes []string
 }

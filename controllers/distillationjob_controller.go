@@ -96,8 +96,12 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	return res, err
 }
 
-// runStages runs workspace, annotation, training and model in order, stopping at the first not done.
+// runStages checks the spec, then runs workspace, annotation, training and model in order, stopping at
+// the first not done.
 func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (ctrl.Result, error) {
+	if err := jobSpecRefusal(dj, r.Config); err != nil {
+		return r.specProblem(dj, err)
+	}
 	if err := r.reconcileWorkspace(ctx, dj, o); err != nil {
 		return r.specProblem(dj, err)
 	}
