@@ -53,14 +53,3 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	}
 	return false
 }
-
-// ParseImagePrefixes reads the comma-separated --allowed-image-prefixes, dropping blanks.
-func ParseImagePrefixes(flag string) []string {
-	var out []string
-	for _, p := range strings.Split(flag, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}

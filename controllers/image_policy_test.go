@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
@@ -44,18 +43,5 @@ func TestDisallowedImage(t *testing.T) {
 				t.Errorf("message %q should name %s and the allowed prefixes", msg, tc.wantField)
 			}
 		})
-	}
-}
-
-func TestParseImagePrefixes(t *testing.T) {
-	for in, want := range map[string][]string{
-		"":                       nil,
-		" , ":                    nil,
-		"a.io/x/":                {"a.io/x/"},
-		"a.io/x/, b.io/y/ ,,c:d": {"a.io/x/", "b.io/y/", "c:d"},
-	} {
-		if got := ParseImagePrefixes(in); !reflect.DeepEqual(got, want) {
-			t.Errorf("ParseImagePrefixes(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
