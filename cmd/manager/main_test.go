@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +25,8 @@ import (
 )
 
 // The operator as its flags build it, against a real apiserver (envtest): --watch-namespaces confines it
-// to the listed namespaces, and --allowed-image-prefixes refuses other image overrides before any child.
+// to the listed namespaces, where a namespace-scoped install's Roles suffice, and --allowed-image-prefixes
+// refuses other image overrides before any child.
 
 var restConfig *rest.Config
 
@@ -65,26 +67,61 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestTheFlagsConfineTheOperator(t *testing.T) {
+// The namespace-scoped install (config/namespaced, rendered by the real kubectl kustomize), with an image
+// allow-list: the operator runs as its service account with only the overlay's Role and RoleBinding
+// (envtest's apiserver authorizes with RBAC) and the overlay's --watch-namespaces.
+func TestTheNamespacedInstallWithAnImageAllowList(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := client.New(restConfig, client.Options{Scheme: newScheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	watched, other := namespace(t, c), namespace(t, c)
-	o, err := parseFlags([]string{"--watch-namespaces=" + watched, "--allowed-image-prefixes=registry.example.com/",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0"})
+	role, binding, deploy := renderNamespacedOverlay(t)
+	watched, other := role.Namespace, namespace(t, c)
+	for _, ns := range []string{watched, binding.Subjects[0].Namespace} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, obj := range []client.Object{role, binding} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var watchArgs []string
+	for _, a := range deploy.Spec.Template.Spec.Containers[0].Args {
+		if strings.HasPrefix(a, "--watch-namespaces=") {
+			watchArgs = append(watchArgs, a)
+		}
+	}
+	if len(watchArgs) != 1 || watchArgs[0] != "--watch-namespaces="+watched {
+		t.Fatalf("the overlay's manager args %q should watch the Role's namespace %s", deploy.Spec.Template.Spec.Containers[0].Args, watched)
+	}
+	o, err := parseFlags(append(watchArgs, "--allowed-image-prefixes=registry.example.com/",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := newManager(restConfig, o)
+	asOperator := rest.CopyConfig(restConfig)
+	sa := binding.Subjects[0]
+	asOperator.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + sa.Namespace + ":" + sa.Name,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + sa.Namespace, "system:authenticated"},
+	}
+	mgr, err := newManager(asOperator, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		select { // a manager whose caches never synced (missing rights) may take minutes to stop
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}()
 
 	create := func(obj client.Object) {
 		t.Helper()
@@ -99,10 +136,11 @@ func TestTheFlagsConfineTheOperator(t *testing.T) {
 	create(refusedJob)
 	create(utiltesting.MakeModel("served-elsewhere", watched).Image("evil.example.org/server:1").Obj())
 
-	// In the watched namespace: an allowed job gets its children; refused specs fail naming the field
-	// and the allowed prefixes, and get none.
-	waitFor(t, "the allowed job's config ConfigMap", func() error {
-		return c.Get(ctx, client.ObjectKey{Namespace: watched, Name: "runs-config"}, &corev1.ConfigMap{})
+	// In the watched namespace: an allowed job gets its workspace (every kind of the Role: ConfigMaps,
+	// PVC, ServiceAccount, Role, RoleBinding) and then its stage Job; refused specs fail naming the field
+	// and the allowed prefixes, and get nothing.
+	waitFor(t, "the allowed job's annotation Job, made with the Role's rights only", func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: watched, Name: "runs-annotate"}, &batchv1.Job{})
 	})
 	waitFor(t, "the refused job to fail with InvalidSpec", func() error {
 		var dj v1alpha1.DistillationJob
