@@ -49,6 +49,9 @@ func TestARefusedSpecFailsBeforeAnyChild(t *testing.T) {
 	if c := meta.FindStatusCondition(got2.Status.Conditions, string(v1alpha1.ConditionReady)); !strings.Contains(c.Message, "spec.serving.resources.requests[cpu]") {
 		t.Errorf("Ready message %q should name the field", c.Message)
 	}
+	if c := meta.FindStatusCondition(got2.Status.Conditions, string(v1alpha1.ConditionStalled)); c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonInvalidSpec) {
+		t.Errorf("Stalled = %+v, want True with InvalidSpec (kstatus: Failed)", c)
+	}
 	var deploys appsv1.DeploymentList
 	if err := k8sClient.List(context.Background(), &deploys, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -46,6 +47,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "reconciles run in parallel per controller")
+	fs.DurationVar(&o.cfg.PodStartGrace, "pod-start-grace", controllers.DefaultPodStartGrace,
+		"how long a stage pod may wait on an image pull, a missing Secret or a volume that does not mount before its stage fails")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -103,7 +106,7 @@ func newManager(rc *rest.Config, o options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	if err := (&controllers.DistillationJobReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: o.cfg,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: o.cfg, Clock: clock.RealClock{},
 		Recorder: mgr.GetEventRecorderFor("distillationjob-controller"),
 	}).SetupWithManager(mgr, o.concurrency); err != nil {
 		return nil, fmt.Errorf("setting up the DistillationJob controller: %w", err)

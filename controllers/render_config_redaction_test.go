@@ -3,6 +3,7 @@ package controllers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	utiltesting "github.com/distillery-dev/distillery/controllers/testing"
@@ -27,7 +28,7 @@ func TestAKeyInTheEndpointIsNeverCopied(t *testing.T) {
 		t.Errorf("rendered endpoint = %q", got)
 	}
 
-	markFailed(dj, v1alpha1.ReasonTeacherUnreachable, "shard 0: teacher "+endpoint+` unreachable: Post "https://apikey:***@api.example.com/v1?api_key=`+queryKey+`/chat/completions": refused`)
+	markFailed(dj, v1alpha1.ReasonTeacherUnreachable, "shard 0: teacher "+endpoint+` unreachable: Post "https://apikey:***@api.example.com/v1?api_key=`+queryKey+`/chat/completions": refused`, time.Now())
 	for _, c := range dj.Status.Conditions {
 		if strings.Contains(c.Message, userKey) || strings.Contains(c.Message, queryKey) {
 			t.Errorf("condition %s carries a key: %q", c.Type, c.Message)
