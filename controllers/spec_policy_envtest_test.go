@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
@@ -28,6 +29,7 @@ func TestARefusedSpecFailsBeforeAnyChild(t *testing.T) {
 	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "spec.training.resources.limits[memory]") {
 		t.Errorf("Failed message %q should name the field", c.Message)
 	}
+	assertFailedForKstatus(t, ns, "zero-limit", v1alpha1.ReasonInvalidSpec)
 	var cms corev1.ConfigMapList
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := k8sClient.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{LabelJob: "zero-limit"}); err != nil {
@@ -52,6 +54,7 @@ func TestARefusedSpecFailsBeforeAnyChild(t *testing.T) {
 	if c := meta.FindStatusCondition(got2.Status.Conditions, string(v1alpha1.ConditionStalled)); c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonInvalidSpec) {
 		t.Errorf("Stalled = %+v, want True with InvalidSpec (kstatus: Failed)", c)
 	}
+	waitForKstatus(t, "StudentModel", ns, "zero-cpu", kstatus.FailedStatus)
 	var deploys appsv1.DeploymentList
 	if err := k8sClient.List(context.Background(), &deploys, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
