@@ -58,7 +58,7 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "name of 51 characters", job: utiltesting.MakeJob(strings.Repeat("a", 51), ns).Obj(), wantField: "metadata.name"},
 		{name: "name of 55 characters", job: utiltesting.MakeJob(strings.Repeat("a", 55), ns).Obj(), wantField: "metadata.name"},
 		{name: "name with a dot", job: utiltesting.MakeJob("my.job", ns).Obj(), wantField: "metadata.name"},
-		{name: "name starting with a digit", job: utiltesting.MakeJob("1job", ns).Obj(), wantField: "metadata.name"},
+		{name: "name starting with a digit (a Service name before Kubernetes 1.36)", job: utiltesting.MakeJob("1job", ns).Obj(), wantField: "metadata.name"},
 
 		// Quantities.
 		{name: "storage size 0", job: valid().StorageSize("0").Obj(), wantField: "spec.storage.size"},
@@ -267,4 +267,48 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The name limits are exactly the ones the derived names need: with the longest admitted names (and the
+// most shards and workers), the apiserver admits every child the builders make; one character more and
+// it refuses one, as it does for a dot. This is what the CEL rules on metadata.name were derived from.
+// (A leading digit is refused for clusters before Kubernetes 1.36, whose Service names needed a letter.)
+func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	job := func(name string) *v1alpha1.DistillationJob {
+		return utiltesting.MakeJob(name, ns).UID("u1").Shards(256).Workers(128).GPUs(0).Obj()
+	}
+	jobChildren := func(dj *v1alpha1.DistillationJob) []client.Object {
+		sm := studentModel(dj)
+		sm.UID = "u2"
+		return []client.Object{
+			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj),
+			stageServiceAccount(dj), stageRole(dj), stageRoleBinding(dj),
+			annotationJob(dj, testImages), trainingJob(dj, testImages), trainingService(dj),
+			sm, servingDeployment(sm, testImages), servingService(sm),
+		}
+	}
+	modelChildren := func(sm *v1alpha1.StudentModel) []client.Object {
+		return []client.Object{servingDeployment(sm, testImages), servingService(sm)}
+	}
+	for _, obj := range append(jobChildren(job("j"+strings.Repeat("a", 49))),
+		modelChildren(utiltesting.MakeModel("m"+strings.Repeat("a", 54), ns).UID("u3").Obj())...) {
+		if err := k8sClient.Create(ctx, obj, client.DryRunAll); err != nil {
+			t.Errorf("%T %s refused: %v", obj, obj.GetName(), err)
+		}
+	}
+	refusedOne := func(what string, objs []client.Object) {
+		t.Helper()
+		for _, obj := range objs {
+			if err := k8sClient.Create(ctx, obj, client.DryRunAll); err != nil {
+				t.Logf("%s: %T refused: %v", what, obj, err)
+				return
+			}
+		}
+		t.Errorf("%s: every child was admitted, so the name rule is stricter than it needs to be", what)
+	}
+	refusedOne("a 51-character job name", jobChildren(job("j"+strings.Repeat("a", 50))))
+	refusedOne("a job name with a dot", jobChildren(job("my.job")))
+	refusedOne("a 56-character model name", modelChildren(utiltesting.MakeModel("m"+strings.Repeat("a", 55), ns).UID("u4").Obj()))
 }
