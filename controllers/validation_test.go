@@ -70,6 +70,12 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "ReadWriteOncePod with another mode", job: edited(valid(), func(dj *v1alpha1.DistillationJob) {
 			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod, corev1.ReadWriteMany}
 		}), wantField: "spec.storage.accessModes"},
+		{name: "ReadWriteOncePod with two shards", job: edited(valid().Shards(2), func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
+		}), wantField: "spec.storage.accessModes"},
+		{name: "storage size 0 as a number", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, int64(0), "spec", "storage", "size")
+		}, wantField: "spec.storage.size"},
 		{name: "existing claim not a DNS name", job: valid().ExistingClaim("My_Claim").Obj(), wantField: "spec.storage.existingClaim"},
 
 		// References to Secrets, ConfigMaps and claims.

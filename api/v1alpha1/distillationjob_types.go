@@ -8,6 +8,7 @@ import (
 // DistillationJobSpec describes one distilling step-by-step run. Everything but suspend,
 // ttlSecondsAfterFinished, activeDeadlineSeconds and serving is immutable after creation, like a batch
 // Job's template: a different teacher, task or dataset is a different job.
+// +kubebuilder:validation:XValidation:rule="!has(self.storage.accessModes) || !('ReadWriteOncePod' in self.storage.accessModes) || ((!has(self.annotation.shards) || self.annotation.shards == 1) && (!has(self.training.workers) || self.training.workers == 1))",message="spec.storage.accessModes: ReadWriteOncePod lets only one pod use the workspace at a time, so spec.annotation.shards and spec.training.workers must be 1",fieldPath=".storage.accessModes"
 type DistillationJobSpec struct {
 	// teacher is the large LLM that writes a rationale and a label for every input.
 	// Immutable.
