@@ -81,7 +81,9 @@ const (
 	// ReasonModelNameTaken: a StudentModel of the job's name exists and belongs to something else.
 	ReasonModelNameTaken ConditionReason = "ModelNameTaken"
 	// ReasonInvalidSpec: the spec refers to something unusable (e.g. an examplesFrom ConfigMap without
-	// the key).
+	// the key) or names what the operator refuses (an image outside --allowed-image-prefixes, a resource
+	// quantity not above 0); on a StudentModel, Ready=False and Stalled=True with this reason, and nothing
+	// is served.
 	ReasonInvalidSpec ConditionReason = "InvalidSpec"
 
 	// ReasonServing: every wanted replica of the student server is ready.
