@@ -13,6 +13,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -32,7 +33,9 @@ type options struct {
 	concurrency            int
 	// watchNamespaces limits the operator to these namespaces (--watch-namespaces); empty: all.
 	watchNamespaces []string
-	zap             zap.Options
+	// kubeconfig is the cluster to talk to (--kubeconfig); empty: $KUBECONFIG, in-cluster, ~/.kube/config.
+	kubeconfig string
+	zap        zap.Options
 }
 
 func parseFlags(args []string) (options, error) {
@@ -49,6 +52,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 8, "reconciles run in parallel per controller")
 	fs.DurationVar(&o.cfg.PodStartGrace, "pod-start-grace", controllers.DefaultPodStartGrace,
 		"how long a stage pod may wait on an image pull, a missing Secret or a volume that does not mount before its stage fails")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to reconcile; empty uses $KUBECONFIG, the in-cluster config or ~/.kube/config")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -77,7 +81,12 @@ func main() {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")
-	mgr, err := newManager(ctrl.GetConfigOrDie(), o)
+	rc, err := clusterConfig(o.kubeconfig)
+	if err != nil {
+		log.Error(err, "loading the cluster's config")
+		os.Exit(1)
+	}
+	mgr, err := newManager(rc, o)
 	if err != nil {
 		log.Error(err, "creating manager")
 		os.Exit(1)
@@ -88,6 +97,14 @@ func main() {
 		log.Error(err, "running manager")
 		os.Exit(1)
 	}
+}
+
+// clusterConfig is the cluster's config from --kubeconfig, or controller-runtime's usual lookup.
+func clusterConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return ctrl.GetConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
 
 // newManager builds the manager with both controllers and its health checks.
