@@ -35,7 +35,6 @@ type DistillationJobReconciler struct {
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
@@ -121,10 +120,10 @@ func (r *DistillationJobReconciler) specProblem(dj *v1alpha1.DistillationJob, er
 		return ctrl.Result{}, err
 	}
 	if se.permanent {
-		markFailed(dj, v1alpha1.ReasonInvalidSpec, se.msg)
+		markFailed(dj, se.conditionReason(), se.msg)
 		return ctrl.Result{}, nil
 	}
-	setCondition(dj, v1alpha1.ConditionComplete, false, v1alpha1.ReasonInvalidSpec, se.msg+" (retrying)")
+	setCondition(dj, v1alpha1.ConditionComplete, false, se.conditionReason(), se.msg+" (retrying)")
 	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
 }
 

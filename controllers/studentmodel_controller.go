@@ -24,6 +24,8 @@ type StudentModelReconciler struct {
 	Config   Config
 }
 
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile ensures the server Deployment and Service and writes the model's status once.
@@ -42,7 +44,7 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		sm.Status.ObservedGeneration = sm.Generation
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, sm.Status) {
-		// A merge patch of only what changed: the job controller owns status.metrics and status.source.
+		// The only writer of a StudentModel's status; a merge patch of what changed.
 		if perr := r.Status().Patch(ctx, &sm, client.MergeFrom(orig)); perr != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(perr)
 		}

@@ -25,6 +25,8 @@ type AnnotateResult struct {
 	CacheHits        int    `json:"cacheHits"`
 	PromptTokens     int64  `json:"promptTokens"`
 	CompletionTokens int64  `json:"completionTokens"`
+	// DatasetHash is "sha256:<hex>" of the dataset file as this shard read it.
+	DatasetHash string `json:"datasetHash,omitempty"`
 	// SkippedLines counts dataset lines that were not valid JSON or lacked the input field.
 	SkippedLines int `json:"skippedLines,omitempty"`
 	// Error is set when the shard failed; it says what failed in words a user can act on.
