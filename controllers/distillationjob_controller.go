@@ -24,7 +24,8 @@ import (
 // DistillationJobReconciler runs a DistillationJob's stages.
 type DistillationJobReconciler struct {
 	client.Client
-	// APIReader reads objects the operator does not cache (the user's examplesFrom ConfigMap).
+	// APIReader reads objects the operator does not cache: the user's examplesFrom ConfigMap, and the
+	// derived names of children before they are created (ownership.go).
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Config    Config
