@@ -170,10 +170,9 @@ func TestRecreatedJobDoesNotTakeTheServedModelsVolume(t *testing.T) {
 // Every derived name that something else holds fails the job before the teacher is paid, naming the
 // object and its controller; the other object is left as it was.
 func TestForeignObjectsOfDerivedNamesFailTheJobBeforeAnnotation(t *testing.T) {
-	ctx := contextFor(t)
 	foreignOwner := func(ns string) metav1.OwnerReference {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "someone-else"}}
-		if err := k8sClient.Create(ctx, cm); err != nil {
+		if err := k8sClient.Create(context.Background(), cm); err != nil {
 			t.Fatal(err)
 		}
 		return metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: cm.Name, UID: cm.UID, Controller: ptr.To(true)}
@@ -200,6 +199,7 @@ func TestForeignObjectsOfDerivedNamesFailTheJobBeforeAnnotation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			ctx := contextFor(t)
 			ns := newNamespace(t)
 			obj := tc.foreign(ns)
 			if err := k8sClient.Create(ctx, obj); err != nil {
