@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -332,4 +335,38 @@ func TestModelProvenanceAndMetricsAreImmutable(t *testing.T) {
 			t.Errorf("changing %s: %v, want Invalid naming it", what, err)
 		}
 	}
+
+	// `kubectl get sm` prints the table the API server builds from the CRD's printer columns.
+	cells := modelTable(t, ns, "fixed")
+	for col, want := range map[string]string{"Accuracy": "0.9000", "Base": "google/t5-v1_1-small", "Job": "fixed"} {
+		if got := cells[col]; got != want {
+			t.Errorf("kubectl get sm column %s = %q, want %q (all: %v)", col, got, want, cells)
+		}
+	}
+}
+
+// modelTable is the row `kubectl get sm NAME -o wide` prints, by column name.
+func modelTable(t *testing.T, ns, name string) map[string]any {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(restConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/apis/%s/namespaces/%s/studentmodels/%s",
+		strings.TrimSuffix(restConfig.Host, "/"), v1alpha1.GroupVersion.String(), ns, name), nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var table metav1.Table
+	if err := json.NewDecoder(resp.Body).Decode(&table); err != nil || len(table.Rows) != 1 {
+		t.Fatalf("table: %v, %d rows", err, len(table.Rows))
+	}
+	out := map[string]any{}
+	for i, c := range table.ColumnDefinitions {
+		out[c.Name] = table.Rows[0].Cells[i]
+	}
+	return out
 }
