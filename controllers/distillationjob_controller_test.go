@@ -391,6 +391,7 @@ func TestActiveDeadlineFailsTheJob(t *testing.T) {
 	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "activeDeadlineSeconds") {
 		t.Errorf("Failed message %q should name spec.activeDeadlineSeconds", c.Message)
 	}
+	assertFailedForKstatus(t, ns, "slow", v1alpha1.ReasonDeadlineExceeded)
 	eventually(t, "the running stage Job deleted", func() error {
 		if n := countStageJobs(t, ns, "slow", StageAnnotation); n != 0 {
 			return fmt.Errorf("%d annotation jobs left", n)
@@ -421,4 +422,5 @@ func TestExamplesFromIsWaitedForAndValidated(t *testing.T) {
 	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "line 2") {
 		t.Errorf("Failed message %q should name the bad line", c.Message)
 	}
+	assertFailedForKstatus(t, ns, "broken", v1alpha1.ReasonInvalidSpec)
 }

@@ -22,6 +22,8 @@ import (
 const (
 	waitTimeout  = 20 * time.Second
 	pollInterval = 50 * time.Millisecond
+	// shortWhile is how long a state is checked to hold (no flapping).
+	shortWhile = 500 * time.Millisecond
 )
 
 // eventually polls f until it returns nil, failing the test with f's last error after waitTimeout.

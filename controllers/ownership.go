@@ -50,9 +50,16 @@ type conflictError struct {
 func (r *DistillationJobReconciler) checkDerivedNames(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) error {
 	var conflicts []conflictError
 	var waiting []string
+	fresh := false
 	for _, d := range derivedNames(dj, o) {
 		if d.current != nil && !reflect.ValueOf(d.current).IsNil() {
 			continue
+		}
+		if !fresh {
+			if err := r.ensureFresh(ctx, dj); err != nil {
+				return err
+			}
+			fresh = true
 		}
 		obj := d.empty()
 		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: dj.Namespace, Name: d.name}, obj); err != nil {
@@ -80,6 +87,23 @@ func (r *DistillationJobReconciler) checkDerivedNames(ctx context.Context, dj *v
 		return nameConflict(conflicts)
 	case len(waiting) > 0:
 		return &specError{msg: strings.Join(waiting, "; "), reason: v1alpha1.ReasonWaitingForGarbageCollection}
+	}
+	return nil
+}
+
+// ensureFresh makes sure the pass acts on the job as it is now before it creates anything: a pass that
+// read a stale job from the cache (the watch event of the last status write not yet in) would otherwise
+// re-create a stage Job that a failing pass just deleted. A newer job is a conflict: the pass is dropped
+// and the next one reads the new job.
+func (r *DistillationJobReconciler) ensureFresh(ctx context.Context, dj *v1alpha1.DistillationJob) error {
+	now := &metav1.PartialObjectMetadata{}
+	now.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("DistillationJob"))
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(dj), now); err != nil {
+		return fmt.Errorf("reading the job before creating its children: %w", err)
+	}
+	if now.UID != dj.UID || now.ResourceVersion != dj.ResourceVersion {
+		return apierrors.NewConflict(v1alpha1.GroupVersion.WithResource("distillationjobs").GroupResource(), dj.Name,
+			fmt.Errorf("the cached job (resourceVersion %s) is older than the stored one (%s)", dj.ResourceVersion, now.ResourceVersion))
 	}
 	return nil
 }
