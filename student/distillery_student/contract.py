@@ -244,7 +244,9 @@ def claim_job_dir(job_dir: str, job: str, uid: str) -> None:
         write_atomic(path, json.dumps({"job": job, "uid": uid}, separators=(",", ":")) + "\n")
         return
     except (OSError, json.JSONDecodeError) as e:
-        raise InvalidInput(f"workspace folder {job_dir}: {JOB_FILE_NAME} is unreadable ({e}); its files are not resumed") from None
+        raise InvalidInput(
+            f"workspace folder {job_dir}: {JOB_FILE_NAME} is unreadable ({e}); its files are not resumed"
+        ) from None
     if not isinstance(found, dict) or found.get("uid") != uid:
         other = found if isinstance(found, dict) else {}
         raise InvalidInput(
