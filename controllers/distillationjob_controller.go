@@ -58,7 +58,7 @@ func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	orig := dj.DeepCopy()
 	result, err := r.reconcile(ctx, &dj)
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil // a newer object is on its way; this pass's view is stale
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil // this pass's view was stale
 	}
 	if err == nil {
 		dj.Status.ObservedGeneration = dj.Generation
@@ -66,7 +66,7 @@ func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	setJobHealth(&dj, err)
 	if serr := r.writeStatus(ctx, orig, &dj); serr != nil {
 		if apierrors.IsConflict(serr) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, errors.Join(err, serr)
 	}
@@ -128,8 +128,18 @@ func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.
 	return ctrl.Result{}, nil
 }
 
-// reconcileFinished deletes an expired job and otherwise waits for its TTL.
+// reconcileFinished stops what still runs of a failed job, deletes an expired job and otherwise waits for
+// its TTL.
 func (r *DistillationJobReconciler) reconcileFinished(ctx context.Context, dj *v1alpha1.DistillationJob, now time.Time) (ctrl.Result, error) {
+	if isTrue(dj.Status.Conditions, v1alpha1.ConditionFailed) {
+		o, err := observe(ctx, r.Client, dj)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.deleteStageJobs(ctx, o); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	left, ok := ttlLeft(dj, now)
 	if !ok {
 		return ctrl.Result{}, nil

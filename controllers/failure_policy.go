@@ -81,8 +81,11 @@ func failedStage(job *batchv1.Job, pods []corev1.Pod, defaultReason v1alpha1.Con
 		reason := defaultReason
 		if json.Unmarshal([]byte(msg), &r) == nil && r.Error != "" {
 			msg = r.Error
-			if r.Reason == contract.ReasonTeacherUnreachable {
+			switch r.Reason {
+			case contract.ReasonTeacherUnreachable:
 				reason = v1alpha1.ReasonTeacherUnreachable
+			case contract.ReasonInvalidInput:
+				reason = v1alpha1.ReasonInvalidInput
 			}
 		}
 		where := what
@@ -220,10 +223,11 @@ func refusedChild(err error) string {
 	return "the apiserver refused a child of this job: " + err.Error()
 }
 
-// deleteStageJobs stops the running stage of a job that failed from outside (its deadline).
+// deleteStageJobs stops the stage Jobs still running of a job that failed (its deadline passed, a stage
+// pod cannot start). Finished stage Jobs stay, with their pods and logs, for the user to inspect.
 func (r *DistillationJobReconciler) deleteStageJobs(ctx context.Context, o *observed) error {
 	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
-		if j == nil || jobCondition(j, batchv1.JobComplete) {
+		if j == nil || jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed) {
 			continue
 		}
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),

@@ -56,8 +56,29 @@ func annotationResults(pods []corev1.Pod) (sum contract.AnnotateResult, shardsDo
 		sum.CacheHits += r.CacheHits
 		sum.PromptTokens += r.PromptTokens
 		sum.CompletionTokens += r.CompletionTokens
+		sum.SkippedLines += r.SkippedLines
+		if r.FirstSkippedLine > 0 && (sum.FirstSkippedLine == 0 || r.FirstSkippedLine < sum.FirstSkippedLine) {
+			sum.FirstSkippedLine, sum.FirstSkippedError = r.FirstSkippedLine, r.FirstSkippedError
+		}
 	}
 	return sum, shardsDone
+}
+
+// skippedNote says how many dataset lines the shards skipped and why the first one was, for the
+// Annotated condition; "" when none was.
+func skippedNote(sum contract.AnnotateResult) string {
+	if sum.SkippedLines == 0 {
+		return ""
+	}
+	lines := "lines"
+	if sum.SkippedLines == 1 {
+		lines = "line"
+	}
+	note := fmt.Sprintf("%d dataset %s skipped", sum.SkippedLines, lines)
+	if sum.FirstSkippedLine > 0 {
+		note += fmt.Sprintf("; first: line %d: %s", sum.FirstSkippedLine, truncate(sum.FirstSkippedError, contract.MaxSkippedErrorBytes))
+	}
+	return note
 }
 
 // trainResult is the trainer's termination summary from the succeeded training pod (rank 0 first).

@@ -150,15 +150,21 @@ func (r *DistillationJobReconciler) admitStagePods(ctx context.Context, dj *v1al
 	return nil
 }
 
-// annotationSucceeded: a completed annotation Job succeeded if some answer is usable for training.
-func annotationSucceeded(dj *v1alpha1.DistillationJob, _ *observed) (v1alpha1.ConditionReason, string, *stageFailure) {
+// annotationSucceeded: a completed annotation Job succeeded if some answer is usable for training. The
+// message also names the skipped dataset lines, if any.
+func annotationSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.ConditionReason, string, *stageFailure) {
 	a := dj.Status.Annotation
+	sum, _ := annotationResults(o.annotationPods)
+	skipped := ""
+	if note := skippedNote(sum); note != "" {
+		skipped = "; " + note
+	}
 	if a.OK == 0 {
 		return "", "", &stageFailure{reason: v1alpha1.ReasonNoUsableAnnotations, message: fmt.Sprintf(
-			"annotation finished with no usable answer: %d inputs, %d rejected, %d teacher errors", a.Total, a.Rejected, a.TeacherErrors)}
+			"annotation finished with no usable answer: %d inputs, %d rejected, %d teacher errors%s", a.Total, a.Rejected, a.TeacherErrors, skipped)}
 	}
-	return v1alpha1.ReasonAnnotationSucceeded, fmt.Sprintf("%d of %d inputs annotated usably (%d rejected, %d teacher errors, %d cache hits)",
-		a.OK, a.Total, a.Rejected, a.TeacherErrors, a.CacheHits), nil
+	return v1alpha1.ReasonAnnotationSucceeded, fmt.Sprintf("%d of %d inputs annotated usably (%d rejected, %d teacher errors, %d cache hits)%s",
+		a.OK, a.Total, a.Rejected, a.TeacherErrors, a.CacheHits, skipped), nil
 }
 
 // updateTrainingProgress copies rank 0's live progress report into status.

@@ -130,7 +130,7 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 		Total: max(total, int64(sum.Total)), Done: max(done, int64(sum.Total)),
 		OK: int64(sum.OK), Rejected: int64(sum.Unparseable + sum.LabelMismatch), TeacherErrors: int64(sum.TeacherErrors),
 		PromptTokens: sum.PromptTokens, CompletionTokens: sum.CompletionTokens, CacheHits: int64(sum.CacheHits),
-		ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
+		SkippedLines: int64(sum.SkippedLines), ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
 		DatasetHash: datasetHashes(o.annotationPods),
 	}
 	// Pods of finished shards can vanish (node loss, manual deletion): never report less than before.

@@ -47,14 +47,14 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// The only writer of a StudentModel's status: a merge patch of only what changed, with the resourceVersion read (optimistic lock).
 		if perr := r.Status().Patch(ctx, &sm, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
 			if apierrors.IsConflict(perr) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, client.IgnoreNotFound(perr)
 		}
 		emitTransitionEvents(r.Recorder, &sm, orig.Status.Conditions, sm.Status.Conditions)
 	}
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	return ctrl.Result{}, err
 }

@@ -58,6 +58,9 @@ const (
 	ReasonAnnotationFailed ConditionReason = "AnnotationFailed"
 	// ReasonTeacherUnreachable: an annotation shard could not reach the teacher at all.
 	ReasonTeacherUnreachable ConditionReason = "TeacherUnreachable"
+	// ReasonInvalidInput: a stage program found its input unusable (the dataset, the few-shot examples, the
+	// base model); its message names the line or field. A retry cannot help.
+	ReasonInvalidInput ConditionReason = "InvalidInput"
 	// ReasonNoUsableAnnotations: annotation finished but no answer was usable for training.
 	ReasonNoUsableAnnotations ConditionReason = "NoUsableAnnotations"
 	// ReasonTraining: the trainer is running.
