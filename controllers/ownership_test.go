@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
@@ -154,6 +155,7 @@ func TestRecreatedJobDoesNotTakeTheServedModelsVolume(t *testing.T) {
 		}
 	}
 	assertNoAnnotationJobOf(t, ns, "again", renewed.UID)
+	assertFailedForKstatus(t, ns, "again", v1alpha1.ReasonNameConflict)
 	var pvc corev1.PersistentVolumeClaim
 	if err := k8sClient.Get(ctx, claimKey, &pvc); err != nil {
 		t.Fatal(err)
@@ -217,6 +219,7 @@ func TestForeignObjectsOfDerivedNamesFailTheJobBeforeAnnotation(t *testing.T) {
 				}
 			}
 			assertNoAnnotationJobOf(t, ns, "x", dj.UID)
+			assertFailedForKstatus(t, ns, "x", tc.reason)
 			cur := obj.DeepCopyObject().(client.Object)
 			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
 				t.Fatal(err)
@@ -250,6 +253,7 @@ func TestLeftoversOfADeletedOwnerAreWaitedFor(t *testing.T) {
 	if isTrue(got.Status.Conditions, v1alpha1.ConditionFailed) || !strings.Contains(findCondition(got, v1alpha1.ConditionComplete).Message, "ConfigMap w-config") {
 		t.Errorf("conditions %+v", got.Status.Conditions)
 	}
+	waitForKstatus(t, "DistillationJob", ns, "w", kstatus.InProgressStatus)
 	if err := k8sClient.Delete(context.Background(), leftover); err != nil {
 		t.Fatal(err)
 	}
