@@ -71,6 +71,7 @@ spec:
     resources: {requests: {cpu: 100m, memory: 512Mi}}
   serving:
     enabled: %[10]t
+    resources: {requests: {cpu: 100m, memory: 512Mi}}
   storage: {size: 1Gi}
 `, j.name, j.teacher, j.inputs, j.shards, j.concurrency, j.maxSteps, j.suspend, teacherNS, teacherPort, j.serve)
 }
