@@ -374,3 +374,29 @@ func modelTable(t *testing.T, ns, name string) map[string]any {
 	}
 	return out
 }
+
+// A name taken after the job started (here the training Job's, while annotation runs) is found before
+// that stage's Job would be applied onto it.
+func TestANameTakenMidJobFailsTheStageThatNeedsIt(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := contextFor(t)
+	createJob(t, utiltesting.MakeJob("late", ns).Obj())
+	waitForStageJob(t, ns, "late", StageAnnotation)
+	foreign := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late-train"}, Spec: batchv1.JobSpec{
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "i"}}}}}}
+	if err := k8sClient.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	finishShards(t, ns, "late", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
+	got := waitForCondition(t, ns, "late", v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonNameConflict)
+	if msg := findCondition(got, v1alpha1.ConditionFailed).Message; !strings.Contains(msg, "Job late-train") {
+		t.Errorf("Failed message %q does not name the training Job", msg)
+	}
+	var cur batchv1.Job
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), &cur); err != nil {
+		t.Fatal(err)
+	}
+	if len(cur.OwnerReferences) != 0 || cur.Labels[LabelJob] != "" {
+		t.Errorf("the operator applied its training Job onto the foreign one: owners %v, labels %v", cur.OwnerReferences, cur.Labels)
+	}
+}
