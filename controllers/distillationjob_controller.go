@@ -104,9 +104,13 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 }
 
 // runStages runs workspace, annotation, training and model in order, stopping at the first not done.
-// Before the first stage starts, the apiserver is asked whether it would admit every stage's pod, so a
-// spec it refuses fails before the teacher is paid.
+// Before anything is created, the operator's own refusals (spec_policy.go) are checked; before the first
+// stage starts, the apiserver is asked whether it would admit every stage's pod. Either way a spec that
+// cannot run fails before the teacher is paid.
 func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (ctrl.Result, error) {
+	if err := jobSpecRefusal(dj, r.Config); err != nil {
+		return r.specProblem(dj, err)
+	}
 	if err := r.reconcileWorkspace(ctx, dj, o); err != nil {
 		return r.specProblem(dj, err)
 	}

@@ -35,7 +35,11 @@ const (
 	StageServing    = "serve"
 )
 
-// Names of a job's children. They are derived from the job name, which is unique in its namespace.
+// Names of a job's children. They are derived from the job name, which is unique in its namespace. The
+// admission rules on metadata.name (api/v1alpha1: at most 50 characters for a job, 55 for a StudentModel,
+// no dots, a leading letter) are counted from the longest of them, the annotation pods' hostnames
+// <job>-annotate-255 and the Service <model>-student; a new or longer suffix must keep
+// TestTheLongestAdmittedNamesMakeValidChildren passing.
 func workspaceClaimName(dj *v1alpha1.DistillationJob) string {
 	if dj.Spec.Storage.ExistingClaim != "" {
 		return dj.Spec.Storage.ExistingClaim

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 // Paths inside stage pods (docs/workloads.md).
@@ -90,7 +91,9 @@ func parseExamplesJSONL(source, data string) ([]contract.Example, error) {
 func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.AnnotateConfig {
 	s := dj.Spec
 	t := contract.Teacher{
-		Endpoint:       s.Teacher.Endpoint,
+		// Admission refuses keys in the endpoint; an object admitted before that rule still never has
+		// one copied into the ConfigMap.
+		Endpoint:       secreturl.Redacted(s.Teacher.Endpoint),
 		Model:          s.Teacher.Model,
 		MaxConcurrency: int(s.Teacher.MaxConcurrency),
 		Temperature:    parseDecimal(s.Teacher.Temperature, 0),

@@ -38,9 +38,18 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	orig := sm.DeepCopy()
-	deploy, err := r.reconcileServing(ctx, &sm)
+	var deploy *appsv1.Deployment
+	var err error
+	refusal := modelSpecRefusal(&sm, r.Config) // nothing is created or changed for a refused spec
+	if refusal == "" {
+		deploy, err = r.reconcileServing(ctx, &sm)
+	}
 	if err == nil {
 		setModelStatus(&sm, deploy)
+		if refusal != "" { // failed until the spec changes: Stalled, which kstatus reads as Failed
+			setModelCondition(&sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec, refusal)
+			setModelCondition(&sm, v1alpha1.ConditionStalled, true, v1alpha1.ReasonInvalidSpec, refusal)
+		}
 		sm.Status.ObservedGeneration = sm.Generation
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, sm.Status) {

@@ -89,7 +89,9 @@ const (
 	// (a deleted job of the same name); the job waits for the garbage collector to remove it.
 	ReasonWaitingForGarbageCollection ConditionReason = "WaitingForGarbageCollection"
 	// ReasonInvalidSpec: the spec refers to something unusable (e.g. an examplesFrom ConfigMap without
-	// the key).
+	// the key) or names what the operator refuses (an image outside --allowed-image-prefixes, a resource
+	// quantity not above 0); on a StudentModel, Ready=False and Stalled=True with this reason, and nothing
+	// is served.
 	ReasonInvalidSpec ConditionReason = "InvalidSpec"
 
 	// ReasonServing: every wanted replica of the student server is ready.

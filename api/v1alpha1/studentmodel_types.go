@@ -132,6 +132,8 @@ type StudentModelStatus struct {
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Job",type=string,JSONPath=`.spec.provenance.job`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55",message="metadata.name must be at most 55 characters: it names the Service <name>-student, which must fit in 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-' (no dots): it names the Service <name>-student, which must be a DNS label (starting with a letter before Kubernetes 1.36)"
 
 // StudentModel is a trained student, served by a Deployment and a Service.
 type StudentModel struct {
