@@ -119,7 +119,6 @@ type StudentModelStatus struct {
 	// readyReplicas is how many of them are ready.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
-
 }
 
 // +kubebuilder:object:root=true
