@@ -80,7 +80,7 @@ func TestConcurrentWritersNeverShowAPartialEntry(t *testing.T) {
 	path := t.TempDir()
 	a, b := Dir{Path: path}, Dir{Path: path} // two processes' views of one folder
 	big := func(c byte) Entry {
-		return Entry{Content: strings.Repeat(string(c), 256<<10), Usage: contract.Usage{PromptTokens: int(c)}}
+		return Entry{Content: strings.Repeat(string(c), 64<<10), Usage: contract.Usage{PromptTokens: int(c)}}
 	}
 	versions := []Entry{big('a'), big('b')}
 	keys := make([]string, 8)
@@ -93,7 +93,7 @@ func TestConcurrentWritersNeverShowAPartialEntry(t *testing.T) {
 	var g errgroup.Group
 	for w, d := range []Dir{a, b} {
 		g.Go(func() error {
-			for range 20 {
+			for range 10 {
 				for _, k := range keys {
 					if err := d.Put(k, versions[w]); err != nil {
 						return err
@@ -105,7 +105,7 @@ func TestConcurrentWritersNeverShowAPartialEntry(t *testing.T) {
 	}
 	for range 2 {
 		g.Go(func() error {
-			for range 40 {
+			for range 20 {
 				for _, k := range keys {
 					e, ok, err := b.Get(k)
 					if err != nil || !ok {
