@@ -331,6 +331,7 @@ func keysOf(t *testing.T, data []byte) map[string]bool {
 func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 	dj := utiltesting.MakeJob("anli-t5", "ns").UID("u1").Shards(8).APIKey("k", "key").EvalConfigMap("eval", "eval.jsonl").Obj()
 	dj.Spec.Dataset.LabelField = "label"
+	dj.Spec.Training.LoRA = &v1alpha1.LoRASpec{Rank: 16, Alpha: "32", Dropout: "0.05", TargetModules: []string{"q", "v"}}
 	cm := stageConfigMap(dj, inlineExamples(dj))
 	if !metav1.IsControlledBy(cm, dj) || cm.Name != "anli-t5-config" {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
@@ -380,7 +381,8 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 	var tcfg contract.TrainConfig
 	decodeStrict(t, []byte(cm.Data[trainConfigKey]), &tcfg)
 	if tcfg.Training.Mode != contract.ModeStepByStep || tcfg.Training.RationaleWeight != 1 || tcfg.Data.EvalPath != "/data/eval/eval.jsonl" ||
-		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, inlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq {
+		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, inlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq ||
+		tcfg.Training.Strategy != contract.StrategyDDP || tcfg.Training.LoRA == nil || tcfg.Training.LoRA.Alpha != 32 || tcfg.Training.LoRA.Dropout != 0.05 {
 		t.Errorf("train.json = %+v", tcfg)
 	}
 }

@@ -157,17 +157,20 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 			RationalePrefix: defaultRatPrefix,
 		},
 		Training: contract.Training{
-			Mode:                 contractMode(s.Training.Mode),
-			RationaleWeight:      parseDecimal(s.Training.RationaleWeight, 1),
-			Epochs:               int(s.Training.Epochs),
-			MaxSteps:             int(ptr.Deref(s.Training.MaxSteps, 0)),
-			BatchSize:            int(s.Training.BatchSize),
-			LearningRate:         parseDecimal(s.Training.LearningRate, 5e-5),
-			MaxInputLength:       int(s.Training.MaxInputLength),
-			MaxTargetLength:      int(s.Training.MaxTargetLength),
-			Precision:            strings.ToLower(string(s.Training.Precision)),
-			Seed:                 int(s.Training.Seed),
-			CheckpointEverySteps: int(s.Training.CheckpointEverySteps),
+			Mode:                    contractMode(s.Training.Mode),
+			RationaleWeight:         parseDecimal(s.Training.RationaleWeight, 1),
+			Epochs:                  int(s.Training.Epochs),
+			MaxSteps:                int(ptr.Deref(s.Training.MaxSteps, 0)),
+			BatchSize:               int(s.Training.BatchSize),
+			LearningRate:            parseDecimal(s.Training.LearningRate, 5e-5),
+			MaxInputLength:          int(s.Training.MaxInputLength),
+			MaxTargetLength:         int(s.Training.MaxTargetLength),
+			Precision:               strings.ToLower(string(s.Training.Precision)),
+			Seed:                    int(s.Training.Seed),
+			CheckpointEverySteps:    int(s.Training.CheckpointEverySteps),
+			Strategy:                contractStrategy(s.Training.Strategy),
+			LoRA:                    contractLoRA(s.Training.LoRA),
+			ActivationCheckpointing: s.Training.ActivationCheckpointing,
 		},
 		Output: contract.TrainOut{
 			JobDir:        path.Join(workspaceDir, jobDir(dj)),
@@ -198,6 +201,26 @@ func datasetDescription(dj *v1alpha1.DistillationJob) string {
 		return fmt.Sprintf("pvc/%s/%s", d.PersistentVolumeClaim.ClaimName, d.PersistentVolumeClaim.Path)
 	}
 	return fmt.Sprintf("configmap/%s/%s", d.ConfigMap.Name, d.ConfigMap.Key)
+}
+
+func contractStrategy(s v1alpha1.TrainingStrategy) string {
+	if s == v1alpha1.TrainingStrategyFSDP {
+		return contract.StrategyFSDP
+	}
+	return contract.StrategyDDP
+}
+
+// contractLoRA is spec.training.lora in train.json's form (the schema's defaults where a field is unset).
+func contractLoRA(l *v1alpha1.LoRASpec) *contract.LoRA {
+	if l == nil {
+		return nil
+	}
+	rank := int(l.Rank)
+	if rank == 0 {
+		rank = 16
+	}
+	return &contract.LoRA{Rank: rank, Alpha: parseDecimal(l.Alpha, 32), Dropout: parseDecimal(l.Dropout, 0.05),
+		TargetModules: l.TargetModules}
 }
 
 func contractArchitecture(a v1alpha1.Architecture) string {

@@ -51,6 +51,13 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "neither baseModel nor baseModelFrom", job: valid().BaseModel("").Obj(), wantField: "spec.student"},
 		{name: "existing claim with size", job: valid().ExistingClaim("ws").StorageSize("1Gi").Obj(), wantField: "spec.storage"},
 		{name: "negative ttl", job: valid().TTL(-1).Obj(), wantField: "spec.ttlSecondsAfterFinished"},
+		{name: "unknown strategy", job: valid().Strategy("ZeRO").Obj(), wantField: "spec.training.strategy"},
+		{name: "lora under FSDP", job: valid().Strategy(v1alpha1.TrainingStrategyFSDP).LoRA(v1alpha1.LoRASpec{}).Obj(), wantField: "spec.training"},
+		{name: "lora alpha 0", job: valid().LoRA(v1alpha1.LoRASpec{Alpha: "0"}).Obj(), wantField: "spec.training.lora.alpha"},
+		{name: "lora dropout 1", job: valid().LoRA(v1alpha1.LoRASpec{Dropout: "1"}).Obj(), wantField: "spec.training.lora.dropout"},
+		{name: "lora rank 0", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, map[string]any{"rank": int64(0)}, "spec", "training", "lora")
+		}, wantField: "spec.training.lora.rank"},
 
 		// Names: every name derived from the job's must be valid (the longest is the annotation pod
 		// hostname <name>-annotate-255, a DNS-1123 label; the Services <name>-train and <name>-student

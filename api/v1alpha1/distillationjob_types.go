@@ -414,7 +414,57 @@ const (
 	PrecisionFP32 Precision = "FP32"
 )
 
+// TrainingStrategy is how the training processes share the work.
+// +kubebuilder:validation:Enum=DDP;FSDP
+type TrainingStrategy string
+
+// The training strategies.
+const (
+	// TrainingStrategyDDP replicates the model in every process and averages gradients (DistributedDataParallel).
+	TrainingStrategyDDP TrainingStrategy = "DDP"
+	// TrainingStrategyFSDP shards parameters, gradients and optimizer state over the processes (FSDP2), for
+	// full fine-tuning of students that do not fit one GPU.
+	TrainingStrategyFSDP TrainingStrategy = "FSDP"
+)
+
+// LoRASpec trains low-rank adapters (LoRA, through PEFT) instead of every weight. The saved model holds the
+// adapters merged into the weights, so it is served like a full fine-tune.
+type LoRASpec struct {
+	// rank is the rank r of each adapter. Default: 16.
+	// +optional
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	Rank int32 `json:"rank,omitempty"`
+
+	// alpha scales the adapters' output by alpha/rank, a decimal string greater than 0. Default: "32".
+	// +optional
+	// +kubebuilder:default="32"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0",message="spec.training.lora.alpha must be greater than 0"
+	Alpha string `json:"alpha,omitempty"`
+
+	// dropout on the adapters' input, a decimal string in [0, 1). Default: "0.05".
+	// +optional
+	// +kubebuilder:default="0.05"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) < 1.0",message="spec.training.lora.dropout must be less than 1"
+	Dropout string `json:"dropout,omitempty"`
+
+	// targetModules are the names of the modules that get adapters (e.g. q, v for T5; q_proj, v_proj for
+	// Llama). Default: empty, PEFT's choice for the architecture.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	TargetModules []string `json:"targetModules,omitempty"`
+}
+
 // TrainingSpec configures the training stage.
+// +kubebuilder:validation:XValidation:rule="!has(self.lora) || !has(self.strategy) || self.strategy != 'FSDP'",message="spec.training.lora is supported with strategy DDP only"
 type TrainingSpec struct {
 	// mode is StepByStep, Standard or SingleTask. Default: StepByStep.
 	// +optional
@@ -482,6 +532,23 @@ type TrainingSpec struct {
 	// +kubebuilder:default=500
 	// +kubebuilder:validation:Minimum=1
 	CheckpointEverySteps int32 `json:"checkpointEverySteps,omitempty"`
+
+	// strategy is DDP (a replica per GPU) or FSDP (parameters, gradients and optimizer state sharded over
+	// the GPUs, for full fine-tuning of students that do not fit one). One process trains alike under both.
+	// Default: DDP.
+	// +optional
+	// +kubebuilder:default=DDP
+	Strategy TrainingStrategy `json:"strategy,omitempty"`
+
+	// lora trains LoRA adapters instead of all weights; the saved model holds merged weights. Needs strategy
+	// DDP. Default: unset, full fine-tuning.
+	// +optional
+	LoRA *LoRASpec `json:"lora,omitempty"`
+
+	// activationCheckpointing recomputes activations in the backward pass (one more forward pass) to keep
+	// less of them in GPU memory. Default: false.
+	// +optional
+	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
 
 	// workers is the number of training pods (torchrun nodes). Default: 1.
 	// +optional

@@ -62,6 +62,26 @@ type Training struct {
 	Precision            string  `json:"precision"`
 	Seed                 int     `json:"seed"`
 	CheckpointEverySteps int     `json:"checkpointEverySteps"`
+	// Strategy is StrategyDDP or StrategyFSDP.
+	Strategy string `json:"strategy"`
+	// LoRA, when set, trains adapters instead of all weights; nil is full fine-tuning.
+	LoRA *LoRA `json:"lora,omitempty"`
+	// ActivationCheckpointing recomputes activations in the backward pass.
+	ActivationCheckpointing bool `json:"activationCheckpointing"`
+}
+
+// Training strategies, as written in train.json.
+const (
+	StrategyDDP  = "DDP"
+	StrategyFSDP = "FSDP"
+)
+
+// LoRA configures low-rank adapters (PEFT). An empty TargetModules means PEFT's default for the architecture.
+type LoRA struct {
+	Rank          int      `json:"rank"`
+	Alpha         float64  `json:"alpha"`
+	Dropout       float64  `json:"dropout"`
+	TargetModules []string `json:"targetModules,omitempty"`
 }
 
 // TrainOut says where the trainer writes.

@@ -86,6 +86,20 @@ class TrainTask:
 
 
 @dataclass
+class Lora:
+    """training.lora: LoRA adapters instead of full fine-tuning (the saved model holds merged weights)."""
+
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    targetModules: list[str] = field(default_factory=list)  # empty: PEFT's defaults for the architecture
+
+
+STRATEGY_DDP = "DDP"
+STRATEGY_FSDP = "FSDP"
+
+
+@dataclass
 class Training:
     mode: str
     rationaleWeight: float
@@ -98,6 +112,9 @@ class Training:
     precision: str
     seed: int
     checkpointEverySteps: int
+    strategy: str = STRATEGY_DDP
+    lora: Lora | None = None
+    activationCheckpointing: bool = False
 
 
 @dataclass
@@ -138,6 +155,10 @@ _SECTIONS: dict[str, type] = {
 
 
 def _typed(value: Any, hint: Any, path: str) -> Any:
+    if hint == (Lora | None):
+        return None if value is None else _section(Lora, value, path)
+    if hint is bool and isinstance(value, bool):
+        return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
@@ -205,6 +226,13 @@ def validate_train_config(cfg: TrainConfig) -> None:
         raise InvalidInput("train.json: training.maxInputLength and maxTargetLength must be positive")
     if t.rationaleWeight < 0:
         raise InvalidInput("train.json: training.rationaleWeight must not be negative")
+    if t.strategy not in (STRATEGY_DDP, STRATEGY_FSDP):
+        raise InvalidInput(f"train.json: training.strategy {t.strategy!r} is not DDP or FSDP")
+    if t.lora is not None:
+        if t.lora.rank <= 0 or t.lora.alpha <= 0 or not 0 <= t.lora.dropout < 1:
+            raise InvalidInput("train.json: training.lora needs rank > 0, alpha > 0 and dropout in [0, 1)")
+        if t.strategy == STRATEGY_FSDP:
+            raise InvalidInput("train.json: training.lora is supported with strategy DDP only")
     if not cfg.data.evalPath and not 0 <= cfg.data.evalFraction < 1:
         raise InvalidInput("train.json: data.evalFraction must be in [0, 1)")
     for name in ("checkpointDir", "modelDir", "metricsPath"):
