@@ -26,7 +26,8 @@ import (
 // DistillationJobReconciler runs a DistillationJob's stages.
 type DistillationJobReconciler struct {
 	client.Client
-	// APIReader reads objects the operator does not cache (the user's examplesFrom ConfigMap).
+	// APIReader reads objects the operator does not cache: the user's examplesFrom ConfigMap, and the
+	// derived names of children before they are created (ownership.go).
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Config    Config
@@ -38,7 +39,6 @@ type DistillationJobReconciler struct {
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete

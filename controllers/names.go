@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
 // Labels the builders put on every child, so children are found by label, never by name guessing.
@@ -50,6 +51,10 @@ func serviceAccountName(dj *v1alpha1.DistillationJob) string { return dj.Name + 
 func annotationJobName(dj *v1alpha1.DistillationJob) string  { return dj.Name + "-annotate" }
 func trainingJobName(dj *v1alpha1.DistillationJob) string    { return dj.Name + "-train" }
 func studentModelName(dj *v1alpha1.DistillationJob) string   { return dj.Name }
+
+// jobDir is the job run's own folder inside the workspace volume (contract.JobDir): keyed by the UID, so
+// jobs sharing a claim, or a new job under a deleted one's name, never meet in one folder.
+func jobDir(dj *v1alpha1.DistillationJob) string { return contract.JobDir(dj.Name, string(dj.UID)) }
 
 // trainingServiceName is the headless Service that gives multi-worker training pods stable DNS names.
 func trainingServiceName(dj *v1alpha1.DistillationJob) string { return dj.Name + "-train" }

@@ -111,6 +111,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 	}
 	return contract.AnnotateConfig{
 		Job:     dj.Name,
+		JobUID:  string(dj.UID),
 		Shards:  int(s.Annotation.Shards),
 		Teacher: t,
 		Task:    contractTask(dj, examples),
@@ -124,8 +125,9 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 		},
 		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
 		Output: contract.AnnotateOut{
-			Dir:      path.Join(workspaceDir, "annotations"),
-			CacheDir: path.Join(workspaceDir, "cache"),
+			JobDir:   path.Join(workspaceDir, jobDir(dj)),
+			Dir:      path.Join(workspaceDir, jobDir(dj), "annotations"),
+			CacheDir: path.Join(workspaceDir, contract.CacheDir),
 		},
 	}
 }
@@ -134,7 +136,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.TrainConfig {
 	s := dj.Spec
 	data := contract.TrainData{
-		AnnotationsDir: path.Join(workspaceDir, "annotations"),
+		AnnotationsDir: path.Join(workspaceDir, jobDir(dj), "annotations"),
 		EvalFraction:   parseDecimal(s.Dataset.EvalFraction, 0.1),
 		IDField:        s.Dataset.IDField,
 		InputField:     s.Dataset.InputField,
@@ -145,6 +147,7 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 	}
 	return contract.TrainConfig{
 		Job:     dj.Name,
+		JobUID:  string(dj.UID),
 		Student: contract.Student{BaseModel: baseModelRef(dj), Architecture: contractArchitecture(s.Student.Architecture)},
 		Data:    data,
 		Task: contract.TrainTask{
@@ -170,9 +173,10 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 			ActivationCheckpointing: s.Training.ActivationCheckpointing,
 		},
 		Output: contract.TrainOut{
-			CheckpointDir: path.Join(workspaceDir, "checkpoints"),
-			ModelDir:      path.Join(workspaceDir, "model"),
-			MetricsPath:   path.Join(workspaceDir, "metrics.json"),
+			JobDir:        path.Join(workspaceDir, jobDir(dj)),
+			CheckpointDir: path.Join(workspaceDir, jobDir(dj), "checkpoints"),
+			ModelDir:      path.Join(workspaceDir, jobDir(dj), modelSubPath),
+			MetricsPath:   path.Join(workspaceDir, jobDir(dj), "metrics.json"),
 		},
 		Provenance: contract.TrainProvenance{
 			TeacherModel: s.Teacher.Model,

@@ -24,6 +24,8 @@ type StudentModelReconciler struct {
 	Config   Config
 }
 
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile ensures the server Deployment and Service and writes the model's status once.
@@ -51,7 +53,7 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		sm.Status.ObservedGeneration = sm.Generation
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, sm.Status) {
-		// A merge patch of only what changed, with the resourceVersion read (optimistic lock).
+		// The only writer of a StudentModel's status: a merge patch of only what changed, with the resourceVersion read (optimistic lock).
 		if perr := r.Status().Patch(ctx, &sm, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
 			if apierrors.IsConflict(perr) {
 				return ctrl.Result{RequeueAfter: conflictRetry}, nil

@@ -293,7 +293,7 @@ func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
 		return utiltesting.MakeJob(name, ns).UID("u1").Shards(256).Workers(128).GPUs(0).Obj()
 	}
 	jobChildren := func(dj *v1alpha1.DistillationJob) []client.Object {
-		sm := studentModel(dj)
+		sm := studentModel(dj, renderAnnotateConfig(dj, inlineExamples(dj)))
 		sm.UID = "u2"
 		return []client.Object{
 			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj),

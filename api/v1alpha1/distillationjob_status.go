@@ -92,6 +92,10 @@ type AnnotationStatus struct {
 	ShardsSucceeded int32 `json:"shardsSucceeded"`
 	// shardsTotal is spec.annotation.shards.
 	ShardsTotal int32 `json:"shardsTotal"`
+	// datasetHash is "sha256:<hex>" of the dataset file as the annotation shards read it (comma-separated
+	// hashes when shards read different contents). Set once every shard succeeded.
+	// +optional
+	DatasetHash string `json:"datasetHash,omitempty"`
 }
 
 // TrainingStatus is the trainer's latest progress report.

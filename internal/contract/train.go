@@ -12,7 +12,9 @@ const (
 
 // TrainConfig is train.json, rendered by the operator and read by the student trainer.
 type TrainConfig struct {
-	Job        string          `json:"job"`
+	Job string `json:"job"`
+	// JobUID is the job run's UID; the trainer claims Output.JobDir for it (ClaimJobDir).
+	JobUID     string          `json:"jobUID"`
 	Student    Student         `json:"student"`
 	Data       TrainData       `json:"data"`
 	Task       TrainTask       `json:"task"`
@@ -84,6 +86,8 @@ type LoRA struct {
 
 // TrainOut says where the trainer writes.
 type TrainOut struct {
+	// JobDir is the job run's own folder (JobDir); the other paths are inside it.
+	JobDir        string `json:"jobDir"`
 	CheckpointDir string `json:"checkpointDir"`
 	ModelDir      string `json:"modelDir"`
 	MetricsPath   string `json:"metricsPath"`

@@ -122,6 +122,7 @@ class TrainOut:
     checkpointDir: str
     modelDir: str
     metricsPath: str
+    jobDir: str = ""  # the job run's own folder; claimed for jobUID before anything is read or written
 
 
 @dataclass
@@ -140,6 +141,7 @@ class TrainConfig:
     training: Training
     output: TrainOut
     provenance: Provenance = field(default_factory=Provenance)
+    jobUID: str = ""
 
 
 _SECTIONS: dict[str, type] = {
@@ -190,7 +192,7 @@ def parse_train_config(raw: Any) -> TrainConfig:
         raise InvalidInput("train.json: not a JSON object")
     if not raw.get("job"):
         raise InvalidInput("train.json: missing field job")
-    parts: dict[str, Any] = {"job": raw["job"]}
+    parts: dict[str, Any] = {"job": raw["job"], "jobUID": _typed(raw.get("jobUID", ""), str, "jobUID")}
     for name, cls in _SECTIONS.items():
         if name not in raw:
             if name == "provenance":
@@ -251,6 +253,33 @@ def load_train_config(path: str) -> TrainConfig:
 
 def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
+
+
+# ---- the job folder (contract.ClaimJobDir) ---------------------------------------------------------------
+
+JOB_FILE_NAME = "job.json"
+
+
+def claim_job_dir(job_dir: str, job: str, uid: str) -> None:
+    """Makes job_dir the folder of the job run `uid`: writes job.json when absent, and raises InvalidInput when
+    it names another run, whose files (annotations, checkpoints) must never be resumed."""
+    path = os.path.join(job_dir, JOB_FILE_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f)
+    except FileNotFoundError:
+        write_atomic(path, json.dumps({"job": job, "uid": uid}, separators=(",", ":")) + "\n")
+        return
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidInput(
+            f"workspace folder {job_dir}: {JOB_FILE_NAME} is unreadable ({e}); its files are not resumed"
+        ) from None
+    if not isinstance(found, dict) or found.get("uid") != uid:
+        other = found if isinstance(found, dict) else {}
+        raise InvalidInput(
+            f"workspace folder {job_dir} belongs to job {other.get('job')} (uid {other.get('uid')}), "
+            f"not to this job {job} (uid {uid}); its files are not resumed"
+        )
 
 
 # ---- annotation records --------------------------------------------------------------------------------

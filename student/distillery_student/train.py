@@ -29,6 +29,7 @@ from .contract import (
     InvalidInput,
     TrainConfig,
     TrainResult,
+    claim_job_dir,
     distillery_json,
     normalize_label,
     write_atomic,
@@ -100,6 +101,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         torch.backends.cuda.matmul.allow_tf32 = True
     use_bf16 = device.type == "cuda" and t.precision in ("bf16", "auto")  # auto: bf16 on GPU, fp32 on CPU
 
+    if cfg.output.jobDir:  # never resume another job run's checkpoints (docs/workloads.md)
+        claim_job_dir(cfg.output.jobDir, cfg.job, cfg.jobUID)
     random.seed(t.seed)
     torch.manual_seed(t.seed)
     splits = load_splits(cfg)

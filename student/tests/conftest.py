@@ -95,7 +95,7 @@ def make_config(tmp_path: Path, t5_dir: str) -> Callable[..., Any]:
                                 "maxInputLength": 32, "maxTargetLength": 32, "precision": "bf16",
                                 "checkpointEverySteps": 0, **training})
         o = tmp_path / out
-        raw["output"] = {"checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
+        raw["output"] = {"jobDir": str(o), "checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
                          "metricsPath": str(o / "metrics.json")}
         return parse_train_config(raw)
 

@@ -52,7 +52,7 @@ func TestDemoJob(t *testing.T) {
 	var metrics struct {
 		EvalAccuracy float64 `json:"evalAccuracy"`
 	}
-	b, err := os.ReadFile(filepath.Join(workspaceDir(t, demoJob), "metrics.json"))
+	b, err := os.ReadFile(filepath.Join(jobFolder(t, demoJob), "metrics.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestDemoJob(t *testing.T) {
 	if got, _ := strconv.ParseFloat(acc, 64); got-metrics.EvalAccuracy > 1e-4 || metrics.EvalAccuracy-got > 1e-4 {
 		t.Errorf("status accuracy %s, trainer's metrics.json %v", acc, metrics.EvalAccuracy)
 	}
-	if smAcc := jsonpath(t, "sm", demoJob, ".status.metrics.accuracy"); smAcc != acc {
+	if smAcc := jsonpath(t, "sm", demoJob, ".spec.metrics.accuracy"); smAcc != acc {
 		t.Errorf("StudentModel accuracy %q, job %q", smAcc, acc)
 	}
 	// The demo learns: chance is 0.5; 600 CPU steps reached about 0.9 in trials.
