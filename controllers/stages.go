@@ -94,7 +94,7 @@ func (r *DistillationJobReconciler) reconcileAnnotation(ctx context.Context, dj 
 	if isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated) {
 		return true, nil
 	}
-	if _, err := ensure(ctx, r.Client, o.annotationJob, annotationJob(dj, r.Config)); err != nil {
+	if err := r.ensureStageJob(ctx, dj, o.annotationJob, annotationJob(dj, r.Config)); err != nil {
 		return false, fmt.Errorf("ensuring annotation job: %w", err)
 	}
 	markStarted(dj)
@@ -154,7 +154,7 @@ func (r *DistillationJobReconciler) reconcileTraining(ctx context.Context, dj *v
 			return false, fmt.Errorf("ensuring training service: %w", err)
 		}
 	}
-	if _, err := ensure(ctx, r.Client, o.trainingJob, trainingJob(dj, r.Config)); err != nil {
+	if err := r.ensureStageJob(ctx, dj, o.trainingJob, trainingJob(dj, r.Config)); err != nil {
 		return false, fmt.Errorf("ensuring training job: %w", err)
 	}
 	if p, ok := trainingProgress(o.progress); ok {

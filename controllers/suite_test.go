@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -116,8 +118,13 @@ func runSuite(m *testing.M) int {
 	if assets == "" {
 		assets, _ = filepath.Abs(filepath.Join("..", "bin", "k8s"))
 	}
+	workloadCRD, err := kueueWorkloadCRD()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), workloadCRD},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
@@ -177,6 +184,22 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 	return m.Run()
+}
+
+// kueueWorkloadCRD is Kueue's own Workload CRD, from the Kueue module hack/kueue pins (the Go module
+// cache; downloaded once), so the suspend policy is tested against Kueue's real schema.
+func kueueWorkloadCRD() (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/kueue")
+	cmd.Dir = filepath.Join("..", "hack", "kueue")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the Kueue module of hack/kueue (go mod download): %v", err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return "", fmt.Errorf("finding the Kueue module of hack/kueue: %q: %v", out, err)
+	}
+	return filepath.Join(mod.Dir, "config", "components", "crd", "bases", "kueue.x-k8s.io_workloads.yaml"), nil
 }
 
 // newNamespace creates a namespace of its own for one test.
