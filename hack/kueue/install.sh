@@ -20,13 +20,15 @@ overlay=$DEV/kueue
 rm -rf "$overlay" && mkdir -p "$overlay"
 cp "$root"/hack/kueue/manifests/*.yaml "$overlay/"
 ln -s "$module/config/default" "$overlay/upstream"
-# A rebuilt image keeps its tag: the pod template carries the image's inputs hash, so it rolls on a change.
+# A rebuilt image keeps its tag and the config file is mounted by subPath (never refreshed): the pod
+# template carries a hash of both, so a change rolls the Deployment and a rerun without one does not.
+inputs=$(cat "$tar.inputs" "$root"/hack/kueue/manifests/*.yaml | sha256sum | cut -c1-16)
 cat >>"$overlay/kustomization.yaml" <<YAML
 - patch: |-
     apiVersion: apps/v1
     kind: Deployment
     metadata: {name: kueue-controller-manager, namespace: kueue-system}
-    spec: {template: {metadata: {annotations: {distillery.dev/image-inputs: "$(cat "$tar.inputs")"}}}}
+    spec: {template: {metadata: {annotations: {distillery.dev/kueue-inputs: "$inputs"}}}}
 YAML
 kc kustomize "$overlay" >"$overlay/kueue.yaml"
 step "kueue manifests ($(basename "$module"))" kc apply --server-side -f "$overlay/kueue.yaml" -o name >/dev/null
