@@ -99,6 +99,10 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 		setCondition(dj, s.condition, true, reason, msg)
 		return true, ctrl.Result{}, nil
 	}
+	if msg := queuedMessage(dj, job); msg != "" {
+		setCondition(dj, s.condition, false, v1alpha1.ReasonQueued, msg)
+		return false, ctrl.Result{}, nil
+	}
 	if msg := unschedulable(pods); msg != "" {
 		setCondition(dj, s.condition, false, v1alpha1.ReasonUnschedulable, msg)
 		return false, ctrl.Result{}, nil

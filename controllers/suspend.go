@@ -65,6 +65,15 @@ func holdsNewStageJobs(dj *v1alpha1.DistillationJob) bool {
 	return queuedByKueue(dj) && stageSuspended(dj)
 }
 
+// queuedMessage says that a queued job's stage Job waits for Kueue to admit it, or is empty: the Job is
+// suspended while the job itself is not (Kueue's webhook created it suspended, or Kueue evicted it).
+func queuedMessage(dj *v1alpha1.DistillationJob, j *batchv1.Job) string {
+	if !queuedByKueue(dj) || stageSuspended(dj) || j == nil || !ptr.Deref(j.Spec.Suspend, false) {
+		return ""
+	}
+	return fmt.Sprintf("stage job %s waits for Kueue to admit it (LocalQueue %s)", j.Name, dj.Labels[LabelKueueQueue])
+}
+
 // ensureStageJob applies a stage Job, except that a suspended queued job creates none.
 func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1alpha1.DistillationJob, current, desired *batchv1.Job) error {
 	if current == nil && holdsNewStageJobs(dj) {

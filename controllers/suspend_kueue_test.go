@@ -101,9 +101,15 @@ func TestQueuedJobSuspendsThroughKueueWorkload(t *testing.T) {
 	if aj.Labels[LabelKueueQueue] != "team-a" || aj.Labels[LabelKueuePriorityClass] != "high" {
 		t.Errorf("annotation Job labels = %v, want Kueue's queue-name and priority-class", aj.Labels)
 	}
-	// Kueue admitted it: a Workload exists and the Job runs (its suspend is false, as defaulted).
+	// Kueue's webhook creates it suspended: the stage says it waits for admission.
+	setJobSuspend(t, aj, true)
+	waitForCondition(t, ns, "queued", v1alpha1.ConditionAnnotated, metav1.ConditionFalse, v1alpha1.ReasonQueued)
+	// Kueue admits it: a Workload exists and the Job runs.
 	wl := kueueWorkload(t, aj)
-	consistently(t, "the running queued Job left alone", time.Second, jobSuspendUntouched(aj, false, aj.Generation))
+	setJobSuspend(t, aj, false)
+	waitForCondition(t, ns, "queued", v1alpha1.ConditionAnnotated, metav1.ConditionFalse, v1alpha1.ReasonAnnotating)
+	admitted := waitForStageJob(t, ns, "queued", StageAnnotation)
+	consistently(t, "the running queued Job left alone", time.Second, jobSuspendUntouched(aj, false, admitted.Generation))
 
 	if err := updateJobSpec(ns, "queued", func(dj *v1alpha1.DistillationJob) { dj.Spec.Suspend = ptr.To(true) }); err != nil {
 		t.Fatal(err)
@@ -134,7 +140,8 @@ func TestQueuedJobSuspendsThroughKueueWorkload(t *testing.T) {
 		}
 		return nil
 	})
-	// Kueue, not the operator, unsuspends the Job once it admits the Workload again.
+	// Kueue, not the operator, unsuspends the Job once it admits the Workload again; meanwhile it is queued.
+	waitForCondition(t, ns, "queued", v1alpha1.ConditionAnnotated, metav1.ConditionFalse, v1alpha1.ReasonQueued)
 	consistently(t, "the Job left for Kueue to unsuspend", time.Second, jobSuspendUntouched(aj, true, cur.Generation))
 
 	// An administrator's deactivation (kubectl kueue stop workload) stands while the job is not suspended.

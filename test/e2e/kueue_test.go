@@ -317,6 +317,9 @@ func TestKueueQueuesStagesAndSuspendsWithoutAFight(t *testing.T) {
 		if !ok || !o.jobs[bAnnotate].suspend || w.admitted {
 			return fmt.Sprintf("job %+v, workload %+v (present %v)", o.jobs[bAnnotate], w, ok)
 		}
+		if r := jsonpathIn(t, "dj", b.name, `.status.conditions[?(@.type=="Annotated")].reason`); r != "Queued" {
+			return fmt.Sprintf("%s Annotated reason %q, want Queued", b.name, r)
+		}
 		// The priority-class label reached Kueue through the stage Job.
 		if w.pcName != kueueHighPC || w.priority == nil || *w.priority != kueueHighV {
 			return fmt.Sprintf("workload priority class %q, priority %v; want %s = %d", w.pcName, w.priority, kueueHighPC, kueueHighV)
