@@ -4,23 +4,46 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	utiltesting "github.com/distillery-dev/distillery/controllers/testing"
 )
 
-// The suspend policy of queued jobs against Kueue's own Workload CRD (suite_test.go installs it). Kueue
+// The suspend policy of queued jobs against Kueue's own Workload CRD (installWorkloadCRD). Kueue
 // does not run in envtest: the tests play Kueue's part (make the Workload, suspend and unsuspend the Job);
 // test/e2e runs the real Kueue.
+
+var workloadCRD struct {
+	once sync.Once
+	err  error
+}
+
+// installWorkloadCRD installs Kueue's Workload CRD into the suite's apiserver, once.
+func installWorkloadCRD(t *testing.T) {
+	t.Helper()
+	workloadCRD.once.Do(func() {
+		crd, err := kueueWorkloadCRD()
+		if err == nil {
+			_, err = envtest.InstallCRDs(testEnvConfig, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}})
+		}
+		workloadCRD.err = err
+	})
+	if workloadCRD.err != nil {
+		t.Fatalf("installing Kueue's Workload CRD: %v", workloadCRD.err)
+	}
+}
 
 // kueueWorkload creates the Workload Kueue makes for a Job: labelled with the Job's UID, controlled by it.
 func kueueWorkload(t *testing.T, j *batchv1.Job) *unstructured.Unstructured {
@@ -95,6 +118,7 @@ func jobSuspendUntouched(j *batchv1.Job, suspend bool, generation int64) func() 
 }
 
 func TestQueuedJobSuspendsThroughKueueWorkload(t *testing.T) {
+	installWorkloadCRD(t)
 	ns := newNamespace(t)
 	createJob(t, utiltesting.MakeJob("queued", ns).Label(LabelKueueQueue, "team-a").Label(LabelKueuePriorityClass, "high").Obj())
 	aj := waitForStageJob(t, ns, "queued", StageAnnotation)
@@ -158,6 +182,7 @@ func TestQueuedJobSuspendsThroughKueueWorkload(t *testing.T) {
 }
 
 func TestSuspendedQueuedJobStartsNoStageJob(t *testing.T) {
+	installWorkloadCRD(t)
 	ns := newNamespace(t)
 	createJob(t, utiltesting.MakeJob("held", ns).Label(LabelKueueQueue, "team-a").Suspend(true).Obj())
 	waitForCondition(t, ns, "held", v1alpha1.ConditionSuspended, metav1.ConditionTrue, v1alpha1.ReasonSuspended)
