@@ -39,10 +39,10 @@ import (
 var testImages = Config{AnnotatorImage: "annotator:test", TrainerImage: "student:test", PodStartGrace: 2 * time.Second}
 
 var (
-	testEnvConfig *rest.Config
-	k8sClient     client.Client // uncached, for the tests
-	writes        = &writeCounter{byNamespace: map[string]int{}}
-	envStart      time.Duration
+	k8sClient  client.Client // uncached, for the tests
+	restConfig *rest.Config  // the envtest apiserver, for raw requests (tables)
+	writes     = &writeCounter{byNamespace: map[string]int{}}
+	envStart   time.Duration
 )
 
 // writeCounter counts the operator's API writes per namespace (the hot-loop test reads it).
@@ -133,8 +133,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting envtest (KUBEBUILDER_ASSETS=%s): %v\n", assets, err)
 		return 1
 	}
-	envStart = time.Since(began)
-	testEnvConfig = cfg
+	envStart, restConfig = time.Since(began), cfg
 	fmt.Fprintf(os.Stderr, "envtest started in %s\n", envStart.Round(time.Millisecond))
 	defer func() {
 		if err := env.Stop(); err != nil {

@@ -36,7 +36,7 @@ func installWorkloadCRD(t *testing.T) {
 	workloadCRD.once.Do(func() {
 		crd, err := kueueWorkloadCRD()
 		if err == nil {
-			_, err = envtest.InstallCRDs(testEnvConfig, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}})
+			_, err = envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}})
 		}
 		workloadCRD.err = err
 	})

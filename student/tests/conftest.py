@@ -90,11 +90,12 @@ def make_config(tmp_path: Path, t5_dir: str) -> Callable[..., Any]:
                        "labelField": "label", **(data or {})}
         raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
                        "rationalePrefix": "[rationale] "}
+        raw["training"].pop("lora")  # the vector's LoRA applies only where a test asks for it
         raw["training"].update({"epochs": 0, "maxSteps": 10, "batchSize": 8, "learningRate": 1e-3,
                                 "maxInputLength": 32, "maxTargetLength": 32, "precision": "bf16",
                                 "checkpointEverySteps": 0, **training})
         o = tmp_path / out
-        raw["output"] = {"checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
+        raw["output"] = {"jobDir": str(o), "checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
                          "metricsPath": str(o / "metrics.json")}
         return parse_train_config(raw)
 

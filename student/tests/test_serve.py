@@ -40,6 +40,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> str:
     raw["data"] = {"annotationsDir": write_records(tmp / "ann", comparison_records(64)), "evalFraction": 0.1}
     raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
                    "rationalePrefix": "[rationale] "}
+    raw["training"].pop("lora")  # full fine-tuning, as before the vector had LoRA
     raw["training"].update(maxSteps=40, batchSize=16, learningRate=3e-3, maxInputLength=32, maxTargetLength=24,
                            checkpointEverySteps=0)
     raw["output"] = {"checkpointDir": str(tmp / "ck"), "modelDir": str(tmp / "model"), "metricsPath": str(tmp / "m.json")}
