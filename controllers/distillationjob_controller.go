@@ -88,7 +88,7 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	if left, ok := deadlineLeft(dj, now); ok && left <= 0 {
 		markFailed(dj, v1alpha1.ReasonDeadlineExceeded, deadlineMessage(dj), now)
 		dj.Status.Stage = stageOf(dj, o)
-		return ctrl.Result{}, r.deleteStageJobs(ctx, o)
+		return ctrl.Result{RequeueAfter: stopRunningAfter}, nil
 	}
 	setSuspendedCondition(dj)
 	setInProgress(dj)
@@ -107,8 +107,16 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	if left, ok := ttlLeft(dj, now); ok {
 		res.RequeueAfter = minPositive(res.RequeueAfter, left)
 	}
+	if isTrue(dj.Status.Conditions, v1alpha1.ConditionFailed) {
+		res.RequeueAfter = minPositive(res.RequeueAfter, stopRunningAfter)
+	}
 	return res, err
 }
+
+// stopRunningAfter is when a job that failed in a pass comes back to stop its running stage Jobs
+// (reconcileFinished): only once the failure is persisted, so a pass whose status write loses a race
+// never leaves a job that looks pending with its stage Job gone.
+const stopRunningAfter = time.Second
 
 // runStages runs workspace, annotation, training and model in order, stopping at the first not done.
 // Before anything is created, the operator's own refusals (spec_policy.go) are checked; before the first

@@ -28,7 +28,9 @@ import (
 //   - a child the apiserver refuses as Invalid, or Forbidden by admission (limit ranges, quota, Pod
 //     Security), fails the job at once with reason InvalidSpec, naming the child (refusedChild);
 //   - a problem with what the spec refers to fails the job when waiting cannot fix it (specProblem);
-//   - the deadline fails the job and deletes its running stage Jobs (reconcile, deleteStageJobs).
+//   - the deadline fails the job (reconcile).
+// A failed job's stage Jobs that still run are deleted in the next pass, once the failure is persisted
+// (reconcileFinished, deleteStageJobs).
 // A failed job runs nothing more; its Failed and Stalled conditions say why, and an event goes out.
 
 // markFailed fails the job: the summary conditions say why; no further stage starts.

@@ -117,7 +117,7 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 		f := *fail
 		f.message = fmt.Sprintf("%s cannot start: %s", s.what, f.message)
 		failStage(dj, s, f, now)
-		return false, ctrl.Result{}, r.deleteStageJobs(ctx, o)
+		return false, ctrl.Result{}, nil // its running stage Jobs are stopped once this is persisted
 	}
 	if wait != nil {
 		msg := wait.String()
