@@ -78,6 +78,10 @@ type StudentModelStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
+	// selector is the server pods' label selector, for the scale subresource (kubectl scale, HPA).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
 	// metrics are the student's eval scores.
 	// +optional
 	Metrics *ModelMetrics `json:"metrics,omitempty"`
@@ -89,6 +93,7 @@ type StudentModelStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.serving.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=sm,categories=distillery
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.status.metrics.accuracy`
