@@ -173,6 +173,22 @@ func TestAnnotationJobMountsADatasetPVCAtItsRoot(t *testing.T) {
 	}
 }
 
+func TestTheAnnotatorGetsTheSampleAndTheAnswerLimit(t *testing.T) {
+	dj := utiltesting.MakeJob("dj", "ns").Obj()
+	dj.Spec.Dataset.MaxExamples, dj.Spec.Training.Seed = ptr.To[int32](500), 42
+	if d := renderAnnotateConfig(dj, nil).Dataset; d.MaxExamples != 500 || d.Seed != 42 {
+		t.Errorf("annotate.json dataset = %+v, want maxExamples 500 and seed 42", d)
+	}
+	dj.Spec.Teacher.MaxTokens = 1000
+	if got := renderAnnotateConfig(dj, nil).Teacher.MaxResponseBytes; got != 32<<10+64*1000 {
+		t.Errorf("teacher.maxResponseBytes = %d, want 32 KiB + 64 bytes per token", got)
+	}
+	b, _ := json.Marshal(renderTrainConfig(dj, nil))
+	if strings.Contains(string(b), "maxExamples") {
+		t.Errorf("train.json carries maxExamples, which the annotator's sample already applied: %s", b)
+	}
+}
+
 func TestTrainingJob(t *testing.T) {
 	cases := []struct {
 		name          string
@@ -320,7 +336,7 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
 	}
 	// Keys a vector may leave out because they are optional (omitempty) in the contract.
-	optional := map[string]bool{"dataset.maxExamples": true, "data.maxExamples": true}
+	optional := map[string]bool{"dataset.maxExamples": true, "dataset.seed": true}
 	for _, tc := range []struct {
 		key, vector string
 		into        any

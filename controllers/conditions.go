@@ -1,11 +1,18 @@
 package controllers
 
 import (
+	"time"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 )
+
+// conflictRetry is when a pass that lost an optimistic-lock race runs again. A fixed short delay, not the
+// work queue's exponential backoff: the newer object is already in the cache or about to be, and the event
+// that brought it may be one the watch predicates drop (the operator's own status write).
+const conflictRetry = 100 * time.Millisecond
 
 // setCondition sets one condition of a job; LastTransitionTime changes only with the status.
 func setCondition(dj *v1alpha1.DistillationJob, t v1alpha1.ConditionType, status bool, reason v1alpha1.ConditionReason, msg string) {

@@ -11,7 +11,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,8 +30,9 @@ type DistillationJobReconciler struct {
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Config    Config
-	// Now is the clock; tests set it.
-	Now func() time.Time
+	// Clock tells the time of every timed decision (deadline, TTL, start and completion times, pod-start
+	// grace); tests inject a fake one.
+	Clock clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs,verbs=get;list;watch;delete
@@ -37,10 +40,10 @@ type DistillationJobReconciler struct {
 // +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;list
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile fetches the job, runs one pass of its stages and writes its status once.
@@ -54,14 +57,18 @@ func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	orig := dj.DeepCopy()
 	result, err := r.reconcile(ctx, &dj)
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil // this pass's view was stale
+	}
 	if err == nil {
 		dj.Status.ObservedGeneration = dj.Generation
 	}
+	setJobHealth(&dj, err)
 	if serr := r.writeStatus(ctx, orig, &dj); serr != nil {
+		if apierrors.IsConflict(serr) {
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
 		return ctrl.Result{}, errors.Join(err, serr)
-	}
-	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil
 	}
 	return result, err
 }
@@ -69,7 +76,7 @@ func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // reconcile is one pass: finished jobs only wait for their TTL; running ones go through the stages in
 // order until one is not done yet.
 func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.DistillationJob) (ctrl.Result, error) {
-	now := r.now()
+	now := r.Clock.Now()
 	if finished(dj) {
 		return r.reconcileFinished(ctx, dj, now)
 	}
@@ -78,7 +85,7 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 		return ctrl.Result{}, err
 	}
 	if left, ok := deadlineLeft(dj, now); ok && left <= 0 {
-		markFailed(dj, v1alpha1.ReasonDeadlineExceeded, deadlineMessage(dj))
+		markFailed(dj, v1alpha1.ReasonDeadlineExceeded, deadlineMessage(dj), now)
 		dj.Status.Stage = stageOf(dj, o)
 		return ctrl.Result{}, r.deleteStageJobs(ctx, o)
 	}
@@ -97,15 +104,23 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 }
 
 // runStages runs workspace, annotation, training and model in order, stopping at the first not done.
+// Before the first stage starts, the apiserver is asked whether it would admit every stage's pod, so a
+// spec it refuses fails before the teacher is paid.
 func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (ctrl.Result, error) {
 	if err := r.reconcileWorkspace(ctx, dj, o); err != nil {
 		return r.specProblem(dj, err)
 	}
-	if done, err := r.reconcileAnnotation(ctx, dj, o); err != nil || !done {
-		return ctrl.Result{}, err
+	if err := r.admitStagePods(ctx, dj, o); err != nil {
+		return r.specProblem(dj, err)
 	}
-	if done, err := r.reconcileTraining(ctx, dj, o); err != nil || !done {
-		return ctrl.Result{}, err
+	for _, s := range stageJobs {
+		done, res, err := r.reconcileStageJob(ctx, dj, o, s)
+		if err != nil {
+			return r.specProblem(dj, err)
+		}
+		if !done {
+			return res, nil
+		}
 	}
 	if err := r.reconcileStudentModel(ctx, dj, o); err != nil {
 		return r.specProblem(dj, err)
@@ -113,23 +128,18 @@ func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.
 	return ctrl.Result{}, nil
 }
 
-// specProblem turns a problem with the user's references into status: permanent ones fail the job, a
-// missing object is waited for (it may be applied after the job, as GitOps tools do).
-func (r *DistillationJobReconciler) specProblem(dj *v1alpha1.DistillationJob, err error) (ctrl.Result, error) {
-	var se *specError
-	if !errors.As(err, &se) {
-		return ctrl.Result{}, err
-	}
-	if se.permanent {
-		markFailed(dj, v1alpha1.ReasonInvalidSpec, se.msg)
-		return ctrl.Result{}, nil
-	}
-	setCondition(dj, v1alpha1.ConditionComplete, false, v1alpha1.ReasonInvalidSpec, se.msg+" (retrying)")
-	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
-}
-
-// reconcileFinished deletes an expired job and otherwise waits for its TTL.
+// reconcileFinished stops what still runs of a failed job, deletes an expired job and otherwise waits for
+// its TTL.
 func (r *DistillationJobReconciler) reconcileFinished(ctx context.Context, dj *v1alpha1.DistillationJob, now time.Time) (ctrl.Result, error) {
+	if isTrue(dj.Status.Conditions, v1alpha1.ConditionFailed) {
+		o, err := observe(ctx, r.Client, dj)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.deleteStageJobs(ctx, o); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	left, ok := ttlLeft(dj, now)
 	if !ok {
 		return ctrl.Result{}, nil
@@ -137,23 +147,13 @@ func (r *DistillationJobReconciler) reconcileFinished(ctx context.Context, dj *v
 	if left > 0 {
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
-	if err := r.Delete(ctx, dj, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
+	// Preconditions: delete exactly the object whose expiry this pass computed, not a newer one of the
+	// same name, nor one whose spec changed since (as JobSet's TTL does).
+	if err := r.Delete(ctx, dj, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &dj.UID, ResourceVersion: &dj.ResourceVersion}); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, fmt.Errorf("deleting expired job: %w", err)
 	}
 	return ctrl.Result{}, nil
-}
-
-// deleteStageJobs stops the running stage of a job that failed from outside (its deadline).
-func (r *DistillationJobReconciler) deleteStageJobs(ctx context.Context, o *observed) error {
-	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
-		if j == nil || jobCondition(j, batchv1.JobComplete) {
-			continue
-		}
-		if err := r.Delete(ctx, j, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting stage job %s: %w", j.Name, err)
-		}
-	}
-	return nil
 }
 
 // setInProgress keeps the summary conditions present (kstatus) while the job runs.
@@ -172,19 +172,14 @@ func (r *DistillationJobReconciler) writeStatus(ctx context.Context, orig, dj *v
 	if equality.Semantic.DeepEqual(orig.Status, dj.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, dj, client.MergeFrom(orig)); err != nil {
+	// The patch carries the resourceVersion the pass read: a pass working from a stale object loses
+	// (Conflict, requeued) instead of overwriting what a newer pass wrote.
+	if err := r.Status().Patch(ctx, dj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	emitTransitionEvents(r.Recorder, dj, orig.Status.Conditions, dj.Status.Conditions)
 	recordOutcome(orig, dj)
 	return nil
-}
-
-func (r *DistillationJobReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
 }
 
 func minPositive(a, b time.Duration) time.Duration {
@@ -196,6 +191,9 @@ func minPositive(a, b time.Duration) time.Duration {
 
 // SetupWithManager watches jobs, the children they own, their stage pods and their StudentModels.
 func (r *DistillationJobReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	if err := indexByLabel(context.Background(), mgr.GetFieldIndexer(), indexJob, LabelJob,
 		&batchv1.Job{}, &corev1.Pod{}, &corev1.ConfigMap{}, &corev1.PersistentVolumeClaim{}, &corev1.ServiceAccount{},
 		&rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.Service{}, &v1alpha1.StudentModel{}); err != nil {

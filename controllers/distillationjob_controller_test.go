@@ -98,16 +98,19 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 
 	// Training: once every shard succeeded, status.annotation sums the shards' termination messages.
 	finishShards(t, ns, dj.Name,
-		annotateMsg(t, contract.AnnotateResult{Shard: 0, Total: 500, OK: 480, Unparseable: 12, LabelMismatch: 5, TeacherErrors: 3, CacheHits: 40, PromptTokens: 256000, CompletionTokens: 40000}),
-		annotateMsg(t, contract.AnnotateResult{Shard: 1, Total: 400, OK: 390, Unparseable: 4, LabelMismatch: 6, CacheHits: 2, PromptTokens: 1000, CompletionTokens: 500}))
+		annotateMsg(t, contract.AnnotateResult{Shard: 0, Total: 500, OK: 480, Unparseable: 12, LabelMismatch: 5, TeacherErrors: 3, CacheHits: 40, PromptTokens: 256000, CompletionTokens: 40000,
+			SkippedLines: 1, FirstSkippedLine: 41, FirstSkippedError: "not a JSON object: unexpected end of JSON input"}),
+		annotateMsg(t, contract.AnnotateResult{Shard: 1, Total: 400, OK: 390, Unparseable: 4, LabelMismatch: 6, CacheHits: 2, PromptTokens: 1000, CompletionTokens: 500,
+			SkippedLines: 2, FirstSkippedLine: 18, FirstSkippedError: `no field "input" (fields: id, text)`}))
 	got := waitForStage(t, ns, dj.Name, v1alpha1.StageTraining)
 	wantAnnotation := v1alpha1.AnnotationStatus{Total: 900, Done: 900, OK: 870, Rejected: 27, TeacherErrors: 3,
-		PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42, ShardsSucceeded: 2, ShardsTotal: 2}
+		PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42, SkippedLines: 3, ShardsSucceeded: 2, ShardsTotal: 2}
 	if *got.Status.Annotation != wantAnnotation {
 		t.Errorf("status.annotation = %+v, want %+v", *got.Status.Annotation, wantAnnotation)
 	}
-	if c := findCondition(got, v1alpha1.ConditionAnnotated); c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonAnnotationSucceeded) {
-		t.Errorf("Annotated condition = %+v", c)
+	if c := findCondition(got, v1alpha1.ConditionAnnotated); c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonAnnotationSucceeded) ||
+		!strings.Contains(c.Message, `3 dataset lines skipped; first: line 18: no field "input" (fields: id, text)`) {
+		t.Errorf("Annotated condition = %+v, want the skipped lines and the first one in its message", c)
 	}
 	waitForStageJob(t, ns, dj.Name, StageTraining)
 	patchProgress(t, ns, dj.Name, contract.TrainProgressKey(0), contract.TrainProgress{Step: 30, TotalSteps: 100, Loss: 0.5, LabelLoss: 0.25, RationaleLoss: 0.25})
@@ -391,6 +394,7 @@ func TestActiveDeadlineFailsTheJob(t *testing.T) {
 	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "activeDeadlineSeconds") {
 		t.Errorf("Failed message %q should name spec.activeDeadlineSeconds", c.Message)
 	}
+	assertFailedForKstatus(t, ns, "slow", v1alpha1.ReasonDeadlineExceeded)
 	eventually(t, "the running stage Job deleted", func() error {
 		if n := countStageJobs(t, ns, "slow", StageAnnotation); n != 0 {
 			return fmt.Errorf("%d annotation jobs left", n)
@@ -421,4 +425,5 @@ func TestExamplesFromIsWaitedForAndValidated(t *testing.T) {
 	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "line 2") {
 		t.Errorf("Failed message %q should name the bad line", c.Message)
 	}
+	assertFailedForKstatus(t, ns, "broken", v1alpha1.ReasonInvalidSpec)
 }

@@ -1,7 +1,20 @@
 // Package controllers reconciles DistillationJobs into their stage children (workspace, annotation Job,
 // training Job, StudentModel) and StudentModels into a serving Deployment and Service.
 //
-// Files hold one subject each: builders_*.go are pure functions from the API object to the desired child
-// objects; the policy files (stages.go, failure.go, suspend.go, ttl.go, deadline.go) decide what happens
-// next from what was observed; status.go and conditions.go write the status once per pass.
+// Files hold one subject each:
+//   - distillationjob_controller.go, studentmodel_controller.go: the two reconcilers; a pass observes,
+//     runs the policies in order and writes status once (optimistic lock).
+//   - builders_*.go: pure functions from the API object to the desired child objects; render_config.go
+//     renders the stage configs (the contract in docs/workloads.md); names.go the derived names and labels.
+//   - observed.go: what exists of a job's children; apply.go: server-side apply of what changed.
+//   - The policies, each a decision plus its action: stages.go (workspace and StudentModel),
+//     stage_jobs.go (annotation and training, described once as a stageJob and run by reconcileStageJob),
+//     failure_policy.go (every decision that fails a job), suspend.go, deadline.go, ttl.go, and health.go
+//     (the standard Ready/Reconciling/Stalled conditions that kstatus and Argo CD read).
+//   - results.go and progress.go read what stage pods report (termination messages, the progress
+//     ConfigMap); conditions.go and events.go write conditions and their events.
+//   - watches.go, index.go, cache.go: what the controllers watch, index and cache.
+//
+// Tests: *_test.go beside each file; the envtest suite is suite_test.go, and controllers/testing holds the
+// fluent builders of test objects.
 package controllers

@@ -18,7 +18,11 @@ func emitTransitionEvents(rec record.EventRecorder, obj runtime.Object, before, 
 	if rec == nil {
 		return
 	}
+	_, isJob := obj.(*v1alpha1.DistillationJob)
 	for _, c := range after {
+		if isJob && isSummaryCondition(c.Type) && c.Reason != string(v1alpha1.ReasonReconcileError) {
+			continue // a job's summary conditions repeat its own conditions, which have their events
+		}
 		prev := meta.FindStatusCondition(before, c.Type)
 		if prev != nil && prev.Status == c.Status && prev.Reason == c.Reason {
 			continue
@@ -38,10 +42,15 @@ func isWarning(c metav1.Condition) bool {
 	switch c.Type {
 	case string(v1alpha1.ConditionFailed):
 		return c.Status == metav1.ConditionTrue
-	case string(v1alpha1.ConditionReady):
-		return false
+	case string(v1alpha1.ConditionStalled):
+		return c.Status == metav1.ConditionTrue
 	}
-	return c.Reason == string(v1alpha1.ReasonUnschedulable) || c.Reason == string(v1alpha1.ReasonInvalidSpec)
+	switch v1alpha1.ConditionReason(c.Reason) {
+	case v1alpha1.ReasonUnschedulable, v1alpha1.ReasonInvalidSpec, v1alpha1.ReasonReconcileError,
+		v1alpha1.ReasonPodsWaiting, v1alpha1.ReasonProgressDeadlineExceeded, v1alpha1.ReasonReplicaFailure:
+		return true
+	}
+	return false
 }
 
 var jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -9,7 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,34 +21,25 @@ import (
 const (
 	waitTimeout  = 20 * time.Second
 	pollInterval = 50 * time.Millisecond
+	// shortWhile is how long a state is checked to hold (no flapping).
+	shortWhile = 500 * time.Millisecond
 )
+
+// waiter waits through the test client with the envtest bounds.
+func waiter() utiltesting.Waiter {
+	return utiltesting.Waiter{Client: k8sClient, Timeout: waitTimeout, Interval: pollInterval}
+}
 
 // eventually polls f until it returns nil, failing the test with f's last error after waitTimeout.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", waitTimeout, what, err)
-		}
-		time.Sleep(pollInterval)
-	}
+	utiltesting.Eventually(t, waitTimeout, pollInterval, what, f)
 }
 
 // consistently checks f for the whole of d and fails the test at its first error.
 func consistently(t *testing.T, what string, d time.Duration, f func() error) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if err := f(); err != nil {
-			t.Fatalf("%s stopped holding: %v", what, err)
-		}
-		time.Sleep(pollInterval)
-	}
+	utiltesting.Consistently(t, d, pollInterval, what, f)
 }
 
 // createJob creates dj and returns it as stored.
@@ -64,44 +54,23 @@ func createJob(t *testing.T, dj *v1alpha1.DistillationJob) *v1alpha1.Distillatio
 // getJob reads the job's current state.
 func getJob(t *testing.T, ns, name string) *v1alpha1.DistillationJob {
 	t.Helper()
-	var dj v1alpha1.DistillationJob
-	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &dj); err != nil {
+	dj, err := waiter().Job(ns, name)
+	if err != nil {
 		t.Fatalf("getting DistillationJob %s: %v", name, err)
 	}
-	return &dj
+	return dj
 }
 
 // waitForCondition waits until the job's condition has status and reason, and returns the job.
 func waitForCondition(t *testing.T, ns, name string, ct v1alpha1.ConditionType, status metav1.ConditionStatus, reason v1alpha1.ConditionReason) *v1alpha1.DistillationJob {
 	t.Helper()
-	var dj v1alpha1.DistillationJob
-	eventually(t, fmt.Sprintf("condition %s=%s (%s) on job %s", ct, status, reason, name), func() error {
-		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &dj); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(dj.Status.Conditions, string(ct))
-		if c == nil || c.Status != status || c.Reason != string(reason) {
-			return fmt.Errorf("condition is %+v; stage %s", c, dj.Status.Stage)
-		}
-		return nil
-	})
-	return &dj
+	return waiter().Condition(t, ns, name, ct, status, reason)
 }
 
 // waitForStage waits until status.stage is want.
 func waitForStage(t *testing.T, ns, name string, want v1alpha1.Stage) *v1alpha1.DistillationJob {
 	t.Helper()
-	var dj v1alpha1.DistillationJob
-	eventually(t, fmt.Sprintf("job %s in stage %s", name, want), func() error {
-		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &dj); err != nil {
-			return err
-		}
-		if dj.Status.Stage != want {
-			return fmt.Errorf("stage is %q; conditions %+v", dj.Status.Stage, dj.Status.Conditions)
-		}
-		return nil
-	})
-	return &dj
+	return waiter().Stage(t, ns, name, want)
 }
 
 // waitForStageJob waits for the job's stage Job (found by its labels, as the operator finds it).

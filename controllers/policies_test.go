@@ -56,6 +56,31 @@ func TestAnnotationResults(t *testing.T) {
 	}
 }
 
+func TestSkippedLinesNote(t *testing.T) {
+	shard := func(i, skipped, first int, why string) *corev1.Pod {
+		return utiltesting.MakePod("p", "ns").Index(i).Succeeded(annotateMsg(t, contract.AnnotateResult{Shard: i, Total: 10, OK: 10,
+			SkippedLines: skipped, FirstSkippedLine: first, FirstSkippedError: why})).Obj()
+	}
+	cases := []struct {
+		name string
+		pods []corev1.Pod
+		want string
+	}{
+		{name: "none skipped", pods: pods(shard(0, 0, 0, ""), shard(1, 0, 0, "")), want: ""},
+		{name: "the lowest line over the shards", pods: pods(shard(0, 2, 21, "not a JSON object"), shard(1, 1, 4, `no field "input" (fields: text)`), shard(2, 0, 0, "")),
+			want: `3 dataset lines skipped; first: line 4: no field "input" (fields: text)`},
+		{name: "one", pods: pods(shard(0, 1, 7, "input field \"input\" is empty")), want: `1 dataset line skipped; first: line 7: input field "input" is empty`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sum, _ := annotationResults(tc.pods)
+			if got := skippedNote(sum); got != tc.want {
+				t.Errorf("skippedNote = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestFailedStage(t *testing.T) {
 	now := time.Now()
 	unreachable := annotateMsg(t, contract.AnnotateResult{Shard: 2, Error: "teacher http://t:8000/v1 unreachable: connection refused", Reason: contract.ReasonTeacherUnreachable})
@@ -71,8 +96,11 @@ func TestFailedStage(t *testing.T) {
 	}{
 		{name: "teacher unreachable", what: "annotation", pods: pods(utiltesting.MakePod("p2", "ns").Index(2).Failed(3, unreachable).Obj()),
 			wantReason: v1alpha1.ReasonTeacherUnreachable, wantIn: []string{"annotation shard 2", "pod p2", "http://t:8000/v1 unreachable"}},
-		{name: "other reason keeps the stage's reason", what: "annotation", pods: pods(utiltesting.MakePod("p0", "ns").Index(0).Failed(3, invalid).Obj()),
-			wantReason: v1alpha1.ReasonAnnotationFailed, wantIn: []string{"dataset line 4: not JSON"}},
+		{name: "invalid input is typed", what: "annotation", pods: pods(utiltesting.MakePod("p0", "ns").Index(0).Failed(3, invalid).Obj()),
+			wantReason: v1alpha1.ReasonInvalidInput, wantIn: []string{"dataset line 4: not JSON"}},
+		{name: "an unknown reason keeps the stage's reason", what: "annotation", pods: pods(utiltesting.MakePod("p0", "ns").Index(0).Failed(3,
+			annotateMsg(t, contract.AnnotateResult{Error: "odd", Reason: "Odd"})).Obj()),
+			wantReason: v1alpha1.ReasonAnnotationFailed, wantIn: []string{"odd"}},
 		{name: "log fallback", what: "training", pods: pods(utiltesting.MakePod("t", "ns").Failed(1, "Traceback ...\nRuntimeError: CUDA out of memory").Obj()),
 			wantReason: v1alpha1.ReasonAnnotationFailed, wantIn: []string{"training failed (pod t)", "CUDA out of memory"}},
 		{name: "newest failed pod wins", what: "training", pods: pods(

@@ -95,8 +95,10 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 		MaxConcurrency: int(s.Teacher.MaxConcurrency),
 		Temperature:    parseDecimal(s.Teacher.Temperature, 0),
 		MaxTokens:      int(s.Teacher.MaxTokens),
-		TimeoutSeconds: int(s.Teacher.TimeoutSeconds),
-		MaxRetries:     int(ptr.Deref(s.Teacher.MaxRetries, 5)),
+		// A bound on what one answer may cost in memory, from what max_tokens allows.
+		MaxResponseBytes: contract.MaxResponseBytes(int(s.Teacher.MaxTokens)),
+		TimeoutSeconds:   int(s.Teacher.TimeoutSeconds),
+		MaxRetries:       int(ptr.Deref(s.Teacher.MaxRetries, 5)),
 	}
 	if s.Teacher.APIKeySecretRef != nil {
 		t.APIKeyEnv = teacherAPIKeyEnv
@@ -115,6 +117,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 			InputField:  s.Dataset.InputField,
 			LabelField:  s.Dataset.LabelField,
 			MaxExamples: int(ptr.Deref(s.Dataset.MaxExamples, 0)),
+			Seed:        int64(s.Training.Seed),
 		},
 		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
 		Output: contract.AnnotateOut{
@@ -133,7 +136,6 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 		IDField:        s.Dataset.IDField,
 		InputField:     s.Dataset.InputField,
 		LabelField:     s.Dataset.LabelField,
-		MaxExamples:    int(ptr.Deref(s.Dataset.MaxExamples, 0)),
 	}
 	if s.Dataset.Eval != nil {
 		data.EvalPath = datasetPath(*s.Dataset.Eval, evalMountDir, evalFileName)

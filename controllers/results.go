@@ -3,14 +3,12 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/distillery-dev/distillery/api/v1alpha1"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
@@ -56,55 +54,29 @@ func annotationResults(pods []corev1.Pod) (sum contract.AnnotateResult, shardsDo
 		sum.CacheHits += r.CacheHits
 		sum.PromptTokens += r.PromptTokens
 		sum.CompletionTokens += r.CompletionTokens
+		sum.SkippedLines += r.SkippedLines
+		if r.FirstSkippedLine > 0 && (sum.FirstSkippedLine == 0 || r.FirstSkippedLine < sum.FirstSkippedLine) {
+			sum.FirstSkippedLine, sum.FirstSkippedError = r.FirstSkippedLine, r.FirstSkippedError
+		}
 	}
 	return sum, shardsDone
 }
 
-// stageFailure is why a failed stage failed: its reason and a message naming the pod's own words.
-type stageFailure struct {
-	reason  v1alpha1.ConditionReason
-	message string
-}
-
-// failedStage explains a failed stage Job from its failed pods' termination messages (the program's
-// summary with error and reason when it wrote one, else the tail of its log), falling back to the Job's
-// own condition message.
-func failedStage(job *batchv1.Job, pods []corev1.Pod, defaultReason v1alpha1.ConditionReason, what string) stageFailure {
-	failed := make([]*corev1.Pod, 0, len(pods))
-	for i := range pods {
-		if pods[i].Status.Phase == corev1.PodFailed {
-			failed = append(failed, &pods[i])
-		}
+// skippedNote says how many dataset lines the shards skipped and why the first one was, for the
+// Annotated condition; "" when none was.
+func skippedNote(sum contract.AnnotateResult) string {
+	if sum.SkippedLines == 0 {
+		return ""
 	}
-	sort.Slice(failed, func(a, b int) bool { return failed[a].CreationTimestamp.After(failed[b].CreationTimestamp.Time) })
-	for _, p := range failed {
-		msg := terminationMessage(p)
-		if msg == "" {
-			continue
-		}
-		var r struct {
-			Error  string `json:"error"`
-			Reason string `json:"reason"`
-		}
-		reason := defaultReason
-		if json.Unmarshal([]byte(msg), &r) == nil && r.Error != "" {
-			msg = r.Error
-			if r.Reason == contract.ReasonTeacherUnreachable {
-				reason = v1alpha1.ReasonTeacherUnreachable
-			}
-		}
-		where := what
-		if idx := completionIndex(p); idx >= 0 && what == "annotation" {
-			where = fmt.Sprintf("annotation shard %d", idx)
-		}
-		return stageFailure{reason: reason, message: fmt.Sprintf("%s failed (pod %s): %s", where, p.Name, msg)}
+	lines := "lines"
+	if sum.SkippedLines == 1 {
+		lines = "line"
 	}
-	for _, c := range job.Status.Conditions {
-		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
-			return stageFailure{reason: defaultReason, message: fmt.Sprintf("%s job %s failed: %s: %s", what, job.Name, c.Reason, c.Message)}
-		}
+	note := fmt.Sprintf("%d dataset %s skipped", sum.SkippedLines, lines)
+	if sum.FirstSkippedLine > 0 {
+		note += fmt.Sprintf("; first: line %d: %s", sum.FirstSkippedLine, truncate(sum.FirstSkippedError, contract.MaxSkippedErrorBytes))
 	}
-	return stageFailure{reason: defaultReason, message: fmt.Sprintf("%s job %s failed", what, job.Name)}
+	return note
 }
 
 // trainResult is the trainer's termination summary from the succeeded training pod (rank 0 first).
@@ -139,21 +111,6 @@ func jobCondition(j *batchv1.Job, t batchv1.JobConditionType) bool {
 		}
 	}
 	return false
-}
-
-// unschedulable is the scheduler's message for a stage pod it cannot place, or "".
-func unschedulable(pods []corev1.Pod) string {
-	for _, p := range pods {
-		if p.Status.Phase != corev1.PodPending {
-			continue
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-				return fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message)
-			}
-		}
-	}
-	return ""
 }
 
 // formatDecimal renders a float for status the same way every time.

@@ -7,11 +7,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	"github.com/distillery-dev/distillery/internal/contract"
@@ -89,42 +86,6 @@ type specError struct {
 
 func (e *specError) Error() string { return e.msg }
 
-// reconcileAnnotation runs the annotation Job and reports whether annotation is done.
-func (r *DistillationJobReconciler) reconcileAnnotation(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (bool, error) {
-	if isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated) {
-		return true, nil
-	}
-	if _, err := ensure(ctx, r.Client, o.annotationJob, annotationJob(dj, r.Config)); err != nil {
-		return false, fmt.Errorf("ensuring annotation job: %w", err)
-	}
-	markStarted(dj)
-	updateAnnotationStatus(dj, o)
-	switch {
-	case jobCondition(o.annotationJob, batchv1.JobFailed):
-		f := failedStage(o.annotationJob, o.annotationPods, v1alpha1.ReasonAnnotationFailed, "annotation")
-		setCondition(dj, v1alpha1.ConditionAnnotated, false, f.reason, f.message)
-		markFailed(dj, f.reason, f.message)
-		return false, nil
-	case jobCondition(o.annotationJob, batchv1.JobComplete):
-		a := dj.Status.Annotation
-		if a.OK == 0 {
-			msg := fmt.Sprintf("annotation finished with no usable answer: %d inputs, %d rejected, %d teacher errors", a.Total, a.Rejected, a.TeacherErrors)
-			setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonNoUsableAnnotations, msg)
-			markFailed(dj, v1alpha1.ReasonNoUsableAnnotations, msg)
-			return false, nil
-		}
-		setCondition(dj, v1alpha1.ConditionAnnotated, true, v1alpha1.ReasonAnnotationSucceeded,
-			fmt.Sprintf("%d of %d inputs annotated usably (%d rejected, %d teacher errors, %d cache hits)", a.OK, a.Total, a.Rejected, a.TeacherErrors, a.CacheHits))
-		return true, nil
-	}
-	if msg := unschedulable(o.annotationPods); msg != "" {
-		setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonUnschedulable, msg)
-		return false, nil
-	}
-	setCondition(dj, v1alpha1.ConditionAnnotated, false, v1alpha1.ReasonAnnotating, withRetryNote("annotation shards are running", o.annotationPods))
-	return false, nil
-}
-
 // updateAnnotationStatus sums finished shards' summaries and running shards' progress.
 func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 	sum, shardsDone := annotationResults(o.annotationPods)
@@ -134,7 +95,7 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 		Total: max(total, int64(sum.Total)), Done: max(done, int64(sum.Total)),
 		OK: int64(sum.OK), Rejected: int64(sum.Unparseable + sum.LabelMismatch), TeacherErrors: int64(sum.TeacherErrors),
 		PromptTokens: sum.PromptTokens, CompletionTokens: sum.CompletionTokens, CacheHits: int64(sum.CacheHits),
-		ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
+		SkippedLines: int64(sum.SkippedLines), ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
 	}
 	// Pods of finished shards can vanish (node loss, manual deletion): never report less than before.
 	if prev != nil && prev.ShardsSucceeded > a.ShardsSucceeded {
@@ -142,54 +103,6 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 		a.Done, a.Total = max(a.Done, done), max(a.Total, total)
 	}
 	dj.Status.Annotation = a
-}
-
-// reconcileTraining runs the training Job once annotation is done and reports whether training is done.
-func (r *DistillationJobReconciler) reconcileTraining(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (bool, error) {
-	if isTrue(dj.Status.Conditions, v1alpha1.ConditionTrained) {
-		return true, nil
-	}
-	if svc := trainingService(dj); svc != nil {
-		if _, err := ensure(ctx, r.Client, o.trainingService, svc); err != nil {
-			return false, fmt.Errorf("ensuring training service: %w", err)
-		}
-	}
-	if _, err := ensure(ctx, r.Client, o.trainingJob, trainingJob(dj, r.Config)); err != nil {
-		return false, fmt.Errorf("ensuring training job: %w", err)
-	}
-	if p, ok := trainingProgress(o.progress); ok {
-		dj.Status.Training = &v1alpha1.TrainingStatus{
-			Step: int64(p.Step), TotalSteps: int64(p.TotalSteps),
-			Loss: formatDecimal(p.Loss, 4), LabelLoss: formatDecimal(p.LabelLoss, 4), RationaleLoss: formatDecimal(p.RationaleLoss, 4),
-		}
-	}
-	switch {
-	case jobCondition(o.trainingJob, batchv1.JobFailed):
-		f := failedStage(o.trainingJob, o.trainingPods, v1alpha1.ReasonTrainingFailed, "training")
-		setCondition(dj, v1alpha1.ConditionTrained, false, f.reason, f.message)
-		markFailed(dj, f.reason, f.message)
-		return false, nil
-	case jobCondition(o.trainingJob, batchv1.JobComplete):
-		res, ok := trainResult(o.trainingPods)
-		msg := "the trainer saved the model"
-		if ok {
-			dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Accuracy: formatDecimal(res.EvalAccuracy, 4), Examples: int64(res.EvalExamples)}
-			if dj.Status.Training == nil {
-				dj.Status.Training = &v1alpha1.TrainingStatus{}
-			}
-			dj.Status.Training.Step, dj.Status.Training.TotalSteps = int64(res.Steps), int64(res.Steps)
-			dj.Status.Training.Loss = formatDecimal(res.TrainLoss, 4)
-			msg = fmt.Sprintf("trained %d steps; eval accuracy %s on %d examples", res.Steps, formatDecimal(res.EvalAccuracy, 4), res.EvalExamples)
-		}
-		setCondition(dj, v1alpha1.ConditionTrained, true, v1alpha1.ReasonTrainingSucceeded, msg)
-		return true, nil
-	}
-	if msg := unschedulable(o.trainingPods); msg != "" {
-		setCondition(dj, v1alpha1.ConditionTrained, false, v1alpha1.ReasonUnschedulable, msg)
-		return false, nil
-	}
-	setCondition(dj, v1alpha1.ConditionTrained, false, v1alpha1.ReasonTraining, withRetryNote("the trainer is running", o.trainingPods))
-	return false, nil
 }
 
 // reconcileStudentModel creates the job's StudentModel, fills in what only the job knows (metrics,
@@ -201,7 +114,7 @@ func (r *DistillationJobReconciler) reconcileStudentModel(ctx context.Context, d
 		err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), &existing)
 		if err == nil && existing.Labels[LabelJobUID] != string(dj.UID) {
 			msg := fmt.Sprintf("a StudentModel named %s already exists and was not made by this job; delete or rename it", desired.Name)
-			markFailed(dj, v1alpha1.ReasonModelNameTaken, msg)
+			markFailed(dj, v1alpha1.ReasonModelNameTaken, msg, r.Clock.Now())
 			return nil
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -228,30 +141,8 @@ func (r *DistillationJobReconciler) reconcileStudentModel(ctx context.Context, d
 	setCondition(dj, v1alpha1.ConditionComplete, true, v1alpha1.ReasonSucceeded,
 		fmt.Sprintf("student model %s is trained; serve it at its StudentModel's endpoint", o.model.Name))
 	setCondition(dj, v1alpha1.ConditionFailed, false, v1alpha1.ReasonSucceeded, "the job succeeded")
-	markFinished(dj)
+	markFinished(dj, r.Clock.Now())
 	return nil
-}
-
-// markStarted records when the job first ran a stage.
-func markStarted(dj *v1alpha1.DistillationJob) {
-	if dj.Status.StartTime == nil {
-		now := metav1.Now()
-		dj.Status.StartTime = &now
-	}
-}
-
-// markFailed fails the job: the summary conditions say why; no further stage starts.
-func markFailed(dj *v1alpha1.DistillationJob, reason v1alpha1.ConditionReason, msg string) {
-	setCondition(dj, v1alpha1.ConditionFailed, true, reason, msg)
-	setCondition(dj, v1alpha1.ConditionComplete, false, reason, "the job failed")
-	markFinished(dj)
-}
-
-func markFinished(dj *v1alpha1.DistillationJob) {
-	if dj.Status.CompletionTime == nil {
-		now := metav1.Now()
-		dj.Status.CompletionTime = &now
-	}
 }
 
 // stageOf is the human summary of where the job is.

@@ -42,14 +42,17 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		sm.Status.ObservedGeneration = sm.Generation
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, sm.Status) {
-		// A merge patch of only what changed: the job controller owns status.metrics and status.source.
-		if perr := r.Status().Patch(ctx, &sm, client.MergeFrom(orig)); perr != nil {
+		// A merge patch of only what changed, with the resourceVersion read (optimistic lock).
+		if perr := r.Status().Patch(ctx, &sm, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
+			if apierrors.IsConflict(perr) {
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
+			}
 			return ctrl.Result{}, client.IgnoreNotFound(perr)
 		}
 		emitTransitionEvents(r.Recorder, &sm, orig.Status.Conditions, sm.Status.Conditions)
 	}
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	return ctrl.Result{}, err
 }
@@ -95,7 +98,10 @@ func isControlledByModel(obj client.Object, sm *v1alpha1.StudentModel) bool {
 	return false
 }
 
-// setModelStatus derives the model's status from its Deployment (nil when just created).
+// setModelStatus derives the model's status from its Deployment (nil when just created). Ready is True
+// when every wanted replica is ready, and also when no replica is wanted on purpose (spec.stopped, or
+// replicas 0): the model is then exactly as asked. Stalled is True when the Deployment cannot progress
+// (its progress deadline passed, or the apiserver refuses its pods), with the Deployment's words.
 func setModelStatus(sm *v1alpha1.StudentModel, d *appsv1.Deployment) {
 	sm.Status.Endpoint = serviceURL(sm)
 	want := ptr.Deref(sm.Spec.Serving.Replicas, 1)
@@ -104,17 +110,52 @@ func setModelStatus(sm *v1alpha1.StudentModel, d *appsv1.Deployment) {
 		replicas, ready = d.Status.Replicas, d.Status.ReadyReplicas
 	}
 	sm.Status.Replicas, sm.Status.ReadyReplicas = replicas, ready
-	if sm.Spec.Stopped {
+	var stalledReason v1alpha1.ConditionReason
+	var stalledMsg string
+	if want > 0 && !sm.Spec.Stopped { // a rollout that no replica is wanted of cannot be stuck
+		stalledReason, stalledMsg = deploymentStalled(d)
+	}
+	if stalledReason != "" {
+		setModelCondition(sm, v1alpha1.ConditionStalled, true, stalledReason, stalledMsg)
+	} else {
+		setModelCondition(sm, v1alpha1.ConditionStalled, false, v1alpha1.ReasonNotStalled, "the server's rollout is not blocked")
+	}
+	switch {
+	case sm.Spec.Stopped:
 		setModelCondition(sm, v1alpha1.ConditionStopped, true, v1alpha1.ReasonStopped, "spec.stopped is true: the server is scaled to zero; the model is kept")
-		setModelCondition(sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonStopped, "the model is stopped")
+		setModelCondition(sm, v1alpha1.ConditionReady, true, v1alpha1.ReasonStopped, "the model is stopped on purpose (spec.stopped): no server runs")
+		return
+	case want == 0:
+		setModelCondition(sm, v1alpha1.ConditionStopped, false, v1alpha1.ReasonRunning, "spec.stopped is false")
+		setModelCondition(sm, v1alpha1.ConditionReady, true, v1alpha1.ReasonScaledToZero, "spec.serving.replicas is 0: no server runs, as asked")
 		return
 	}
 	setModelCondition(sm, v1alpha1.ConditionStopped, false, v1alpha1.ReasonRunning, "the server runs")
-	if want > 0 && ready >= want {
+	switch {
+	case ready >= want:
 		setModelCondition(sm, v1alpha1.ConditionReady, true, v1alpha1.ReasonServing, fmt.Sprintf("%d/%d replicas ready at %s", ready, want, sm.Status.Endpoint))
-		return
+	case stalledReason != "":
+		setModelCondition(sm, v1alpha1.ConditionReady, false, stalledReason, fmt.Sprintf("%d/%d replicas ready; %s", ready, want, stalledMsg))
+	default:
+		setModelCondition(sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonReplicasNotReady, fmt.Sprintf("%d/%d replicas ready", ready, want))
 	}
-	setModelCondition(sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonReplicasNotReady, fmt.Sprintf("%d/%d replicas ready", ready, want))
+}
+
+// deploymentStalled is why the server Deployment cannot progress without a change, or "": its progress
+// deadline passed, or its ReplicaSet cannot create pods.
+func deploymentStalled(d *appsv1.Deployment) (v1alpha1.ConditionReason, string) {
+	if d == nil {
+		return "", ""
+	}
+	for _, c := range d.Status.Conditions {
+		switch {
+		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
+			return v1alpha1.ReasonReplicaFailure, fmt.Sprintf("Deployment %s cannot create pods: %s", d.Name, c.Message)
+		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded":
+			return v1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf("Deployment %s: %s", d.Name, c.Message)
+		}
+	}
+	return "", ""
 }
 
 // SetupWithManager watches StudentModels and the Deployments and Services they own.

@@ -79,7 +79,7 @@ func TestStudentModelServesStopsAndResumes(t *testing.T) {
 		t.Errorf("status = %+v", got.Status)
 	}
 
-	// Stopped: zero replicas, Stopped condition, not Ready; the Service stays.
+	// Stopped: zero replicas, Stopped condition, Ready (stopped on purpose); the Service stays.
 	if err := updateModel(ns, sm.Name, func(m *v1alpha1.StudentModel) { m.Spec.Stopped = true }); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestStudentModelServesStopsAndResumes(t *testing.T) {
 		return nil
 	})
 	waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionStopped, metav1.ConditionTrue, v1alpha1.ReasonStopped)
-	waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStopped)
+	waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonStopped)
 	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(&svc), &svc); err != nil {
 		t.Errorf("the Service of a stopped model is gone: %v", err)
 	}

@@ -31,7 +31,7 @@ import (
 // Deployments' status themselves, as the Job controller, the kubelet and the Deployment controller would.
 
 // testImages are the operator's image flags in the suite.
-var testImages = Config{AnnotatorImage: "annotator:test", TrainerImage: "student:test"}
+var testImages = Config{AnnotatorImage: "annotator:test", TrainerImage: "student:test", PodStartGrace: 2 * time.Second}
 
 var (
 	k8sClient client.Client // uncached, for the tests

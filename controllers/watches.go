@@ -25,8 +25,8 @@ func requestForJobLabel(_ context.Context, obj client.Object) []reconcile.Reques
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
-// podLifecycleChanged passes pod events that can change a job's status: phase, scheduling and
-// termination; not every heartbeat of a running pod, and not the creation of a pod that has no status yet.
+// podLifecycleChanged passes pod events that can change a job's status: phase, scheduling, the
+// kubelet's waiting reasons (ErrImagePull, CreateContainerConfigError) and termination; not every heartbeat of a running pod, and not the creation of a pod that has no status yet.
 func podLifecycleChanged() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return false },
@@ -38,7 +38,7 @@ func podLifecycleChanged() predicate.Predicate {
 			}
 			return o.Status.Phase != n.Status.Phase ||
 				!equality.Semantic.DeepEqual(o.Status.Conditions, n.Status.Conditions) ||
-				terminationMessage(o) != terminationMessage(n)
+				terminationMessage(o) != terminationMessage(n) || waitingReasons(o) != waitingReasons(n)
 		},
 	}
 }
@@ -88,4 +88,15 @@ func stageJobChanged() predicate.Predicate {
 			return false
 		},
 	}
+}
+
+// waitingReasons joins the waiting reasons of a pod's containers ("" when none waits).
+func waitingReasons(p *corev1.Pod) string {
+	var out string
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil {
+			out += cs.Name + "=" + w.Reason + ";"
+		}
+	}
+	return out
 }

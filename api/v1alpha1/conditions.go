@@ -17,9 +17,22 @@ const (
 	ConditionFailed ConditionType = "Failed"
 )
 
+// The standard summary conditions that generic tools read (kstatus, used by Flux and kubectl-based
+// rollouts, reads Reconciling and Stalled, then Ready). Both kinds carry Ready; a DistillationJob also
+// carries Reconciling while it runs and Stalled once it failed, and a StudentModel Stalled when its
+// rollout cannot progress. They summarise the kinds' own conditions and never decide anything.
+const (
+	// ConditionReconciling is True while a DistillationJob's stages run (its reason is the stage).
+	ConditionReconciling ConditionType = "Reconciling"
+	// ConditionStalled is True when the object cannot make progress without a change: a failed job, or a
+	// StudentModel whose Deployment exceeded its progress deadline.
+	ConditionStalled ConditionType = "Stalled"
+)
+
 // StudentModel condition types. Ready is the summary condition.
 const (
-	// ConditionReady is True when every wanted server replica is ready (and the model is not stopped).
+	// ConditionReady is True on a DistillationJob once it succeeded; on a StudentModel when every wanted
+	// server replica is ready, or when it is stopped or scaled to zero on purpose (the reason says which).
 	ConditionReady ConditionType = "Ready"
 	// ConditionStopped is True while spec.stopped scales the server to zero.
 	ConditionStopped ConditionType = "Stopped"
@@ -45,6 +58,9 @@ const (
 	ReasonAnnotationFailed ConditionReason = "AnnotationFailed"
 	// ReasonTeacherUnreachable: an annotation shard could not reach the teacher at all.
 	ReasonTeacherUnreachable ConditionReason = "TeacherUnreachable"
+	// ReasonInvalidInput: a stage program found its input unusable (the dataset, the few-shot examples, the
+	// base model); its message names the line or field. A retry cannot help.
+	ReasonInvalidInput ConditionReason = "InvalidInput"
 	// ReasonNoUsableAnnotations: annotation finished but no answer was usable for training.
 	ReasonNoUsableAnnotations ConditionReason = "NoUsableAnnotations"
 	// ReasonTraining: the trainer is running.
@@ -76,4 +92,22 @@ const (
 	ReasonStopped ConditionReason = "Stopped"
 	// ReasonRunning: spec.stopped is false.
 	ReasonRunning ConditionReason = "Running"
+	// ReasonScaledToZero: spec.serving.replicas is 0: no server runs, on purpose.
+	ReasonScaledToZero ConditionReason = "ScaledToZero"
+	// ReasonProgressDeadlineExceeded: the server Deployment exceeded its progress deadline (its pods do
+	// not become ready: a bad image, a crash loop, a missing volume).
+	ReasonProgressDeadlineExceeded ConditionReason = "ProgressDeadlineExceeded"
+	// ReasonReplicaFailure: the server Deployment cannot create its pods (the apiserver refused them: a
+	// limit range, quota or Pod Security); the Deployment's message follows.
+	ReasonReplicaFailure ConditionReason = "ReplicaFailure"
+	// ReasonNotStalled: nothing blocks progress.
+	ReasonNotStalled ConditionReason = "NotStalled"
+	// ReasonReconcileError: the last pass failed with an error the operator retries (the message quotes
+	// it); nothing the user wrote is known to be wrong.
+	ReasonReconcileError ConditionReason = "ReconcileError"
+	// ReasonStagePodConfigError: a stage pod cannot start because of its configuration (an image that
+	// cannot be pulled, a missing Secret or key, an invalid image name); the kubelet's words follow.
+	ReasonStagePodConfigError ConditionReason = "StagePodConfigError"
+	// ReasonPodsWaiting: a stage's pods exist but wait to start (the kubelet's reason and message follow).
+	ReasonPodsWaiting ConditionReason = "PodsWaiting"
 )

@@ -84,6 +84,10 @@ type AnnotationStatus struct {
 	CompletionTokens int64 `json:"completionTokens"`
 	// cacheHits counts answers reused from the cache instead of asking the teacher.
 	CacheHits int64 `json:"cacheHits"`
+	// skippedLines counts dataset lines of the finished shards that were not a JSON object or lacked
+	// spec.dataset.inputField; the Annotated condition names the first of them and why.
+	// +optional
+	SkippedLines int64 `json:"skippedLines,omitempty"`
 	// shardsSucceeded of shardsTotal have finished.
 	ShardsSucceeded int32 `json:"shardsSucceeded"`
 	// shardsTotal is spec.annotation.shards.

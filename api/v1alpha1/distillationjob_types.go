@@ -298,7 +298,9 @@ type DatasetSpec struct {
 	// +kubebuilder:validation:XValidation:rule="[has(self.configMap), has(self.persistentVolumeClaim)].filter(x, x).size() == 1",message="spec.dataset.eval must set exactly one source: configMap or persistentVolumeClaim"
 	Eval *DataSource `json:"eval,omitempty"`
 
-	// maxExamples caps how many dataset lines are used. Default: unset, all.
+	// maxExamples annotates (and pays the teacher for) only a random sample of this many usable dataset
+	// lines, drawn over the whole dataset with spec.training.seed, the same on every shard and retry; the
+	// eval split, when evalFraction makes one, comes out of it. Default: unset, every line.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	MaxExamples *int32 `json:"maxExamples,omitempty"`

@@ -89,7 +89,8 @@ func run(args []string) int {
 	}
 	log.Info("shard done", "total", res.Total, "ok", res.OK, "unparseable", res.Unparseable,
 		"labelMismatch", res.LabelMismatch, "teacherErrors", res.TeacherErrors, "cacheHits", res.CacheHits,
-		"skippedLines", res.SkippedLines, "promptTokens", res.PromptTokens, "completionTokens", res.CompletionTokens)
+		"skippedLines", res.SkippedLines, "firstSkippedLine", res.FirstSkippedLine,
+		"promptTokens", res.PromptTokens, "completionTokens", res.CompletionTokens)
 	return 0
 }
 

@@ -249,3 +249,25 @@ func TestShardComesFromTheFlagOrTheIndexedJob(t *testing.T) {
 		t.Error("no shard at all should be an error")
 	}
 }
+
+func TestADatasetWithoutTheInputFieldFailsForGood(t *testing.T) {
+	s := newSetup(t, 0, &faketeacher.Server{}, "")
+	var cfg contract.AnnotateConfig
+	b, _ := os.ReadFile(s.config)
+	json.Unmarshal(b, &cfg)
+	data := `{"id":"1","text":"is 3 bigger than 2?"}` + "\n" + `{"id":"2","text":"is 1 bigger than 2?"}` + "\n"
+	os.WriteFile(cfg.Dataset.Path, []byte(data), 0o644)
+	cmd, logs := s.command("")
+	err := cmd.Run()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != contract.ExitCodePermanent {
+		t.Fatalf("exit = %v, want %d\n%s", err, contract.ExitCodePermanent, logs)
+	}
+	res := s.result(t)
+	want := `dataset line 1 has no field "input" (fields: id, text); set spec.dataset.inputField`
+	if res.Reason != contract.ReasonInvalidInput || !strings.Contains(res.Error, want) || res.SkippedLines != 2 {
+		t.Errorf("termination = %+v, want InvalidInput with %q and 2 skipped lines", res, want)
+	}
+	if s.fake.Calls() != 0 {
+		t.Errorf("the teacher was asked %d times", s.fake.Calls())
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -32,6 +33,8 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles")
 	flag.IntVar(&concurrency, "concurrency", 8, "reconciles run in parallel per controller")
+	flag.DurationVar(&cfg.PodStartGrace, "pod-start-grace", controllers.DefaultPodStartGrace,
+		"how long a stage pod may wait on an image pull, a missing Secret or a volume that does not mount before its stage fails")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -53,7 +56,7 @@ func main() {
 		os.Exit(1)
 	}
 	if err := (&controllers.DistillationJobReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg, Clock: clock.RealClock{},
 		Recorder: mgr.GetEventRecorderFor("distillationjob-controller"),
 	}).SetupWithManager(mgr, concurrency); err != nil {
 		log.Error(err, "setting up the DistillationJob controller")

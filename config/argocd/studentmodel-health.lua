@@ -1,5 +1,6 @@
 -- Argo CD health check of distillery.dev/StudentModel.
--- Healthy: Ready=True. Suspended: Stopped=True (scaled to zero on purpose). Progressing otherwise,
+-- Suspended: Stopped=True (scaled to zero on purpose). Degraded: Stalled=True (the server's rollout
+-- exceeded its progress deadline, or its pods are refused). Healthy: Ready=True. Progressing otherwise,
 -- including while the operator has not yet observed the latest spec (status.observedGeneration).
 local hs = {}
 local function condition(t)
@@ -19,6 +20,12 @@ local stopped = condition("Stopped")
 if stopped ~= nil and stopped.status == "True" then
   hs.status = "Suspended"
   hs.message = stopped.message or "The model is stopped"
+  return hs
+end
+local stalled = condition("Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = (stalled.reason or "Stalled") .. ": " .. (stalled.message or "")
   return hs
 end
 local ready = condition("Ready")

@@ -84,6 +84,18 @@ func (w *PodWrapper) Unschedulable(msg string) *PodWrapper {
 	return w
 }
 
+// Waiting leaves the pod pending with its container waiting, as the kubelet reports an image that cannot
+// be pulled (ErrImagePull), a missing Secret (CreateContainerConfigError) or volumes being mounted
+// (ContainerCreating).
+func (w *PodWrapper) Waiting(reason, msg string) *PodWrapper {
+	w.Status.Phase = corev1.PodPending
+	w.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: w.Spec.Containers[0].Name, Image: w.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}},
+	}}
+	return w
+}
+
 func (w *PodWrapper) terminated(phase corev1.PodPhase, code int32, msg string) *PodWrapper {
 	now := metav1.Now()
 	w.Status.Phase = phase
@@ -164,4 +176,14 @@ func indexRange(n int32) string {
 		return "0"
 	}
 	return "0-" + strconv.Itoa(int(n-1))
+}
+
+// DeploymentStuck gives d the status of a Deployment whose rollout exceeded its progress deadline.
+func DeploymentStuck(d *appsv1.Deployment, msg string) {
+	DeploymentAvailable(d, 0)
+	now := metav1.Now()
+	d.Status.Conditions = []appsv1.DeploymentCondition{{
+		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+		Message: msg, LastUpdateTime: now, LastTransitionTime: now,
+	}}
 }

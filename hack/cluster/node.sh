@@ -92,9 +92,14 @@ EOF
   ]
 }
 EOF
+  # A second `make dev` on a running cluster must change nothing that runs: only a containerd started
+  # now may hold containers of an earlier run (stale sandboxes the kubelet would fight); a running one
+  # holds the pods of this cluster.
+  local fresh=true
+  alive containerd && fresh=false
   start containerd containerd --config "$d/config.toml"
   wait_for "containerd" 30 ctr --address "$CONTAINERD_SOCK" version
-  remove_containers
+  if $fresh; then remove_containers; fi
 }
 
 import_pause() {

@@ -39,6 +39,7 @@ func checkConfig(cfg contract.AnnotateConfig) error {
 	need(cfg.Teacher.Endpoint != "", "teacher.endpoint is required")
 	need(cfg.Teacher.Model != "", "teacher.model is required")
 	need(cfg.Teacher.MaxRetries >= 0, "teacher.maxRetries must not be negative")
+	need(cfg.Teacher.MaxResponseBytes >= 0, "teacher.maxResponseBytes must not be negative")
 	need(cfg.Task.Type == contract.TaskClassification || cfg.Task.Type == contract.TaskGeneration,
 		"task.type must be classification or generation")
 	need(cfg.Task.Type != contract.TaskClassification || len(cfg.Task.Labels) > 0,

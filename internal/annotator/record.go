@@ -28,6 +28,14 @@ func judge(cfg contract.AnnotateConfig, item dataset.Item, content string, usage
 	return rec
 }
 
+// tooLong is the record of an answer over teacher.maxResponseBytes: unparseable, since it was not read.
+// Its tokens are unknown (the usage was in the part not read).
+func tooLong(item dataset.Item, err error) contract.Record {
+	rec := baseRecord(item, contract.Usage{})
+	rec.Status, rec.Error = contract.StatusUnparseable, err.Error()
+	return rec
+}
+
 // teacherError is the record of an input the teacher refused or kept failing on.
 func teacherError(item dataset.Item, err error) contract.Record {
 	rec := baseRecord(item, contract.Usage{})

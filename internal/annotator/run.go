@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -28,6 +29,8 @@ type shardRun struct {
 	tally   tally
 	guard   outageGuard
 	badLogs int
+	// sample is the dataset.maxExamples sample, nil when every line is annotated.
+	sample *dataset.Sample
 }
 
 // Run annotates one shard and returns its summary. The summary is filled in on failure too; the error is
@@ -44,7 +47,10 @@ func (r *shardRun) run(ctx context.Context) error {
 	if r.opts.Shard < 0 || r.opts.Shard >= r.cfg.Shards {
 		return invalidInput(fmt.Errorf("shard %d is not in 0..%d", r.opts.Shard, r.cfg.Shards-1))
 	}
-	total, err := dataset.CountShard(r.opts.DatasetPath, r.opts.Shard, r.cfg.Shards)
+	if err := r.drawSample(); err != nil {
+		return err
+	}
+	total, err := dataset.CountShard(r.opts.DatasetPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards, r.sample)
 	if err != nil {
 		return invalidInput(fmt.Errorf("counting the shard's lines: %w", err))
 	}
@@ -61,6 +67,22 @@ func (r *shardRun) run(ctx context.Context) error {
 	return err
 }
 
+// drawSample draws the dataset.maxExamples sample over the whole dataset, the same on every shard.
+func (r *shardRun) drawSample() error {
+	n := r.cfg.Dataset.MaxExamples
+	if n <= 0 {
+		return nil
+	}
+	sample, usable, err := dataset.DrawSample(r.opts.DatasetPath, r.cfg.Dataset, n, r.cfg.Dataset.Seed)
+	if err != nil {
+		return invalidInput(fmt.Errorf("drawing the maxExamples sample: %w", err))
+	}
+	r.sample = sample
+	r.opts.Log.Info("annotating a sample of the dataset", "maxExamples", n, "seed", r.cfg.Dataset.Seed,
+		"sampled", sample.Len(), "usableLines", usable)
+	return nil
+}
+
 // openOutput opens the shard file, counting what an earlier attempt wrote.
 func (r *shardRun) openOutput() error {
 	path := filepath.Join(r.opts.OutputDir, contract.ShardFileName(r.opts.Shard, r.cfg.Shards))
@@ -69,7 +91,7 @@ func (r *shardRun) openOutput() error {
 		return err
 	}
 	r.out = out
-	r.tally.addLines(out.Existing.Count, false)
+	r.tally.addLines(out.Existing.Count)
 	if out.Existing.Count > 0 || out.Existing.RepairedBytes > 0 {
 		r.opts.Log.Info("resuming shard", "file", path, "done", out.Existing.Count, "tornBytesCut", out.Existing.RepairedBytes)
 	}
@@ -80,7 +102,8 @@ func (r *shardRun) teacherConfig() teacher.Config {
 	t := r.cfg.Teacher
 	return teacher.Config{
 		Endpoint: t.Endpoint, Model: t.Model, APIKey: r.opts.APIKey,
-		Temperature: t.Temperature, MaxTokens: t.MaxTokens, Timeout: time.Duration(t.TimeoutSeconds) * time.Second,
+		Temperature: t.Temperature, MaxTokens: t.MaxTokens, MaxResponseBytes: t.MaxResponseBytes,
+		Timeout:    time.Duration(t.TimeoutSeconds) * time.Second,
 		MaxRetries: t.MaxRetries, RequestsPerMinute: t.RequestsPerMinute, MaxConcurrency: t.MaxConcurrency,
 		RetryBaseDelay: r.opts.RetryBaseDelay, RetryMaxDelay: r.opts.RetryMaxDelay, UnreachableAfter: r.opts.UnreachableAfter,
 	}
@@ -132,7 +155,7 @@ func (r *shardRun) writeRecords(records <-chan annotated) error {
 			continue
 		}
 		r.tally.addRecord(a.rec, a.paid)
-		r.tally.addLines(1, false)
+		r.tally.addLines(1)
 		if time.Since(lastSync) > r.opts.SyncInterval {
 			err, lastSync = r.out.Sync(), time.Now()
 		}
@@ -146,28 +169,36 @@ func (r *shardRun) writeAll(recs []contract.Record) error {
 			return err
 		}
 		r.tally.addRecord(rec, true)
-		r.tally.addLines(1, false)
+		r.tally.addLines(1)
 	}
 	return nil
 }
 
-// readShard sends the shard's inputs that are not done yet. Bad lines are counted and skipped, or fail
-// the shard with --strict.
+// readShard sends the shard's inputs (those in the sample, when there is one) that are not done yet. Bad
+// lines are counted and skipped, or fail the shard with --strict.
 func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) error {
 	in, err := dataset.Open(r.opts.DatasetPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards)
 	if err != nil {
 		return invalidInput(err)
 	}
 	defer in.Close()
+	in.Sample = r.sample
+	var firstBad *dataset.BadLineError
 	for {
 		item, err := in.Next()
 		var bad *dataset.BadLineError
 		switch {
 		case errors.Is(err, io.EOF):
+			if in.Usable() == 0 && firstBad != nil {
+				return r.noUsableLine(firstBad)
+			}
 			return nil
 		case errors.As(err, &bad):
 			if err := r.badLine(bad); err != nil {
 				return err
+			}
+			if firstBad == nil {
+				firstBad = bad
 			}
 			continue
 		case err != nil:
@@ -191,10 +222,24 @@ func (r *shardRun) badLine(bad *dataset.BadLineError) error {
 	if r.opts.Strict {
 		return invalidInput(fmt.Errorf("%w (--strict)", bad))
 	}
-	r.tally.addLines(1, true)
+	r.tally.addSkipped(bad.Line, bad.Err.Error())
 	if r.badLogs < maxLoggedBadLines {
 		r.badLogs++
 		r.opts.Log.Info("skipping bad dataset line", "line", bad.Line, "error", bad.Err.Error())
 	}
 	return nil
+}
+
+// noUsableLine fails a shard whose every line was skipped: the dataset does not fit the config, and
+// finishing with "0 inputs" would hide that. The first bad line says how, with the fix when it is the
+// input field.
+func (r *shardRun) noUsableLine(first *dataset.BadLineError) error {
+	why := fmt.Sprintf("dataset line %d: %v", first.Line, first.Err)
+	var missing *dataset.MissingFieldError
+	if errors.As(first.Err, &missing) {
+		why = fmt.Sprintf("dataset line %d has no field %q (fields: %s); set spec.dataset.inputField",
+			first.Line, missing.Field, strings.Join(missing.Fields, ", "))
+	}
+	return invalidInput(fmt.Errorf("%s: no line of shard %d of %d is usable (%d lines skipped)",
+		why, r.opts.Shard, r.cfg.Shards, r.tally.snapshot().SkippedLines))
 }

@@ -3,12 +3,19 @@ package annotator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/distillery-dev/distillery/internal/annotator/dataset"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/faketeacher"
 )
@@ -163,6 +170,9 @@ func TestBadDatasetLines(t *testing.T) {
 	if err != nil || res.SkippedLines != 2 || res.Total != 10 {
 		t.Fatalf("default: %+v, %v; want 2 skipped lines and 10 records", res, err)
 	}
+	if res.FirstSkippedLine != 11 || !strings.Contains(res.FirstSkippedError, "not a JSON object") {
+		t.Errorf("first skipped line = %d %q, want line 11, not a JSON object", res.FirstSkippedLine, res.FirstSkippedError)
+	}
 	strict := f.options(0)
 	strict.Strict, strict.OutputDir = true, t.TempDir()
 	_, err = f.run(t, strict)
@@ -247,5 +257,169 @@ func TestProgressEndsWithEverythingDone(t *testing.T) {
 	}
 	if p := opts.Progress.(*capturedProgress).last(); p.Done != 25 || p.Total != 25 || p.UpdatedAt == "" {
 		t.Errorf("last progress = %+v", p)
+	}
+}
+
+func TestADatasetWithoutTheInputFieldFailsNamingIt(t *testing.T) {
+	f := newFixture(t, 12, 2, nil)
+	var data strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&data, `{"text":"is %d bigger than 3?","id":"%d","label":"first"}`+"\n", i, i)
+	}
+	if err := os.WriteFile(f.cfg.Dataset.Path, []byte(data.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for shard := range 2 {
+		res, err := f.run(t, f.options(shard))
+		var fail *Failure
+		if !errors.As(err, &fail) || fail.Reason != contract.ReasonInvalidInput {
+			t.Fatalf("shard %d: err = %v, want InvalidInput", shard, err)
+		}
+		want := fmt.Sprintf(`dataset line %d has no field "input" (fields: id, label, text); set spec.dataset.inputField`, shard+1)
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "6 lines skipped") {
+			t.Errorf("shard %d: err = %q, want it to contain %q and the count", shard, err, want)
+		}
+		if res.SkippedLines != 6 || res.Total != 0 {
+			t.Errorf("shard %d: result %+v, want 6 skipped lines and no record", shard, res)
+		}
+	}
+	if f.fake.Calls() != 0 {
+		t.Errorf("the teacher was asked %d times about unusable lines", f.fake.Calls())
+	}
+}
+
+func TestAShardWithoutLinesIsNotAFailure(t *testing.T) {
+	f := newFixture(t, 1, 3, nil)
+	for shard := 1; shard < 3; shard++ {
+		if res, err := f.run(t, f.options(shard)); err != nil || res.Total != 0 || res.SkippedLines != 0 {
+			t.Errorf("empty shard %d: %+v, %v; want an empty success", shard, res, err)
+		}
+	}
+}
+
+func TestMaxExamplesPaysForASeededSampleOfTheWholeDataset(t *testing.T) {
+	f := newFixture(t, 100, 3, nil)
+	f.cfg.Dataset.MaxExamples, f.cfg.Dataset.Seed = 25, 11
+	annotated := func(outputDir string) map[string]int {
+		ids := map[string]int{}
+		for shard := range 3 {
+			opts := f.options(shard)
+			opts.OutputDir, opts.CacheDir = outputDir, "" // no cache: every answer is paid for
+			res, err := f.run(t, opts)
+			if err != nil {
+				t.Fatalf("shard %d: %v", shard, err)
+			}
+			recs := readRecords(t, filepath.Join(outputDir, contract.ShardFileName(shard, 3)))
+			if res.Total != len(recs) {
+				t.Errorf("shard %d: total %d, file has %d", shard, res.Total, len(recs))
+			}
+			for id, n := range countIDs(recs) {
+				ids[id] += n
+			}
+		}
+		return ids
+	}
+	first := annotated(t.TempDir())
+	if len(first) != 25 || f.fake.Calls() != 25 {
+		t.Fatalf("%d inputs annotated with %d teacher calls, want 25 of 100", len(first), f.fake.Calls())
+	}
+	for id, n := range first {
+		if n != 1 {
+			t.Errorf("input %s annotated %d times", id, n)
+		}
+		// The fixture's ids are the 0-based positions; the sample is the 25 smallest keys.
+		pos, _ := strconv.Atoi(id)
+		if rank := keyRank(f.cfg.Dataset.Seed, pos, 100); rank >= 25 {
+			t.Errorf("input %s has key rank %d, not among the 25 smallest", id, rank)
+		}
+	}
+	again := annotated(t.TempDir())
+	if fmt.Sprint(sortedIDs(again)) != fmt.Sprint(sortedIDs(first)) {
+		t.Errorf("a retry drew another sample:\n%v\n%v", sortedIDs(first), sortedIDs(again))
+	}
+}
+
+func keyRank(seed int64, pos, n int) int {
+	rank := 0
+	for other := range n {
+		if dataset.SampleKey(seed, other) < dataset.SampleKey(seed, pos) {
+			rank++
+		}
+	}
+	return rank
+}
+
+func sortedIDs(ids map[string]int) []string {
+	out := make([]string, 0, len(ids))
+	for id := range ids {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestAShardWithBadLinesAndNoSampledLineIsNotAFailure(t *testing.T) {
+	f := newFixture(t, 20, 4, nil)
+	f.cfg.Dataset.MaxExamples = 1
+	data, _ := os.ReadFile(f.cfg.Dataset.Path)
+	os.WriteFile(f.cfg.Dataset.Path, append(data, "{bad\n{bad\n{bad\n{bad\n"...), 0o644)
+	total, skipped := 0, 0
+	for shard := range 4 {
+		res, err := f.run(t, f.options(shard))
+		if err != nil {
+			t.Fatalf("shard %d: %v", shard, err)
+		}
+		total, skipped = total+res.Total, skipped+res.SkippedLines
+	}
+	if total != 1 || skipped != 4 || f.fake.Calls() != 1 {
+		t.Errorf("%d records, %d skipped lines, %d teacher calls; want 1, 4, 1", total, skipped, f.fake.Calls())
+	}
+}
+
+func TestHugeAnswersAreRejectedOnceWithBoundedMemory(t *testing.T) {
+	replies := map[string]faketeacher.Reply{}
+	f := newFixture(t, 60, 1, faketeacher.PerInput(replies))
+	f.fake.Latency = 2 * time.Millisecond // so that the workers overlap
+	huge := map[string]bool{}
+	for _, id := range []string{"7", "8", "9", "10", "11", "12"} {
+		huge[id] = true
+		replies[f.inputs[id]] = faketeacher.Reply{Fault: faketeacher.HugeAnswer, Size: 1 << 30} // a teacher ignoring max_tokens
+	}
+	limit := contract.MaxResponseBytes(f.cfg.Teacher.MaxTokens)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := f.run(t, f.options(0))
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the shard allocated %.1f MiB in all; %d requests in flight at most", float64(alloc)/(1<<20), f.fake.PeakInFlight())
+	// 60 answers and six cut at the ~36 KiB limit take a few MiB; reading 8 MiB of one huge answer would
+	// take 16 (the buffer doubles), reading all of one over 1 GiB.
+	if alloc > 16<<20 {
+		t.Errorf("the shard allocated %d MiB while the teacher offered 1 GiB answers; reading must stop at the limit", alloc>>20)
+	}
+	if peak := f.fake.PeakInFlight(); peak > f.cfg.Teacher.MaxConcurrency {
+		t.Errorf("%d requests in flight, more than maxConcurrency %d", peak, f.cfg.Teacher.MaxConcurrency)
+	}
+	for _, r := range f.records(t, 0) {
+		if huge[r.ID] && (r.Status != contract.StatusUnparseable || !strings.Contains(r.Error, fmt.Sprintf("more than %d bytes", limit)) ||
+			!strings.Contains(r.Error, fmt.Sprintf("%d-byte limit", limit))) {
+			t.Errorf("record %s = %s %q, want unparseable with the size and the limit", r.ID, r.Status, r.Error)
+		}
+	}
+	for id := range huge {
+		if n := f.fake.Seen()[f.inputs[id]]; n != 1 {
+			t.Errorf("input %s was asked %d times; an oversized answer must be asked once", id, n)
+		}
+	}
+	if res.Unparseable != 6 || res.OK != 54 {
+		t.Errorf("result %+v, want the 6 huge answers unparseable", res)
+	}
+	calls := f.fake.Calls()
+	if _, err := f.run(t, f.options(0)); err != nil || f.fake.Calls() != calls {
+		t.Errorf("a resumed shard asked the teacher %d more times (%v); the rejected records are final", f.fake.Calls()-calls, err)
 	}
 }

@@ -41,12 +41,24 @@ func (t *tally) addRecord(r contract.Record, paid bool) {
 	}
 }
 
-func (t *tally) addLines(n int, skipped bool) {
+func (t *tally) addLines(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lines += n
-	if skipped {
-		t.result.SkippedLines += n
+}
+
+// addSkipped counts a skipped dataset line and keeps the first one's number and error for the summary.
+func (t *tally) addSkipped(line int, why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines++
+	t.result.SkippedLines++
+	if t.result.FirstSkippedLine == 0 || line < t.result.FirstSkippedLine {
+		t.result.FirstSkippedLine = line
+		if len(why) > contract.MaxSkippedErrorBytes {
+			why = shorten(why, contract.MaxSkippedErrorBytes-len("..."))
+		}
+		t.result.FirstSkippedError = why
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/distillery-dev/distillery/internal/annotator/dataset"
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
 	"github.com/distillery-dev/distillery/internal/annotator/teacher"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
 // work annotates items until there are none left or a fatal error.
@@ -36,17 +37,27 @@ func (r *shardRun) annotate(ctx context.Context, item dataset.Item) ([]annotated
 	}
 	ticket := r.guard.ticket()
 	ans, err := r.teacher.Complete(ctx, messages)
-	if err != nil {
+	var oversized *teacher.OversizedError
+	switch {
+	case errors.As(err, &oversized):
+		// The teacher answered, too much: a final record, so that no retry pays for it again.
+		return r.answered(ticket, tooLong(item, err)), nil
+	case err != nil:
 		return r.teacherFailed(ctx, item, err)
 	}
 	if err := r.cache.Put(key, cache.Entry{Content: ans.Content, Usage: ans.Usage}); err != nil {
 		r.opts.Log.Error(err, "writing the answer cache; the record keeps the answer", "id", item.ID)
 	}
-	recs := []annotated{{rec: judge(r.cfg, item, ans.Content, ans.Usage), paid: true}}
-	for _, rec := range r.guard.succeeded(ticket) {
-		recs = append(recs, annotated{rec: rec, paid: true})
+	return r.answered(ticket, judge(r.cfg, item, ans.Content, ans.Usage)), nil
+}
+
+// answered is a paid answer's record plus the held inputs it releases: the teacher works.
+func (r *shardRun) answered(ticket int, rec contract.Record) []annotated {
+	recs := []annotated{{rec: rec, paid: true}}
+	for _, held := range r.guard.succeeded(ticket) {
+		recs = append(recs, annotated{rec: held, paid: true})
 	}
-	return recs, nil
+	return recs
 }
 
 // teacherFailed records a refused input, holds back one that failed every retry, and turns an

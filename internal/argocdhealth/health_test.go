@@ -145,8 +145,11 @@ func TestStudentModelHealth(t *testing.T) {
 			wantStatus: "Healthy", wantMessage: "2/2 replicas ready"},
 		{name: "not ready", obj: model(1, 1, cond(v1alpha1.ConditionStopped, F, "Running", ""), cond(v1alpha1.ConditionReady, F, "ReplicasNotReady", "0/1 replicas ready")),
 			wantStatus: "Progressing", wantMessage: "0/1 replicas ready"},
-		{name: "stopped", obj: model(2, 2, cond(v1alpha1.ConditionStopped, T, "Stopped", "spec.stopped is true"), cond(v1alpha1.ConditionReady, F, "Stopped", "the model is stopped")),
+		{name: "stopped", obj: model(2, 2, cond(v1alpha1.ConditionStopped, T, "Stopped", "spec.stopped is true"), cond(v1alpha1.ConditionReady, T, "Stopped", "the model is stopped")),
 			wantStatus: "Suspended", wantMessage: "spec.stopped is true"},
+		{name: "stalled", obj: model(1, 1, cond(v1alpha1.ConditionStopped, F, "Running", ""), cond(v1alpha1.ConditionStalled, T, "ProgressDeadlineExceeded", "timed out progressing"),
+			cond(v1alpha1.ConditionReady, F, "ProgressDeadlineExceeded", "0/1 replicas ready")),
+			wantStatus: "Degraded", wantMessage: "timed out progressing"},
 		{name: "observedGeneration stale", obj: model(2, 1, cond(v1alpha1.ConditionReady, T, "Serving", "1/1")),
 			wantStatus: "Progressing", wantMessage: "observe"},
 	}

@@ -25,6 +25,24 @@ type Teacher struct {
 	MaxTokens         int     `json:"maxTokens"`
 	TimeoutSeconds    int     `json:"timeoutSeconds"`
 	MaxRetries        int     `json:"maxRetries"`
+	// MaxResponseBytes bounds the body of one teacher answer that the annotator reads; a longer answer
+	// is recorded as unparseable and never asked again. The operator renders MaxResponseBytes(maxTokens);
+	// 0 means the same.
+	MaxResponseBytes int `json:"maxResponseBytes,omitempty"`
+}
+
+// ResponseBytesPerToken and ResponseEnvelopeBytes make the default answer size limit: an answer that
+// obeys max_tokens needs a few bytes per token even with every character JSON-escaped, plus the
+// chat completion's envelope (id, usage, finish reason).
+const (
+	ResponseBytesPerToken = 64
+	ResponseEnvelopeBytes = 32 << 10
+)
+
+// MaxResponseBytes is the answer size limit for maxTokens: ResponseEnvelopeBytes plus
+// ResponseBytesPerToken per token (48 KiB for the default 256 tokens).
+func MaxResponseBytes(maxTokens int) int {
+	return ResponseEnvelopeBytes + ResponseBytesPerToken*max(maxTokens, 0)
 }
 
 // Task types, as written in the stage configs and distillery.json.
@@ -56,8 +74,12 @@ type DatasetRef struct {
 	InputField string `json:"inputField"`
 	// LabelField is empty when the dataset has no gold labels; the teacher's labels are used then.
 	LabelField string `json:"labelField,omitempty"`
-	// MaxExamples caps how many dataset lines are used (counted before sharding); 0 means all.
+	// MaxExamples, when above 0, annotates only a seeded random sample of that many usable lines of the
+	// whole dataset, drawn before sharding (docs/workloads.md); 0 means every line.
 	MaxExamples int `json:"maxExamples,omitempty"`
+	// Seed seeds that sample: the same file, maxExamples and seed give the same sample on every shard
+	// and every retry.
+	Seed int64 `json:"seed,omitempty"`
 }
 
 // Filter drops annotations that must not become training targets.

@@ -25,13 +25,20 @@ type AnnotateResult struct {
 	CacheHits        int    `json:"cacheHits"`
 	PromptTokens     int64  `json:"promptTokens"`
 	CompletionTokens int64  `json:"completionTokens"`
-	// SkippedLines counts dataset lines that were not valid JSON or lacked the input field.
+	// SkippedLines counts the shard's dataset lines that were not valid JSON or lacked the input field.
 	SkippedLines int `json:"skippedLines,omitempty"`
+	// FirstSkippedLine is the 1-based number (in the dataset file) of the shard's first skipped line, and
+	// FirstSkippedError why it was skipped (at most MaxSkippedErrorBytes); both are unset when none was.
+	FirstSkippedLine  int    `json:"firstSkippedLine,omitempty"`
+	FirstSkippedError string `json:"firstSkippedError,omitempty"`
 	// Error is set when the shard failed; it says what failed in words a user can act on.
 	Error string `json:"error,omitempty"`
 	// Reason is a machine-readable cause for a failed shard, e.g. ReasonTeacherUnreachable.
 	Reason string `json:"reason,omitempty"`
 }
+
+// MaxSkippedErrorBytes bounds AnnotateResult.FirstSkippedError, so the summary stays under 4 KiB.
+const MaxSkippedErrorBytes = 512
 
 // Failure reasons a stage pod may put in its termination summary.
 const (

@@ -37,7 +37,6 @@ type TrainData struct {
 	IDField      string  `json:"idField"`
 	InputField   string  `json:"inputField"`
 	LabelField   string  `json:"labelField,omitempty"`
-	MaxExamples  int     `json:"maxExamples,omitempty"`
 }
 
 // TrainTask is what the student learns; prefixes select the task for one model.

@@ -35,6 +35,8 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, call Request, re
 	case InvalidJSON:
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"choices":[{"message":{"content":"truncated`))
+	case HugeAnswer:
+		streamHugeAnswer(w, reply)
 	default:
 		s.complete(w, req, s.content(call, reply))
 	}
@@ -106,4 +108,37 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{
 		"message": msg, "type": "fake_teacher_error", "code": fmt.Sprint(status),
 	}})
+}
+
+// hugeChunk is written again and again, so a huge answer costs the fake no memory.
+var hugeChunk = []byte(strings.Repeat("a", 32<<10))
+
+// The body of a HugeAnswer around its content; HugeAnswerEnvelope is their length, so a test can make a
+// body of an exact size.
+var (
+	hugeHead           = []byte(`{"id":"chatcmpl-fake","object":"chat.completion","choices":[{"index":0,"finish_reason":"length","message":{"role":"assistant","content":"`)
+	hugeTail           = []byte(`"}}],"usage":{"prompt_tokens":10,"completion_tokens":1000000}}`)
+	HugeAnswerEnvelope = int64(len(hugeHead) + len(hugeTail))
+)
+
+// streamHugeAnswer writes a valid chat completion of reply.Size content bytes until the client hangs up.
+func streamHugeAnswer(w http.ResponseWriter, reply Reply) {
+	size := reply.Size
+	if size <= 0 {
+		size = 1 << 30
+	}
+	head, tail := hugeHead, hugeTail
+	w.Header().Set("Content-Type", "application/json")
+	if reply.DeclareLength {
+		w.Header().Set("Content-Length", strconv.FormatInt(size+HugeAnswerEnvelope, 10))
+	}
+	if _, err := w.Write(head); err != nil {
+		return
+	}
+	for left := size; left > 0; left -= int64(len(hugeChunk)) {
+		if _, err := w.Write(hugeChunk[:min(left, int64(len(hugeChunk)))]); err != nil {
+			return // the client stopped reading
+		}
+	}
+	_, _ = w.Write(tail)
 }

@@ -91,3 +91,14 @@ func TestWriteCompareDatasetIsReproducible(t *testing.T) {
 		t.Error("the same seed should give the same 50 lines")
 	}
 }
+
+func TestAHugeAnswerIsAValidCompletionOfTheAskedSize(t *testing.T) {
+	for _, declare := range []bool{false, true} {
+		srv := httptest.NewServer(&Server{Script: Always(Reply{Fault: HugeAnswer, Size: 100 << 10, DeclareLength: declare})})
+		status, text := ask(t, srv.URL, CompareInput(1, 2))
+		srv.Close()
+		if status != http.StatusOK || len(text) != 100<<10 || strings.Trim(text, "a") != "" {
+			t.Errorf("declared length %v: status %d, %d content bytes", declare, status, len(text))
+		}
+	}
+}

@@ -25,6 +25,9 @@ const (
 	CloseConnection
 	// InvalidJSON answers 200 with a body that is not JSON.
 	InvalidJSON
+	// HugeAnswer answers 200 with a chat completion whose content is Reply.Size bytes (default 1 GiB),
+	// streamed without a Content-Length unless Reply.DeclareLength: a server that ignores max_tokens.
+	HugeAnswer
 )
 
 // Reply is the scripted answer to one request.
@@ -39,6 +42,9 @@ type Reply struct {
 	Message string
 	// Latency is added before answering, on top of Server.Latency.
 	Latency time.Duration
+	// Size and DeclareLength shape a HugeAnswer.
+	Size          int64
+	DeclareLength bool
 }
 
 // Request is what the script sees of one call.

@@ -21,9 +21,33 @@ type Server struct {
 	// grow without bound.
 	RecordInputs bool
 
-	mu    sync.Mutex
-	calls int
-	seen  map[string]int
+	mu       sync.Mutex
+	calls    int
+	seen     map[string]int
+	inFlight int
+	peak     int
+}
+
+// PeakInFlight is the most chat requests that were waiting for their answer at once (received, the answer
+// not started: a huge answer that the client stopped reading may linger on the server after the client
+// has moved on, and does not count).
+func (s *Server) PeakInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+func (s *Server) enter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight--
 }
 
 // Calls is the number of chat completion requests received.
@@ -72,15 +96,17 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body is not a chat request: %v", err))
 		return
 	}
+	s.enter()
 	call := s.record(req, r.Header.Get("Authorization"))
 	reply := Reply{}
 	if s.Script != nil {
 		reply = s.Script(call)
 	}
-	if !wait(r, s.Latency+reply.Latency) {
-		return
+	waited := wait(r, s.Latency+reply.Latency)
+	s.leave()
+	if waited {
+		s.answer(w, r, call, req, reply)
 	}
-	s.answer(w, r, call, req, reply)
 }
 
 // record counts the request and returns what the script sees of it.

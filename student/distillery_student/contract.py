@@ -75,7 +75,6 @@ class TrainData:
     idField: str = "id"
     inputField: str = "input"
     labelField: str = "label"
-    maxExamples: int = 0
 
 
 @dataclass

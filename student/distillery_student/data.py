@@ -156,8 +156,6 @@ def load_splits(cfg: TrainConfig) -> Splits:
                 ev.append(EvalExample(r.id, r.input, r.goldLabel or r.teacherLabel))
             else:
                 train.append(r)
-    if cfg.data.maxExamples > 0:
-        train = train[: cfg.data.maxExamples]
     if not train:
         raise InvalidInput(
             f"annotations folder {cfg.data.annotationsDir}: no ok record is left for training after the eval split"

@@ -87,6 +87,15 @@ def test_records_vector_ok_records_and_labels(tmp_path) -> None:
     assert examples[0][1].target == "Reading a book is reading."
 
 
+def test_the_trainer_trains_on_every_ok_record_the_sample_is_the_annotators(tmp_path) -> None:
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "shard-00000-of-00001.jsonl").write_text((CONTRACT / "records.jsonl").read_text())
+    raw = _vector("train.json")
+    # An older operator rendered data.maxExamples into train.json; the annotator's sample already applied it.
+    raw["data"].update(annotationsDir=str(tmp_path / "ann"), evalPath="", evalFraction=0.0, maxExamples=1)
+    assert [r.id for r in load_splits(parse_train_config(raw)).train] == ["1", "2", "6"]
+
+
 def test_hash_holdout_is_the_documented_formula() -> None:
     import hashlib
 

@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	utiltesting "github.com/distillery-dev/distillery/controllers/testing"
 )
 
 var (
@@ -81,15 +84,12 @@ func jsonpath(t *testing.T, kind, name, path string) string {
 // eventually polls cond until it returns "" (done) or the timeout passes; the last message fails the test.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	msg := ""
-	for time.Now().Before(deadline) {
-		if msg = cond(); msg == "" {
-			return
+	utiltesting.Eventually(t, timeout, 2*time.Second, what, func() error {
+		if msg := cond(); msg != "" {
+			return errors.New(msg)
 		}
-		time.Sleep(2 * time.Second)
-	}
-	t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, msg)
+		return nil
+	})
 }
 
 // getJSON decodes `kubectl get -o json`.

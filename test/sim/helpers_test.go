@@ -11,9 +11,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
@@ -53,53 +51,29 @@ func create(t *testing.T, obj client.Object) {
 	}
 }
 
+// waiter waits through the simulation's client with its bounds.
+func waiter() utiltesting.Waiter {
+	return utiltesting.Waiter{Client: env.Client, Timeout: waitTimeout, Interval: 250 * time.Millisecond}
+}
+
 // eventually polls f until it returns nil, failing the test after timeout with f's last error.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	if err := simenv.Poll(context.Background(), timeout, f); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
+	utiltesting.Eventually(t, timeout, 250*time.Millisecond, what, f)
 }
 
-func getJob(ns, name string) (*v1alpha1.DistillationJob, error) {
-	var dj v1alpha1.DistillationJob
-	err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &dj)
-	return &dj, err
-}
+func getJob(ns, name string) (*v1alpha1.DistillationJob, error) { return waiter().Job(ns, name) }
 
 // waitForCondition waits until the job's condition has status and reason and returns the job.
 func waitForCondition(t *testing.T, ns, name string, ct v1alpha1.ConditionType, status metav1.ConditionStatus, reason v1alpha1.ConditionReason) *v1alpha1.DistillationJob {
 	t.Helper()
-	var dj *v1alpha1.DistillationJob
-	eventually(t, waitTimeout, fmt.Sprintf("%s=%s (%s) on %s", ct, status, reason, name), func() error {
-		var err error
-		if dj, err = getJob(ns, name); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(dj.Status.Conditions, string(ct))
-		if c == nil || c.Status != status || c.Reason != string(reason) {
-			return fmt.Errorf("condition %+v; stage %s", c, dj.Status.Stage)
-		}
-		return nil
-	})
-	return dj
+	return waiter().Condition(t, ns, name, ct, status, reason)
 }
 
 // waitForStage waits until status.stage is want.
 func waitForStage(t *testing.T, ns, name string, want v1alpha1.Stage) *v1alpha1.DistillationJob {
 	t.Helper()
-	var dj *v1alpha1.DistillationJob
-	eventually(t, waitTimeout, fmt.Sprintf("%s in stage %s", name, want), func() error {
-		var err error
-		if dj, err = getJob(ns, name); err != nil {
-			return err
-		}
-		if dj.Status.Stage != want {
-			return fmt.Errorf("stage %q; conditions %+v", dj.Status.Stage, dj.Status.Conditions)
-		}
-		return nil
-	})
-	return dj
+	return waiter().Stage(t, ns, name, want)
 }
 
 // stagePods are the job's pods of one stage, by the labels the operator's builders set.

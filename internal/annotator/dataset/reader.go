@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/distillery-dev/distillery/internal/contract"
 )
@@ -49,6 +51,11 @@ type Reader struct {
 	shard        int
 	shards       int
 	MaxLineBytes int
+	// Sample, when set, keeps only its lines: the shard's other usable lines are passed over silently
+	// (bad lines are still reported).
+	Sample *Sample
+
+	usable int
 
 	file *os.File
 	buf  *bufio.Reader
@@ -86,9 +93,16 @@ func (r *Reader) Next() (Item, error) {
 		if err != nil {
 			return Item{}, &BadLineError{Path: r.path, Line: r.pos, Err: err}
 		}
+		r.usable++
+		if r.Sample != nil && !r.Sample.Has(item.Line-1) {
+			continue
+		}
 		return item, nil
 	}
 }
+
+// Usable is the number of the shard's usable lines read so far, in the sample or not.
+func (r *Reader) Usable() int { return r.usable }
 
 // nextShardLine reads one line and returns it when it belongs to the shard and is not blank.
 func (r *Reader) nextShardLine() (line []byte, ok bool, err error) {
@@ -145,8 +159,13 @@ func (r *Reader) decode(line []byte) (Item, error) {
 		return Item{}, fmt.Errorf("not a JSON object: %w", err)
 	}
 	input, err := stringField(obj, r.fields.InputField)
-	if err != nil || input == "" {
-		return Item{}, fmt.Errorf("no input field %q: %v", r.fields.InputField, orEmpty(err))
+	switch {
+	case errors.Is(err, errMissing):
+		return Item{}, &MissingFieldError{Field: r.fields.InputField, Fields: fieldNames(obj)}
+	case err != nil:
+		return Item{}, fmt.Errorf("input field %q %w", r.fields.InputField, err)
+	case input == "":
+		return Item{}, fmt.Errorf("input field %q is empty", r.fields.InputField)
 	}
 	item := Item{Line: r.pos, Input: input}
 	if item.ID, err = stringField(obj, r.fields.IDField); err != nil || item.ID == "" {
@@ -159,25 +178,60 @@ func (r *Reader) decode(line []byte) (Item, error) {
 	return item, nil
 }
 
+// MissingFieldError is a line without the configured field; Fields are the names it does have, so the
+// message shows what the field should have been.
+type MissingFieldError struct {
+	Field  string
+	Fields []string
+}
+
+func (e *MissingFieldError) Error() string {
+	return fmt.Sprintf("no field %q (fields: %s)", e.Field, strings.Join(e.Fields, ", "))
+}
+
+// maxNamedFields and maxFieldNameBytes keep a message about a very wide or odd line short.
+const (
+	maxNamedFields    = 12
+	maxFieldNameBytes = 64
+)
+
+// fieldNames are the line's field names, sorted, at most maxNamedFields of them.
+func fieldNames(obj map[string]json.RawMessage) []string {
+	names := make([]string, 0, len(obj))
+	for name := range obj {
+		if len(name) > maxFieldNameBytes {
+			name = strings.ToValidUTF8(name[:maxFieldNameBytes], "") + "..."
+		}
+		quoted := strconv.Quote(name) // control characters stay visible and harmless
+		names = append(names, quoted[1:len(quoted)-1])
+	}
+	sort.Strings(names)
+	if len(names) > maxNamedFields {
+		names = append(names[:maxNamedFields], fmt.Sprintf("and %d more", len(names)-maxNamedFields))
+	}
+	if len(names) == 0 {
+		names = append(names, "none")
+	}
+	return names
+}
+
+var errMissing = errors.New("missing")
+
 // stringField reads a string field; numbers and booleans are kept as written (ids are often numbers).
 func stringField(obj map[string]json.RawMessage, name string) (string, error) {
 	raw, ok := obj[name]
-	if !ok || string(raw) == "null" {
-		return "", errors.New("missing")
+	if !ok {
+		return "", errMissing
+	}
+	if string(raw) == "null" {
+		return "", errors.New("is null")
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		return s, nil
 	}
 	if raw[0] == '{' || raw[0] == '[' {
-		return "", errors.New("not a string")
+		return "", errors.New("is not a string")
 	}
 	return string(raw), nil
-}
-
-func orEmpty(err error) string {
-	if err == nil {
-		return "empty"
-	}
-	return err.Error()
 }

@@ -33,6 +33,11 @@ func readAll(t *testing.T, path string, shard, shards int, maxLine int) (items [
 	if maxLine > 0 {
 		r.MaxLineBytes = maxLine
 	}
+	return readAllFrom(t, r)
+}
+
+func readAllFrom(t *testing.T, r *Reader) (items []Item, bad []int) {
+	t.Helper()
 	for {
 		item, err := r.Next()
 		var b *BadLineError
@@ -89,7 +94,7 @@ func TestShardsCoverEveryLineExactlyOnce(t *testing.T) {
 		total := 0
 		for shard := range shards {
 			items, _ := readAll(t, path, shard, shards, 0)
-			n, err := CountShard(path, shard, shards)
+			n, err := CountShard(path, fields, shard, shards, nil)
 			if err != nil || n != len(items) {
 				t.Errorf("CountShard(%d of %d) = %d, %v; reader gave %d", shard, shards, n, err, len(items))
 			}
@@ -117,5 +122,28 @@ func TestLongLines(t *testing.T) {
 	items, bad = readAll(t, path, 0, 1, 64<<10)
 	if len(items) != 1 || items[0].ID != "short" || len(bad) != 1 || bad[0] != 1 {
 		t.Errorf("a line over the limit should be a bad line 1: items %+v, bad %v", items, bad)
+	}
+}
+
+func TestABadLineSaysWhatIsWrong(t *testing.T) {
+	cases := map[string]string{
+		`{"prompt":"a","id":1}`: `no field "text" (fields: id, prompt)`,
+		`{"text":null}`:         `input field "text" is null`,
+		`{"text":{"a":1}}`:      `input field "text" is not a string`,
+		`{"text":""}`:           `input field "text" is empty`,
+		`["text"]`:              `not a JSON object`,
+		`{"a\nb":1,"x\"":2}`:    `no field "text" (fields: a\nb, x\")`,
+	}
+	for line, want := range cases {
+		r, err := Open(writeFile(t, line+"\n"), fields, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Next()
+		r.Close()
+		var bad *BadLineError
+		if !errors.As(err, &bad) || bad.Line != 1 || !strings.HasPrefix(bad.Err.Error(), want) {
+			t.Errorf("%s: %v, want line 1: %s", line, err, want)
+		}
 	}
 }

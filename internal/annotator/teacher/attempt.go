@@ -2,6 +2,7 @@ package teacher
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,9 +14,6 @@ import (
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
-
-// maxBodyBytes bounds what is read of one answer; a chat completion is a few KiB.
-const maxBodyBytes = 8 << 20
 
 type chatRequest struct {
 	Model       string           `json:"model"`
@@ -53,9 +51,20 @@ func (c *Client) attempt(ctx context.Context, messages []prompt.Message) (Answer
 	}
 	defer resp.Body.Close()
 	c.contacted.Store(true)
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
+	limit := c.cfg.MaxResponseBytes
+	if resp.StatusCode == http.StatusOK && resp.ContentLength > int64(limit) {
+		return Answer{}, &OversizedError{Size: resp.ContentLength, Limit: limit}
+	}
+	// Never more than limit+1 bytes of any answer in memory, whatever the server sends.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return Answer{}, &transientError{msg: fmt.Sprintf("reading the %d answer: %v", resp.StatusCode, err)}
+	}
+	if len(body) > limit {
+		if resp.StatusCode == http.StatusOK {
+			return Answer{}, &OversizedError{Size: -1, Limit: limit}
+		}
+		body = body[:limit] // an error's message is read from its start
 	}
 	return c.interpret(resp, body)
 }
@@ -108,36 +117,37 @@ func (c *Client) interpret(resp *http.Response, body []byte) (Answer, error) {
 	}, nil
 }
 
-// serverMessage extracts the message of an OpenAI-style error body, or returns the start of the body.
+// maxServerMessageBytes bounds the server's words kept in an error (and so in a record).
+const maxServerMessageBytes = 300
+
+// serverMessage extracts the message of an OpenAI-style error body, or returns the start of the body, in
+// at most maxServerMessageBytes.
 func serverMessage(body []byte) string {
 	var withObject struct {
 		Error struct {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	if json.Unmarshal(body, &withObject) == nil && withObject.Error.Message != "" {
-		return withObject.Error.Message
-	}
 	var flat struct {
 		Error   string `json:"error"`
 		Message string `json:"message"`
 		Detail  string `json:"detail"`
 	}
-	if json.Unmarshal(body, &flat) == nil {
-		for _, m := range []string{flat.Error, flat.Message, flat.Detail} {
-			if m != "" {
-				return m
-			}
-		}
-	}
-	msg := strings.TrimSpace(strings.ToValidUTF8(string(body), ""))
-	if len(msg) > 300 {
-		msg = strings.ToValidUTF8(msg[:300], "") + "..."
+	msg := ""
+	switch {
+	case json.Unmarshal(body, &withObject) == nil && withObject.Error.Message != "":
+		msg = withObject.Error.Message
+	case json.Unmarshal(body, &flat) == nil:
+		msg = cmp.Or(flat.Error, flat.Message, flat.Detail)
 	}
 	if msg == "" {
-		return "(empty body)"
+		msg = string(body)
 	}
-	return msg
+	msg = strings.TrimSpace(strings.ToValidUTF8(msg, ""))
+	if len(msg) > maxServerMessageBytes {
+		msg = strings.ToValidUTF8(msg[:maxServerMessageBytes], "") + "..."
+	}
+	return cmp.Or(msg, "(empty body)")
 }
 
 // redactErr rewrites an error's text without the API key, keeping its type for errors.As.

@@ -26,6 +26,8 @@ type Config struct {
 	APIKey      string
 	Temperature float64
 	MaxTokens   int
+	// MaxResponseBytes bounds what is read of one answer; 0 means contract.MaxResponseBytes(MaxTokens).
+	MaxResponseBytes int
 	// Timeout bounds one attempt.
 	Timeout           time.Duration
 	MaxRetries        int
@@ -87,6 +89,9 @@ func New(cfg Config) *Client {
 	if cfg.MaxConcurrency <= 0 {
 		cfg.MaxConcurrency = 1
 	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = contract.MaxResponseBytes(cfg.MaxTokens)
+	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	// One kept-alive connection per worker: the default of 2 would reconnect for almost every request.
 	transport.MaxIdleConnsPerHost = cfg.MaxConcurrency
@@ -99,7 +104,8 @@ func New(cfg Config) *Client {
 }
 
 // Complete asks the teacher once for messages, retrying transient failures. Its errors are
-// *RejectedError, *ExhaustedError, *UnreachableError or the context's error, and never contain the key.
+// *RejectedError, *OversizedError, *ExhaustedError, *UnreachableError or the context's error, and never
+// contain the key.
 func (c *Client) Complete(ctx context.Context, messages []prompt.Message) (Answer, error) {
 	for attempt := 1; ; attempt++ {
 		if u := c.unreachable.Load(); u != nil {

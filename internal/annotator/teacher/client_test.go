@@ -178,3 +178,49 @@ func TestBackoffGrowsAndRespectsRetryAfter(t *testing.T) {
 		t.Errorf("backoff with Retry-After 1s = %v", d)
 	}
 }
+
+func TestAnAnswerOverTheLimitIsRejectedOnceAndNotRetried(t *testing.T) {
+	const limit = 4096
+	cases := map[string]struct {
+		reply    faketeacher.Reply
+		wantSize string
+	}{
+		"streamed, 1 GiB":        {faketeacher.Reply{Fault: faketeacher.HugeAnswer, Size: 1 << 30}, "more than 4096 bytes"},
+		"declared, 1 GiB":        {faketeacher.Reply{Fault: faketeacher.HugeAnswer, Size: 1 << 30, DeclareLength: true}, "1073742023 bytes"},
+		"one byte over, chunked": {faketeacher.Reply{Fault: faketeacher.HugeAnswer, Size: limit - faketeacher.HugeAnswerEnvelope + 1}, "more than 4096 bytes"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, fake := newClient(t, faketeacher.Always(tc.reply))
+			c.cfg.MaxResponseBytes = limit
+			_, err := c.Complete(context.Background(), question)
+			var over *OversizedError
+			if !errors.As(err, &over) || over.Limit != limit {
+				t.Fatalf("err = %v, want an OversizedError with limit %d", err, limit)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.wantSize) || !strings.Contains(msg, "4096-byte limit") {
+				t.Errorf("error %q should give the size (%s) and the limit", msg, tc.wantSize)
+			}
+			if fake.Calls() != 1 {
+				t.Errorf("calls = %d; an oversized answer must not be asked again", fake.Calls())
+			}
+		})
+	}
+	t.Run("an answer at the limit is read", func(t *testing.T) {
+		size := limit - faketeacher.HugeAnswerEnvelope
+		c, _ := newClient(t, faketeacher.Always(faketeacher.Reply{Fault: faketeacher.HugeAnswer, Size: size}))
+		c.cfg.MaxResponseBytes = limit
+		if ans, err := c.Complete(context.Background(), question); err != nil || int64(len(ans.Content)) != size {
+			t.Errorf("Complete = %d content bytes, %v", len(ans.Content), err)
+		}
+	})
+}
+
+func TestAServersLongErrorMessageIsCut(t *testing.T) {
+	c, _ := newClient(t, faketeacher.Always(faketeacher.Reply{Fault: faketeacher.Reject, Status: 400, Message: strings.Repeat("too long ", 2000)}))
+	_, err := c.Complete(context.Background(), question)
+	var rejected *RejectedError
+	if !errors.As(err, &rejected) || len(rejected.Message) > maxServerMessageBytes+len("...") || !strings.HasPrefix(rejected.Message, "too long") {
+		t.Errorf("err = %.80v (%d bytes of message), want the message's start in at most %d bytes", err, len(rejected.Message), maxServerMessageBytes)
+	}
+}

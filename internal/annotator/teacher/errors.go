@@ -29,6 +29,22 @@ func (e *ExhaustedError) Error() string {
 
 func (e *ExhaustedError) Unwrap() error { return e.Last }
 
+// OversizedError is an answer whose body is over the configured limit: a server that ignored max_tokens.
+// Asking again would pay for the same answer, so it is not retried; the input is recorded as unparseable.
+type OversizedError struct {
+	// Size is the body's declared length, or -1 when it was cut off at Limit+1 bytes without one.
+	Size  int64
+	Limit int
+}
+
+func (e *OversizedError) Error() string {
+	size := fmt.Sprintf("more than %d bytes", e.Limit)
+	if e.Size >= 0 {
+		size = fmt.Sprintf("%d bytes", e.Size)
+	}
+	return fmt.Sprintf("teacher's answer is %s, over the %d-byte limit (teacher.maxResponseBytes, from maxTokens); it was not read and will not be asked again", size, e.Limit)
+}
+
 // UnreachableError means no request ever reached the teacher: the first attempts all failed to connect.
 // The shard fails fast with it instead of retrying for hours.
 type UnreachableError struct {
