@@ -116,7 +116,7 @@ class StudentServer:
         return Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
 
     def load(self) -> None:
-        """Loads and warms up (both tasks, a full batch: CUDA graphs are captured now, not on a request)."""
+        """Loads and warms up (both tasks, a full batch: their CUDA graphs are captured before the first request)."""
         try:
             predictor = self.loader()
             predictor.predict_detailed(["warm-up"], [True])
