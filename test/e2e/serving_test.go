@@ -47,8 +47,8 @@ func studentBase(proxy, model string) string {
 // the student's base URL: the official `openai` package from the project's virtualenv.
 const openaiClientScript = `
 import json, sys, openai
-base, model = sys.argv[1], sys.argv[2]
-c = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=120)
+base, model, key = sys.argv[1], sys.argv[2], sys.argv[3]
+c = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=120)
 ask = [{"role": "system", "content": "Say which of the two numbers is larger."},
        {"role": "user", "content": "First: 12\nSecond: 48"}]
 out = {"models": [m.id for m in c.models.list().data]}
@@ -69,7 +69,10 @@ func TestStudentAnswersTheOpenAIClientThroughItsService(t *testing.T) {
 	waitStage(t, demoJob, "Succeeded", 30)
 	mustKubectl(t, "wait", "--for=condition=Ready", "sm/"+demoJob, "--timeout=300s")
 	base := studentBase(kubectlProxy(t), demoJob) + "/v1"
-	cmd := exec.Command(filepath.Join(root, ".venv", "bin", "python"), "-c", openaiClientScript, base, demoJob)
+	// kubectl proxy passes the client's Authorization header on, and the apiserver checks it before it
+	// proxies: the client's API key is the cluster's admin token here (the student itself asks for none).
+	token := mustKubectl(t, "config", "view", "--raw", "--minify", "-o", "jsonpath={.users[0].user.token}")
+	cmd := exec.Command(filepath.Join(root, ".venv", "bin", "python"), "-c", openaiClientScript, base, demoJob, token)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
