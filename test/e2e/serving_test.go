@@ -80,13 +80,14 @@ func TestStudentAnswersTheOpenAIClientThroughItsService(t *testing.T) {
 		t.Fatalf("openai client: %v: %s", err, stderr.String())
 	}
 	var got struct {
-		Models                []string `json:"models"`
-		Label, ExplainedLabel string
-		TotalTokens           int      `json:"total_tokens"`
-		PlainHasRationale     bool     `json:"plain_has_rationale"`
-		Rationale             string   `json:"rationale"`
-		Completions           []string `json:"completions"`
-		N2Param               string   `json:"n2_param"`
+		Models            []string `json:"models"`
+		Label             string   `json:"label"`
+		ExplainedLabel    string   `json:"explained_label"`
+		TotalTokens       int      `json:"total_tokens"`
+		PlainHasRationale bool     `json:"plain_has_rationale"`
+		Rationale         string   `json:"rationale"`
+		Completions       []string `json:"completions"`
+		N2Param           string   `json:"n2_param"`
 	}
 	if err := json.Unmarshal(stdout, &got); err != nil {
 		t.Fatalf("decoding %q: %v", stdout, err)
