@@ -1,19 +1,25 @@
 package controllers
 
 import (
+	"path"
+	"strconv"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// modelSubPath is where the trainer saves the final model inside the workspace volume.
+// modelSubPath is where the trainer saves the final model inside the job's folder of the workspace.
 const modelSubPath = "model"
 
 // studentModel is the StudentModel a job creates once training succeeded. It is deliberately not owned
 // by the job: deleting a finished job (or its TTL) keeps the model, its files and its server. With
-// serving disabled it is created stopped, so the model is still listed and its files kept.
-func studentModel(dj *v1alpha1.DistillationJob) *v1alpha1.StudentModel {
+// serving disabled it is created stopped, so the model is still listed and its files kept. What only the
+// job knows (the eval score, what made the model) goes into its spec here, once: the StudentModel
+// controller is the only writer of its status.
+func studentModel(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v1alpha1.StudentModel {
 	serving := dj.Spec.Serving
 	sm := &v1alpha1.StudentModel{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "StudentModel"},
@@ -22,28 +28,38 @@ func studentModel(dj *v1alpha1.DistillationJob) *v1alpha1.StudentModel {
 			Labels: jobLabels(dj, StageServing),
 		},
 		Spec: v1alpha1.StudentModelSpec{
-			Artifact:  v1alpha1.VolumeFileRef{ClaimName: workspaceClaimName(dj), Path: modelSubPath},
-			BaseModel: baseModelDescription(dj),
-			Serving:   *serving.ServingTemplate.DeepCopy(),
-			Stopped:   !ptr.Deref(serving.Enabled, true),
+			Artifact:   v1alpha1.VolumeFileRef{ClaimName: workspaceClaimName(dj), Path: path.Join(jobDir(dj), modelSubPath)},
+			BaseModel:  baseModelDescription(dj),
+			Serving:    *serving.ServingTemplate.DeepCopy(),
+			Stopped:    !ptr.Deref(serving.Enabled, true),
+			Provenance: modelProvenance(dj, snap),
 		},
+	}
+	if ev := dj.Status.Evaluation; ev != nil {
+		sm.Spec.Metrics = &v1alpha1.ModelMetrics{Accuracy: ev.Accuracy, EvalExamples: ev.Examples}
 	}
 	sm.Labels[LabelJobUID] = string(dj.UID)
 	withSpecHash(&sm.ObjectMeta, sm.Spec)
 	return sm
 }
 
-// studentModelStatusFromJob is the part of a StudentModel's status that only the job knows: the eval
-// score and what made the model. The job controller writes these fields; the StudentModel controller
-// writes the rest.
-func studentModelStatusFromJob(dj *v1alpha1.DistillationJob, promptHash string) (v1alpha1.ModelMetrics, v1alpha1.ModelSource) {
-	var metrics v1alpha1.ModelMetrics
-	if ev := dj.Status.Evaluation; ev != nil {
-		metrics = v1alpha1.ModelMetrics{Accuracy: ev.Accuracy, EvalExamples: ev.Examples}
+// modelProvenance says what made the model: the teacher, its sampling and the prompt as the job's
+// snapshot holds them (never the examplesFrom ConfigMap as it is now), and the dataset as the annotator
+// read it.
+func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v1alpha1.ModelProvenance {
+	p := &v1alpha1.ModelProvenance{
+		Job: dj.Name, JobUID: string(dj.UID),
+		TeacherModel:       snap.Teacher.Model,
+		TeacherTemperature: strconv.FormatFloat(snap.Teacher.Temperature, 'f', -1, 64),
+		TeacherMaxTokens:   int32(snap.Teacher.MaxTokens),
+		PromptHash:         contract.PromptHash(snap.Task),
+		Dataset:            datasetDescription(dj),
+		Mode:               dj.Spec.Training.Mode,
 	}
-	return metrics, v1alpha1.ModelSource{
-		Job: dj.Name, TeacherModel: dj.Spec.Teacher.Model, PromptHash: promptHash, Mode: dj.Spec.Training.Mode,
+	if a := dj.Status.Annotation; a != nil {
+		p.DatasetHash = a.DatasetHash
 	}
+	return p
 }
 
 // baseModelDescription is the hub id, or "pvc/<claim>/<path>".

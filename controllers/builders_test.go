@@ -331,6 +331,7 @@ func keysOf(t *testing.T, data []byte) map[string]bool {
 func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 	dj := utiltesting.MakeJob("anli-t5", "ns").UID("u1").Shards(8).APIKey("k", "key").EvalConfigMap("eval", "eval.jsonl").Obj()
 	dj.Spec.Dataset.LabelField = "label"
+	dj.Spec.Training.LoRA = &v1alpha1.LoRASpec{Rank: 16, Alpha: "32", Dropout: "0.05", TargetModules: []string{"q", "v"}}
 	cm := stageConfigMap(dj, inlineExamples(dj))
 	if !metav1.IsControlledBy(cm, dj) || cm.Name != "anli-t5-config" {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
@@ -380,7 +381,8 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 	var tcfg contract.TrainConfig
 	decodeStrict(t, []byte(cm.Data[trainConfigKey]), &tcfg)
 	if tcfg.Training.Mode != contract.ModeStepByStep || tcfg.Training.RationaleWeight != 1 || tcfg.Data.EvalPath != "/data/eval/eval.jsonl" ||
-		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, inlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq {
+		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, inlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq ||
+		tcfg.Training.Strategy != contract.StrategyDDP || tcfg.Training.LoRA == nil || tcfg.Training.LoRA.Alpha != 32 || tcfg.Training.LoRA.Dropout != 0.05 {
 		t.Errorf("train.json = %+v", tcfg)
 	}
 }
@@ -437,14 +439,14 @@ func TestStudentModelBuilder(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sm := studentModel(tc.dj)
+			sm := studentModel(tc.dj, renderAnnotateConfig(tc.dj, inlineExamples(tc.dj)))
 			if len(sm.OwnerReferences) != 0 {
 				t.Errorf("the StudentModel is owned by %v; it must outlive the job", sm.OwnerReferences)
 			}
 			if sm.Labels[LabelJobUID] != "u1" || sm.Labels[LabelJob] != "anli" {
 				t.Errorf("labels = %v", sm.Labels)
 			}
-			if sm.Spec.Artifact != (v1alpha1.VolumeFileRef{ClaimName: "anli-workspace", Path: "model"}) {
+			if sm.Spec.Artifact != (v1alpha1.VolumeFileRef{ClaimName: "anli-workspace", Path: "jobs/anli-u1/model"}) {
 				t.Errorf("artifact = %+v", sm.Spec.Artifact)
 			}
 			if sm.Spec.Stopped != tc.wantStopped || sm.Spec.BaseModel != tc.wantBase {
@@ -454,6 +456,63 @@ func TestStudentModelBuilder(t *testing.T) {
 				t.Errorf("replicas = %v", sm.Spec.Serving.Replicas)
 			}
 		})
+	}
+}
+
+// The StudentModel's spec carries what only the job knows, from the snapshot, the annotators' summaries
+// and the eval: nobody but the StudentModel controller writes its status.
+func TestStudentModelCarriesProvenanceAndMetricsInItsSpec(t *testing.T) {
+	dj := utiltesting.MakeJob("anli", "ns").UID("u1").Obj()
+	dj.Spec.Teacher.Temperature, dj.Spec.Teacher.MaxTokens = "0.7", 96
+	dj.Status.Annotation = &v1alpha1.AnnotationStatus{DatasetHash: "sha256:abc"}
+	dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Accuracy: "0.8750", Examples: 400}
+	snap := renderAnnotateConfig(dj, inlineExamples(dj))
+	// The snapshot, not the spec, is the truth: a snapshot with another example gives another hash.
+	snap.Task.Examples = append(snap.Task.Examples, contract.Example{Input: "i", Rationale: "r", Label: "no"})
+	sm := studentModel(dj, snap)
+	want := v1alpha1.ModelProvenance{
+		Job: "anli", JobUID: "u1", TeacherModel: "teacher-70b", TeacherTemperature: "0.7", TeacherMaxTokens: 96,
+		PromptHash: contract.PromptHash(snap.Task), Dataset: "configmap/dataset/train.jsonl", DatasetHash: "sha256:abc",
+		Mode: v1alpha1.TrainingModeStepByStep,
+	}
+	if sm.Spec.Provenance == nil || *sm.Spec.Provenance != want {
+		t.Errorf("provenance = %+v, want %+v", sm.Spec.Provenance, want)
+	}
+	if want.PromptHash == contract.PromptHash(contractTask(dj, inlineExamples(dj))) {
+		t.Errorf("the prompt hash follows the spec, not the snapshot")
+	}
+	if m := sm.Spec.Metrics; m == nil || *m != (v1alpha1.ModelMetrics{Accuracy: "0.8750", EvalExamples: 400}) {
+		t.Errorf("metrics = %+v", m)
+	}
+}
+
+// Every job run has its own folder in the workspace, keyed by its UID; only the cache is shared.
+func TestJobsSharingAClaimGetTheirOwnFolders(t *testing.T) {
+	a := utiltesting.MakeJob("a", "ns").UID("uid-a").ExistingClaim("shared").Obj()
+	b := utiltesting.MakeJob("b", "ns").UID("uid-b").ExistingClaim("shared").Obj()
+	again := utiltesting.MakeJob("a", "ns").UID("uid-a2").ExistingClaim("shared").Obj()
+	dirs := map[string]string{}
+	for _, dj := range []*v1alpha1.DistillationJob{a, b, again} {
+		ac, tc := renderAnnotateConfig(dj, nil), renderTrainConfig(dj, nil)
+		want := "/workspace/jobs/" + dj.Name + "-" + string(dj.UID)
+		if ac.Output.JobDir != want || tc.Output.JobDir != want || ac.JobUID != string(dj.UID) || tc.JobUID != string(dj.UID) {
+			t.Errorf("%s: job folders %s and %s, uids %s and %s; want %s", dj.Name, ac.Output.JobDir, tc.Output.JobDir, ac.JobUID, tc.JobUID, want)
+		}
+		for _, p := range []string{ac.Output.Dir, tc.Data.AnnotationsDir, tc.Output.CheckpointDir, tc.Output.ModelDir, tc.Output.MetricsPath} {
+			if !strings.HasPrefix(p, want+"/") {
+				t.Errorf("%s: %s is outside the job folder", dj.Name, p)
+			}
+		}
+		if ac.Output.CacheDir != "/workspace/cache" {
+			t.Errorf("%s: cache %s is not the shared one", dj.Name, ac.Output.CacheDir)
+		}
+		if other, ok := dirs[want]; ok {
+			t.Errorf("%s and %s share the folder %s", dj.Name, other, want)
+		}
+		dirs[want] = dj.Name
+		if sm := studentModel(dj, ac); "/workspace/"+sm.Spec.Artifact.Path != tc.Output.ModelDir || sm.Spec.Artifact.ClaimName != "shared" {
+			t.Errorf("%s: the StudentModel serves %+v, the trainer writes %s", dj.Name, sm.Spec.Artifact, tc.Output.ModelDir)
+		}
 	}
 }
 

@@ -60,7 +60,8 @@ func workspaceMeta(dj *v1alpha1.DistillationJob, name string) metav1.ObjectMeta 
 	}
 }
 
-// stageConfigMap holds annotate.json and train.json, rendered from the spec.
+// stageConfigMap holds annotate.json and train.json, rendered from the spec and the examples: the job's
+// snapshot, created once and never re-rendered (reconcileWorkspace).
 func stageConfigMap(dj *v1alpha1.DistillationJob, examples []contract.Example) *corev1.ConfigMap {
 	annotate, _ := json.MarshalIndent(renderAnnotateConfig(dj, examples), "", "  ")
 	train, _ := json.MarshalIndent(renderTrainConfig(dj, examples), "", "  ")

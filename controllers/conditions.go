@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 // conflictRetry is when a pass that lost an optimistic-lock race runs again. A fixed short delay, not the
@@ -14,8 +15,11 @@ import (
 // that brought it may be one the watch predicates drop (the operator's own status write).
 const conflictRetry = 100 * time.Millisecond
 
-// setCondition sets one condition of a job; LastTransitionTime changes only with the status.
+// setCondition sets one condition of a job; LastTransitionTime changes only with the status. The message
+// (and so the event made from it) never carries the secret parts of the teacher's endpoint, whatever
+// quoted it.
 func setCondition(dj *v1alpha1.DistillationJob, t v1alpha1.ConditionType, status bool, reason v1alpha1.ConditionReason, msg string) {
+	msg = secreturl.Scrub(msg, dj.Spec.Teacher.Endpoint)
 	meta.SetStatusCondition(&dj.Status.Conditions, condition(t, status, reason, msg, dj.Generation))
 }
 

@@ -8,6 +8,9 @@ type Config struct {
 	AnnotatorImage string
 	// TrainerImage (the student runtime) runs training pods and student servers unless a spec names one.
 	TrainerImage string
+	// AllowedImagePrefixes are the prefixes a per-stage image override must start with
+	// (--allowed-image-prefixes); empty allows any image. See image_policy.go.
+	AllowedImagePrefixes []string
 	// PodStartGrace is how long a stage pod may wait on an error that can still recover (an image pull,
 	// a missing Secret, a volume that does not mount) before the stage fails; 0 means the default (2m).
 	PodStartGrace time.Duration

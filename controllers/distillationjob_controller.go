@@ -26,7 +26,8 @@ import (
 // DistillationJobReconciler runs a DistillationJob's stages.
 type DistillationJobReconciler struct {
 	client.Client
-	// APIReader reads objects the operator does not cache (the user's examplesFrom ConfigMap).
+	// APIReader reads objects the operator does not cache: the user's examplesFrom ConfigMap, and the
+	// derived names of children before they are created (ownership.go).
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Config    Config
@@ -38,7 +39,6 @@ type DistillationJobReconciler struct {
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=distillery.dev,resources=distillationjobs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
@@ -104,9 +104,13 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 }
 
 // runStages runs workspace, annotation, training and model in order, stopping at the first not done.
-// Before the first stage starts, the apiserver is asked whether it would admit every stage's pod, so a
-// spec it refuses fails before the teacher is paid.
+// Before anything is created, the operator's own refusals (spec_policy.go) are checked; before the first
+// stage starts, the apiserver is asked whether it would admit every stage's pod. Either way a spec that
+// cannot run fails before the teacher is paid.
 func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (ctrl.Result, error) {
+	if err := jobSpecRefusal(dj, r.Config); err != nil {
+		return r.specProblem(dj, err)
+	}
 	if err := r.reconcileWorkspace(ctx, dj, o); err != nil {
 		return r.specProblem(dj, err)
 	}

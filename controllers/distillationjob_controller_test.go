@@ -23,7 +23,10 @@ import (
 
 // Integration tests of the DistillationJob controller against envtest (see suite_test.go).
 
-const secretAPIKey = "sk-live-DO-NOT-LEAK-0123456789"
+const (
+	secretAPIKey = "sk-live-DO-NOT-LEAK-0123456789"
+	datasetHash  = "sha256:9e1c6ad3f0b5a4e2c1d8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6"
+)
 
 func annotateMsg(t *testing.T, r contract.AnnotateResult) string {
 	t.Helper()
@@ -98,13 +101,13 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 
 	// Training: once every shard succeeded, status.annotation sums the shards' termination messages.
 	finishShards(t, ns, dj.Name,
-		annotateMsg(t, contract.AnnotateResult{Shard: 0, Total: 500, OK: 480, Unparseable: 12, LabelMismatch: 5, TeacherErrors: 3, CacheHits: 40, PromptTokens: 256000, CompletionTokens: 40000,
+		annotateMsg(t, contract.AnnotateResult{Shard: 0, Total: 500, OK: 480, Unparseable: 12, LabelMismatch: 5, TeacherErrors: 3, CacheHits: 40, PromptTokens: 256000, CompletionTokens: 40000, DatasetHash: datasetHash,
 			SkippedLines: 1, FirstSkippedLine: 41, FirstSkippedError: "not a JSON object: unexpected end of JSON input"}),
-		annotateMsg(t, contract.AnnotateResult{Shard: 1, Total: 400, OK: 390, Unparseable: 4, LabelMismatch: 6, CacheHits: 2, PromptTokens: 1000, CompletionTokens: 500,
+		annotateMsg(t, contract.AnnotateResult{Shard: 1, Total: 400, OK: 390, Unparseable: 4, LabelMismatch: 6, CacheHits: 2, PromptTokens: 1000, CompletionTokens: 500, DatasetHash: datasetHash,
 			SkippedLines: 2, FirstSkippedLine: 18, FirstSkippedError: `no field "input" (fields: id, text)`}))
 	got := waitForStage(t, ns, dj.Name, v1alpha1.StageTraining)
 	wantAnnotation := v1alpha1.AnnotationStatus{Total: 900, Done: 900, OK: 870, Rejected: 27, TeacherErrors: 3,
-		PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42, SkippedLines: 3, ShardsSucceeded: 2, ShardsTotal: 2}
+		PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42, SkippedLines: 3, ShardsSucceeded: 2, ShardsTotal: 2, DatasetHash: datasetHash}
 	if *got.Status.Annotation != wantAnnotation {
 		t.Errorf("status.annotation = %+v, want %+v", *got.Status.Annotation, wantAnnotation)
 	}
@@ -122,8 +125,8 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 		return nil
 	})
 
-	// Succeeded: a StudentModel not owned by the job, with the job's metrics and provenance; the
-	// workspace PVC now belongs to the model.
+	// Succeeded: a StudentModel not owned by the job, with the job's metrics and provenance in its spec
+	// (its status is the StudentModel controller's alone); the workspace PVC now belongs to the model.
 	finishTraining(t, ns, dj.Name, trainMsg(t, contract.TrainResult{Steps: 100, TrainLoss: 0.42, EvalAccuracy: 0.875, EvalExamples: 400, ModelDir: "/workspace/model"}))
 	got = waitForStage(t, ns, dj.Name, v1alpha1.StageSucceeded)
 	if got.Status.StudentModel != dj.Name || got.Status.Evaluation == nil || got.Status.Evaluation.Accuracy != "0.8750" ||
@@ -133,27 +136,24 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 	if c := findCondition(got, v1alpha1.ConditionComplete); c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonSucceeded) {
 		t.Errorf("Complete condition = %+v", c)
 	}
-	var sm *v1alpha1.StudentModel
-	eventually(t, "StudentModel metrics and source", func() (err error) {
-		if sm, err = getModel(ctx, ns, dj.Name); err != nil {
-			return err
-		}
-		if sm.Status.Metrics == nil || sm.Status.Source == nil {
-			return fmt.Errorf("status %+v", sm.Status)
-		}
-		return nil
-	})
+	sm, err := getModel(ctx, ns, dj.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(sm.OwnerReferences) != 0 {
 		t.Errorf("StudentModel is owned by %v; it must outlive the job", sm.OwnerReferences)
 	}
-	if m := *sm.Status.Metrics; m.Accuracy != "0.8750" || m.EvalExamples != 400 {
+	if m := sm.Spec.Metrics; m == nil || m.Accuracy != "0.8750" || m.EvalExamples != 400 {
 		t.Errorf("StudentModel metrics = %+v", m)
 	}
-	if s := *sm.Status.Source; s.Job != dj.Name || s.TeacherModel != "teacher-70b" || len(s.PromptHash) == 0 || s.Mode != v1alpha1.TrainingModeStepByStep {
-		t.Errorf("StudentModel source = %+v", s)
+	wantProvenance := v1alpha1.ModelProvenance{Job: dj.Name, JobUID: string(dj.UID), TeacherModel: "teacher-70b",
+		TeacherTemperature: "0", TeacherMaxTokens: 256, PromptHash: contract.PromptHash(contractTask(dj, inlineExamples(dj))),
+		Dataset: "configmap/dataset/train.jsonl", DatasetHash: datasetHash, Mode: v1alpha1.TrainingModeStepByStep}
+	if p := sm.Spec.Provenance; p == nil || *p != wantProvenance {
+		t.Errorf("StudentModel provenance = %+v, want %+v", p, wantProvenance)
 	}
-	if sm.Spec.Artifact.ClaimName != dj.Name+"-workspace" || sm.Spec.Artifact.Path != "model" {
-		t.Errorf("StudentModel artifact = %+v", sm.Spec.Artifact)
+	if want := "jobs/" + dj.Name + "-" + string(dj.UID) + "/model"; sm.Spec.Artifact.ClaimName != dj.Name+"-workspace" || sm.Spec.Artifact.Path != want {
+		t.Errorf("StudentModel artifact = %+v, want path %s", sm.Spec.Artifact, want)
 	}
 	eventually(t, "the workspace PVC owned by the StudentModel", func() error {
 		var pvc corev1.PersistentVolumeClaim

@@ -7,10 +7,14 @@
 //   - builders_*.go: pure functions from the API object to the desired child objects; render_config.go
 //     renders the stage configs (the contract in docs/workloads.md); names.go the derived names and labels.
 //   - observed.go: what exists of a job's children; apply.go: server-side apply of what changed.
-//   - The policies, each a decision plus its action: stages.go (workspace and StudentModel),
+//   - The policies, each a decision plus its action: stages.go (workspace with the job's snapshot, and
+//     StudentModel), ownership.go (adopt only what the job controls; a derived name held by anything else
+//     is a NameConflict, found before the teacher is paid),
 //     stage_jobs.go (annotation and training, described once as a stageJob and run by reconcileStageJob),
-//     failure_policy.go (every decision that fails a job), suspend.go, deadline.go, ttl.go, and health.go
-//     (the standard Ready/Reconciling/Stalled conditions that kstatus and Argo CD read).
+//     failure_policy.go (every decision that fails a job), suspend.go, deadline.go, ttl.go, health.go
+//     (the standard Ready/Reconciling/Stalled conditions that kstatus and Argo CD read), and
+//     spec_policy.go (what the operator refuses before creating any child: resource quantities, and
+//     image_policy.go's --allowed-image-prefixes). Admission itself is CEL in api/v1alpha1.
 //   - results.go and progress.go read what stage pods report (termination messages, the progress
 //     ConfigMap); conditions.go and events.go write conditions and their events.
 //   - watches.go, index.go, cache.go: what the controllers watch, index and cache.

@@ -251,9 +251,9 @@ func (r *DistillationJobReconciler) specProblem(dj *v1alpha1.DistillationJob, er
 		return ctrl.Result{}, err
 	}
 	if se.permanent {
-		markFailed(dj, v1alpha1.ReasonInvalidSpec, se.msg, r.Clock.Now())
+		markFailed(dj, se.conditionReason(), se.msg, r.Clock.Now())
 		return ctrl.Result{}, nil
 	}
-	setCondition(dj, v1alpha1.ConditionComplete, false, v1alpha1.ReasonInvalidSpec, se.msg+" (retrying)")
+	setCondition(dj, v1alpha1.ConditionComplete, false, se.conditionReason(), se.msg+" (retrying)")
 	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
 // Labels the builders put on every child, so children are found by label, never by name guessing.
@@ -34,7 +35,11 @@ const (
 	StageServing    = "serve"
 )
 
-// Names of a job's children. They are derived from the job name, which is unique in its namespace.
+// Names of a job's children. They are derived from the job name, which is unique in its namespace. The
+// admission rules on metadata.name (api/v1alpha1: at most 50 characters for a job, 55 for a StudentModel,
+// no dots, a leading letter) are counted from the longest of them, the annotation pods' hostnames
+// <job>-annotate-255 and the Service <model>-student; a new or longer suffix must keep
+// TestTheLongestAdmittedNamesMakeValidChildren passing.
 func workspaceClaimName(dj *v1alpha1.DistillationJob) string {
 	if dj.Spec.Storage.ExistingClaim != "" {
 		return dj.Spec.Storage.ExistingClaim
@@ -46,6 +51,10 @@ func serviceAccountName(dj *v1alpha1.DistillationJob) string { return dj.Name + 
 func annotationJobName(dj *v1alpha1.DistillationJob) string  { return dj.Name + "-annotate" }
 func trainingJobName(dj *v1alpha1.DistillationJob) string    { return dj.Name + "-train" }
 func studentModelName(dj *v1alpha1.DistillationJob) string   { return dj.Name }
+
+// jobDir is the job run's own folder inside the workspace volume (contract.JobDir): keyed by the UID, so
+// jobs sharing a claim, or a new job under a deleted one's name, never meet in one folder.
+func jobDir(dj *v1alpha1.DistillationJob) string { return contract.JobDir(dj.Name, string(dj.UID)) }
 
 // trainingServiceName is the headless Service that gives multi-worker training pods stable DNS names.
 func trainingServiceName(dj *v1alpha1.DistillationJob) string { return dj.Name + "-train" }

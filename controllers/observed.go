@@ -87,14 +87,6 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 		}
 	}
 
-	var claims corev1.PersistentVolumeClaimList
-	if err := c.List(ctx, &claims, sel...); err != nil {
-		return nil, fmt.Errorf("listing workspace claims: %w", err)
-	}
-	for i := range claims.Items {
-		o.claim = &claims.Items[i] // owned by the job, or by its StudentModel once that exists
-	}
-
 	var sas corev1.ServiceAccountList
 	if err := c.List(ctx, &sas, sel...); err != nil {
 		return nil, fmt.Errorf("listing service accounts: %w", err)
@@ -123,6 +115,19 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 	for i := range models.Items {
 		if models.Items[i].Labels[LabelJobUID] == string(dj.UID) {
 			o.model = &models.Items[i]
+		}
+	}
+
+	// The workspace PVC is controlled by the job, or by its own StudentModel once that exists; a PVC of
+	// the same label that an earlier job's StudentModel controls is not this job's.
+	var claims corev1.PersistentVolumeClaimList
+	if err := c.List(ctx, &claims, sel...); err != nil {
+		return nil, fmt.Errorf("listing workspace claims: %w", err)
+	}
+	for i := range claims.Items {
+		pvc := &claims.Items[i]
+		if metav1.IsControlledBy(pvc, dj) || (o.model != nil && controlledByUID(pvc, o.model.UID)) {
+			o.claim = pvc
 		}
 	}
 	return o, nil

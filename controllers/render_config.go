@@ -12,6 +12,7 @@ import (
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 // Paths inside stage pods (docs/workloads.md).
@@ -90,7 +91,9 @@ func parseExamplesJSONL(source, data string) ([]contract.Example, error) {
 func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.AnnotateConfig {
 	s := dj.Spec
 	t := contract.Teacher{
-		Endpoint:       s.Teacher.Endpoint,
+		// Admission refuses keys in the endpoint; an object admitted before that rule still never has
+		// one copied into the ConfigMap.
+		Endpoint:       secreturl.Redacted(s.Teacher.Endpoint),
 		Model:          s.Teacher.Model,
 		MaxConcurrency: int(s.Teacher.MaxConcurrency),
 		Temperature:    parseDecimal(s.Teacher.Temperature, 0),
@@ -108,6 +111,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 	}
 	return contract.AnnotateConfig{
 		Job:     dj.Name,
+		JobUID:  string(dj.UID),
 		Shards:  int(s.Annotation.Shards),
 		Teacher: t,
 		Task:    contractTask(dj, examples),
@@ -121,8 +125,9 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 		},
 		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
 		Output: contract.AnnotateOut{
-			Dir:      path.Join(workspaceDir, "annotations"),
-			CacheDir: path.Join(workspaceDir, "cache"),
+			JobDir:   path.Join(workspaceDir, jobDir(dj)),
+			Dir:      path.Join(workspaceDir, jobDir(dj), "annotations"),
+			CacheDir: path.Join(workspaceDir, contract.CacheDir),
 		},
 	}
 }
@@ -131,7 +136,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.TrainConfig {
 	s := dj.Spec
 	data := contract.TrainData{
-		AnnotationsDir: path.Join(workspaceDir, "annotations"),
+		AnnotationsDir: path.Join(workspaceDir, jobDir(dj), "annotations"),
 		EvalFraction:   parseDecimal(s.Dataset.EvalFraction, 0.1),
 		IDField:        s.Dataset.IDField,
 		InputField:     s.Dataset.InputField,
@@ -142,6 +147,7 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 	}
 	return contract.TrainConfig{
 		Job:     dj.Name,
+		JobUID:  string(dj.UID),
 		Student: contract.Student{BaseModel: baseModelRef(dj), Architecture: contractArchitecture(s.Student.Architecture)},
 		Data:    data,
 		Task: contract.TrainTask{
@@ -151,22 +157,26 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 			RationalePrefix: defaultRatPrefix,
 		},
 		Training: contract.Training{
-			Mode:                 contractMode(s.Training.Mode),
-			RationaleWeight:      parseDecimal(s.Training.RationaleWeight, 1),
-			Epochs:               int(s.Training.Epochs),
-			MaxSteps:             int(ptr.Deref(s.Training.MaxSteps, 0)),
-			BatchSize:            int(s.Training.BatchSize),
-			LearningRate:         parseDecimal(s.Training.LearningRate, 5e-5),
-			MaxInputLength:       int(s.Training.MaxInputLength),
-			MaxTargetLength:      int(s.Training.MaxTargetLength),
-			Precision:            strings.ToLower(string(s.Training.Precision)),
-			Seed:                 int(s.Training.Seed),
-			CheckpointEverySteps: int(s.Training.CheckpointEverySteps),
+			Mode:                    contractMode(s.Training.Mode),
+			RationaleWeight:         parseDecimal(s.Training.RationaleWeight, 1),
+			Epochs:                  int(s.Training.Epochs),
+			MaxSteps:                int(ptr.Deref(s.Training.MaxSteps, 0)),
+			BatchSize:               int(s.Training.BatchSize),
+			LearningRate:            parseDecimal(s.Training.LearningRate, 5e-5),
+			MaxInputLength:          int(s.Training.MaxInputLength),
+			MaxTargetLength:         int(s.Training.MaxTargetLength),
+			Precision:               strings.ToLower(string(s.Training.Precision)),
+			Seed:                    int(s.Training.Seed),
+			CheckpointEverySteps:    int(s.Training.CheckpointEverySteps),
+			Strategy:                contractStrategy(s.Training.Strategy),
+			LoRA:                    contractLoRA(s.Training.LoRA),
+			ActivationCheckpointing: s.Training.ActivationCheckpointing,
 		},
 		Output: contract.TrainOut{
-			CheckpointDir: path.Join(workspaceDir, "checkpoints"),
-			ModelDir:      path.Join(workspaceDir, "model"),
-			MetricsPath:   path.Join(workspaceDir, "metrics.json"),
+			JobDir:        path.Join(workspaceDir, jobDir(dj)),
+			CheckpointDir: path.Join(workspaceDir, jobDir(dj), "checkpoints"),
+			ModelDir:      path.Join(workspaceDir, jobDir(dj), modelSubPath),
+			MetricsPath:   path.Join(workspaceDir, jobDir(dj), "metrics.json"),
 		},
 		Provenance: contract.TrainProvenance{
 			TeacherModel: s.Teacher.Model,
@@ -191,6 +201,26 @@ func datasetDescription(dj *v1alpha1.DistillationJob) string {
 		return fmt.Sprintf("pvc/%s/%s", d.PersistentVolumeClaim.ClaimName, d.PersistentVolumeClaim.Path)
 	}
 	return fmt.Sprintf("configmap/%s/%s", d.ConfigMap.Name, d.ConfigMap.Key)
+}
+
+func contractStrategy(s v1alpha1.TrainingStrategy) string {
+	if s == v1alpha1.TrainingStrategyFSDP {
+		return contract.StrategyFSDP
+	}
+	return contract.StrategyDDP
+}
+
+// contractLoRA is spec.training.lora in train.json's form (the schema's defaults where a field is unset).
+func contractLoRA(l *v1alpha1.LoRASpec) *contract.LoRA {
+	if l == nil {
+		return nil
+	}
+	rank := int(l.Rank)
+	if rank == 0 {
+		rank = 16
+	}
+	return &contract.LoRA{Rank: rank, Alpha: parseDecimal(l.Alpha, 32), Dropout: parseDecimal(l.Dropout, 0.05),
+		TargetModules: l.TargetModules}
 }
 
 func contractArchitecture(a v1alpha1.Architecture) string {

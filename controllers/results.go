@@ -3,6 +3,8 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -139,4 +141,21 @@ func withRetryNote(msg string, pods []corev1.Pod) string {
 		why = "no termination message"
 	}
 	return fmt.Sprintf("%s; %d pod(s) failed and were retried, the last (%s): %s", msg, failed, last.Name, truncate(why, 512))
+}
+
+// datasetHashes are the distinct dataset hashes the succeeded annotation shards reported, sorted and
+// comma-separated: one hash when every shard read the same file.
+func datasetHashes(pods []corev1.Pod) string {
+	var out []string
+	for i := range pods {
+		var r contract.AnnotateResult
+		if pods[i].Status.Phase != corev1.PodSucceeded || json.Unmarshal([]byte(terminationMessage(&pods[i])), &r) != nil {
+			continue
+		}
+		if r.DatasetHash != "" && !slices.Contains(out, r.DatasetHash) {
+			out = append(out, r.DatasetHash)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

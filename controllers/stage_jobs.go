@@ -72,6 +72,11 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 	if isTrue(dj.Status.Conditions, s.condition) {
 		return true, ctrl.Result{}, nil
 	}
+	if s.job(o) == nil { // about to create it: its names must be free (ownership.go)
+		if err := r.checkDerivedNames(ctx, dj, o); err != nil {
+			return false, ctrl.Result{}, err
+		}
+	}
 	if s.service != nil {
 		if svc := s.service(dj); svc != nil {
 			if _, err := ensure(ctx, r.Client, o.trainingService, svc); err != nil {

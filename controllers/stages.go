@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
@@ -19,16 +21,25 @@ import (
 
 // reconcileWorkspace ensures the PVC, the stage configs, the progress ConfigMap and the stage pods'
 // identity. The PVC passes to the StudentModel once it exists, so the model files outlive the job.
+// The stage configs are the job's snapshot: rendered once (task, examples, stage settings) and then the
+// truth for every retry and for the model's provenance; examplesFrom is not read again.
 func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) error {
-	examples, err := r.examples(ctx, dj)
-	if err != nil {
+	if err := r.checkDerivedNames(ctx, dj, o); err != nil {
 		return err
+	}
+	config := o.configMap
+	if config == nil {
+		examples, err := r.examples(ctx, dj)
+		if err != nil {
+			return err
+		}
+		config = stageConfigMap(dj, examples)
 	}
 	type child struct{ current, desired client.Object }
 	// Two rounds of independent applies: a RoleBinding is admitted only once its Role exists (the
 	// apiserver's RBAC escalation check reads it), so it waits for the first round.
 	first := []child{
-		{o.configMap, stageConfigMap(dj, examples)},
+		{o.configMap, config},
 		{o.progress, progressConfigMap(dj)},
 		{o.serviceAccount, stageServiceAccount(dj)},
 		{o.role, stageRole(dj)},
@@ -50,10 +61,12 @@ func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *
 			return err
 		}
 	}
+	o.configMap = config
 	return nil
 }
 
-// examples are the job's few-shot examples, inline or read (uncached) from spec.task.examplesFrom.
+// examples are the job's few-shot examples, inline or read (uncached) from spec.task.examplesFrom. Only
+// the snapshot reads them, once.
 func (r *DistillationJobReconciler) examples(ctx context.Context, dj *v1alpha1.DistillationJob) ([]contract.Example, error) {
 	ref := dj.Spec.Task.ExamplesFrom
 	if ref == nil {
@@ -65,26 +78,48 @@ func (r *DistillationJobReconciler) examples(ctx context.Context, dj *v1alpha1.D
 			return nil, fmt.Errorf("reading spec.task.examplesFrom ConfigMap %s: %w", ref.Name, err)
 		}
 		// Not there yet: GitOps tools may apply it after the job; wait for it.
-		return nil, &specError{fmt.Sprintf("spec.task.examplesFrom: ConfigMap %s not found", ref.Name), false}
+		return nil, &specError{msg: fmt.Sprintf("spec.task.examplesFrom: ConfigMap %s not found", ref.Name)}
 	}
 	data, ok := cm.Data[ref.Key]
 	if !ok {
-		return nil, &specError{fmt.Sprintf("spec.task.examplesFrom: ConfigMap %s has no key %q", ref.Name, ref.Key), true}
+		return nil, &specError{msg: fmt.Sprintf("spec.task.examplesFrom: ConfigMap %s has no key %q", ref.Name, ref.Key), permanent: true}
 	}
 	ex, err := parseExamplesJSONL(fmt.Sprintf("spec.task.examplesFrom (ConfigMap %s key %s)", ref.Name, ref.Key), data)
 	if err != nil {
-		return nil, &specError{err.Error(), true}
+		return nil, &specError{msg: err.Error(), permanent: true}
 	}
 	return ex, nil
 }
 
-// specError is a problem with what the user wrote; waiting may fix it (the ConfigMap may appear).
+// snapshot is the job's rendered annotate.json, read back from its config ConfigMap.
+func snapshot(cm *corev1.ConfigMap) (contract.AnnotateConfig, error) {
+	var cfg contract.AnnotateConfig
+	if cm == nil {
+		return cfg, errors.New("the job's config ConfigMap is missing")
+	}
+	if err := json.Unmarshal([]byte(cm.Data[annotateConfigKey]), &cfg); err != nil {
+		return cfg, fmt.Errorf("reading %s of ConfigMap %s: %w", annotateConfigKey, cm.Name, err)
+	}
+	return cfg, nil
+}
+
+// specError is a problem with what the user wrote (or with names the job needs); waiting may fix it
+// (the ConfigMap may appear, the garbage collector may delete an old job's leftovers). reason is the
+// condition reason; empty means ReasonInvalidSpec.
 type specError struct {
 	msg       string
 	permanent bool
+	reason    v1alpha1.ConditionReason
 }
 
 func (e *specError) Error() string { return e.msg }
+
+func (e *specError) conditionReason() v1alpha1.ConditionReason {
+	if e.reason == "" {
+		return v1alpha1.ReasonInvalidSpec
+	}
+	return e.reason
+}
 
 // updateAnnotationStatus sums finished shards' summaries and running shards' progress.
 func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
@@ -96,6 +131,7 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 		OK: int64(sum.OK), Rejected: int64(sum.Unparseable + sum.LabelMismatch), TeacherErrors: int64(sum.TeacherErrors),
 		PromptTokens: sum.PromptTokens, CompletionTokens: sum.CompletionTokens, CacheHits: int64(sum.CacheHits),
 		SkippedLines: int64(sum.SkippedLines), ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
+		DatasetHash: datasetHashes(o.annotationPods),
 	}
 	// Pods of finished shards can vanish (node loss, manual deletion): never report less than before.
 	if prev != nil && prev.ShardsSucceeded > a.ShardsSucceeded {
@@ -105,37 +141,23 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 	dj.Status.Annotation = a
 }
 
-// reconcileStudentModel creates the job's StudentModel, fills in what only the job knows (metrics,
-// provenance) and completes the job.
+// reconcileStudentModel creates the job's StudentModel, with what only the job knows (metrics,
+// provenance from the snapshot) in its spec, and completes the job.
 func (r *DistillationJobReconciler) reconcileStudentModel(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) error {
-	desired := studentModel(dj)
 	if o.model == nil {
-		var existing v1alpha1.StudentModel
-		err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), &existing)
-		if err == nil && existing.Labels[LabelJobUID] != string(dj.UID) {
-			msg := fmt.Sprintf("a StudentModel named %s already exists and was not made by this job; delete or rename it", desired.Name)
-			markFailed(dj, v1alpha1.ReasonModelNameTaken, msg, r.Clock.Now())
-			return nil
+		if err := r.checkDerivedNames(ctx, dj, o); err != nil {
+			return err
 		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("checking for StudentModel %s: %w", desired.Name, err)
+	}
+	if o.model == nil {
+		snap, err := snapshot(o.configMap)
+		if err != nil {
+			return err
 		}
-		if _, err := ensure(ctx, r.Client, nil, desired); err != nil {
+		if _, err := ensure(ctx, r.Client, nil, studentModel(dj, snap)); err != nil {
 			return fmt.Errorf("creating StudentModel: %w", err)
 		}
 		return nil // the StudentModel's watch event brings the next pass
-	}
-	examples, err := r.examples(ctx, dj)
-	if err != nil {
-		return err
-	}
-	metrics, source := studentModelStatusFromJob(dj, contract.PromptHash(contractTask(dj, examples)))
-	if o.model.Status.Metrics == nil || *o.model.Status.Metrics != metrics || o.model.Status.Source == nil || *o.model.Status.Source != source {
-		patch := client.MergeFrom(o.model.DeepCopy())
-		o.model.Status.Metrics, o.model.Status.Source = &metrics, &source
-		if err := r.Status().Patch(ctx, o.model, patch); err != nil {
-			return fmt.Errorf("recording metrics on StudentModel %s: %w", o.model.Name, err)
-		}
 	}
 	dj.Status.StudentModel = o.model.Name
 	setCondition(dj, v1alpha1.ConditionComplete, true, v1alpha1.ReasonSucceeded,

@@ -24,6 +24,8 @@ type StudentModelReconciler struct {
 	Config   Config
 }
 
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=distillery.dev,resources=studentmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile ensures the server Deployment and Service and writes the model's status once.
@@ -36,13 +38,22 @@ func (r *StudentModelReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	orig := sm.DeepCopy()
-	deploy, err := r.reconcileServing(ctx, &sm)
+	var deploy *appsv1.Deployment
+	var err error
+	refusal := modelSpecRefusal(&sm, r.Config) // nothing is created or changed for a refused spec
+	if refusal == "" {
+		deploy, err = r.reconcileServing(ctx, &sm)
+	}
 	if err == nil {
 		setModelStatus(&sm, deploy)
+		if refusal != "" { // failed until the spec changes: Stalled, which kstatus reads as Failed
+			setModelCondition(&sm, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec, refusal)
+			setModelCondition(&sm, v1alpha1.ConditionStalled, true, v1alpha1.ReasonInvalidSpec, refusal)
+		}
 		sm.Status.ObservedGeneration = sm.Generation
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, sm.Status) {
-		// A merge patch of only what changed, with the resourceVersion read (optimistic lock).
+		// The only writer of a StudentModel's status: a merge patch of only what changed, with the resourceVersion read (optimistic lock).
 		if perr := r.Status().Patch(ctx, &sm, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
 			if apierrors.IsConflict(perr) {
 				return ctrl.Result{RequeueAfter: conflictRetry}, nil

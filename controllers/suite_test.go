@@ -16,6 +16,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -34,9 +35,10 @@ import (
 var testImages = Config{AnnotatorImage: "annotator:test", TrainerImage: "student:test", PodStartGrace: 2 * time.Second}
 
 var (
-	k8sClient client.Client // uncached, for the tests
-	writes    = &writeCounter{byNamespace: map[string]int{}}
-	envStart  time.Duration
+	k8sClient  client.Client // uncached, for the tests
+	restConfig *rest.Config  // the envtest apiserver, for raw requests (tables)
+	writes     = &writeCounter{byNamespace: map[string]int{}}
+	envStart   time.Duration
 )
 
 // writeCounter counts the operator's API writes per namespace (the hot-loop test reads it).
@@ -127,7 +129,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting envtest (KUBEBUILDER_ASSETS=%s): %v\n", assets, err)
 		return 1
 	}
-	envStart = time.Since(began)
+	envStart, restConfig = time.Since(began), cfg
 	fmt.Fprintf(os.Stderr, "envtest started in %s\n", envStart.Round(time.Millisecond))
 	defer func() {
 		if err := env.Stop(); err != nil {

@@ -2,12 +2,17 @@ package controllers
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	utiltesting "github.com/distillery-dev/distillery/controllers/testing"
@@ -46,6 +51,76 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "neither baseModel nor baseModelFrom", job: valid().BaseModel("").Obj(), wantField: "spec.student"},
 		{name: "existing claim with size", job: valid().ExistingClaim("ws").StorageSize("1Gi").Obj(), wantField: "spec.storage"},
 		{name: "negative ttl", job: valid().TTL(-1).Obj(), wantField: "spec.ttlSecondsAfterFinished"},
+		{name: "unknown strategy", job: valid().Strategy("ZeRO").Obj(), wantField: "spec.training.strategy"},
+		{name: "lora under FSDP", job: valid().Strategy(v1alpha1.TrainingStrategyFSDP).LoRA(v1alpha1.LoRASpec{}).Obj(), wantField: "spec.training"},
+		{name: "lora alpha 0", job: valid().LoRA(v1alpha1.LoRASpec{Alpha: "0"}).Obj(), wantField: "spec.training.lora.alpha"},
+		{name: "lora dropout 1", job: valid().LoRA(v1alpha1.LoRASpec{Dropout: "1"}).Obj(), wantField: "spec.training.lora.dropout"},
+		{name: "lora rank 0", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, map[string]any{"rank": int64(0)}, "spec", "training", "lora")
+		}, wantField: "spec.training.lora.rank"},
+
+		// Names: every name derived from the job's must be valid (the longest is the annotation pod
+		// hostname <name>-annotate-255, a DNS-1123 label; the Services <name>-train and <name>-student
+		// are DNS-1035 labels).
+		{name: "name of 51 characters", job: utiltesting.MakeJob(strings.Repeat("a", 51), ns).Obj(), wantField: "metadata.name"},
+		{name: "name of 55 characters", job: utiltesting.MakeJob(strings.Repeat("a", 55), ns).Obj(), wantField: "metadata.name"},
+		{name: "name with a dot", job: utiltesting.MakeJob("my.job", ns).Obj(), wantField: "metadata.name"},
+		{name: "name starting with a digit (a Service name before Kubernetes 1.36)", job: utiltesting.MakeJob("1job", ns).Obj(), wantField: "metadata.name"},
+
+		// Quantities.
+		{name: "storage size 0", job: valid().StorageSize("0").Obj(), wantField: "spec.storage.size"},
+		{name: "storage size negative", job: valid().StorageSize("-1Gi").Obj(), wantField: "spec.storage.size"},
+		// Storage.
+		{name: "unknown access mode", job: edited(valid(), func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadWriteSometimes"}
+		}), wantField: "spec.storage.accessModes"},
+		{name: "ReadWriteOncePod with another mode", job: edited(valid(), func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod, corev1.ReadWriteMany}
+		}), wantField: "spec.storage.accessModes"},
+		{name: "ReadWriteOncePod with two shards", job: edited(valid().Shards(2), func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
+		}), wantField: "spec.storage.accessModes"},
+		{name: "storage size 0 as a number", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, int64(0), "spec", "storage", "size")
+		}, wantField: "spec.storage.size"},
+		{name: "existing claim not a DNS name", job: valid().ExistingClaim("My_Claim").Obj(), wantField: "spec.storage.existingClaim"},
+
+		// References to Secrets, ConfigMaps and claims.
+		{name: "secret key with a space", job: valid().APIKey("teacher", "api key").Obj(), wantField: "spec.teacher.apiKeySecretRef.key"},
+		{name: "secret key '..'", job: valid().APIKey("teacher", "..key").Obj(), wantField: "spec.teacher.apiKeySecretRef.key"},
+		{name: "secret name with capitals", job: valid().APIKey("Teacher", "key").Obj(), wantField: "spec.teacher.apiKeySecretRef.name"},
+		{name: "configmap key with a slash", job: valid().DatasetSource(v1alpha1.DataSource{
+			ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "data", Key: "data/train.jsonl"},
+		}).Obj(), wantField: "spec.dataset.configMap.key"},
+		{name: "examplesFrom configmap name with a space", job: valid().Examples().ExamplesFrom("my shots", "k").Obj(), wantField: "spec.task.examplesFrom.name"},
+		{name: "claim name with capitals", job: valid().DatasetPVC("Data", "train.jsonl").Obj(), wantField: "spec.dataset.persistentVolumeClaim.claimName"},
+
+		// The teacher's endpoint.
+		{name: "endpoint with user:key@", job: valid().Endpoint("https://user:sk-secret@api.example.com/v1").Obj(), wantField: "spec.teacher.endpoint"},
+		{name: "endpoint with a key as user", job: valid().Endpoint("https://sk-secret@api.example.com/v1").Obj(), wantField: "spec.teacher.endpoint"},
+		{name: "endpoint with a key in the query", job: valid().Endpoint("https://api.example.com/v1?api_key=sk-secret").Obj(), wantField: "spec.teacher.endpoint"},
+		{name: "endpoint ending in /chat/completions", job: valid().Endpoint("https://api.example.com/v1/chat/completions").Obj(), wantField: "spec.teacher.endpoint"},
+		{name: "endpoint ending in /completions/", job: valid().Endpoint("http://vllm:8000/v1/completions/").Obj(), wantField: "spec.teacher.endpoint"},
+
+		// Dataset fields and labels.
+		{name: "empty idField", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, "", "spec", "dataset", "idField")
+		}, wantField: "spec.dataset.idField"},
+		{name: "empty inputField", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, "", "spec", "dataset", "inputField")
+		}, wantField: "spec.dataset.inputField"},
+		{name: "empty labelField", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, "", "spec", "dataset", "labelField")
+		}, wantField: "spec.dataset.labelField"},
+		{name: "empty label", job: valid().TaskLabels("yes", "").Obj(), wantField: "spec.task.labels[1]"},
+		{name: "duplicate label", job: valid().TaskLabels("yes", "no", "yes").Obj(), wantField: "spec.task.labels[2]"},
+		{name: "example label outside the labels", job: valid().Examples(v1alpha1.FewShotExample{
+			Input: "A cat sleeps. Is it moving?", Rationale: "Sleeping is not moving.", Label: "maybe",
+		}).Obj(), wantField: "spec.task.examples"},
+
+		// Images.
+		{name: "image with a space", job: edited(valid(), func(dj *v1alpha1.DistillationJob) { dj.Spec.Training.Image = "student: 1" }),
+			wantField: "spec.training.image"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,8 +135,98 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 			if err == nil {
 				t.Fatalf("the API server accepted the bad spec")
 			}
+			t.Logf("refused: %v", err)
 			if !strings.Contains(err.Error(), tc.wantField) {
 				t.Errorf("error %q does not name %s", err, tc.wantField)
+			}
+			if strings.Contains(err.Error(), "sk-secret") {
+				t.Errorf("the refusal repeats the key: %q", err)
+			}
+		})
+	}
+}
+
+// edited applies edit to the wrapper's job, for fields the wrapper has no method for.
+func edited(w *utiltesting.JobWrapper, edit func(*v1alpha1.DistillationJob)) *v1alpha1.DistillationJob {
+	dj := w.Obj()
+	edit(dj)
+	return dj
+}
+
+func TestValidationAcceptsTheLongestNamesAndEdgeValues(t *testing.T) {
+	ns := newNamespace(t)
+	good := []struct {
+		name string
+		obj  client.Object
+	}{
+		{"job name of 50 characters with 256 shards", utiltesting.MakeJob("j"+strings.Repeat("a", 49), ns).Shards(256).Obj()},
+		{"model name of 55 characters", utiltesting.MakeModel("m"+strings.Repeat("a", 54), ns).Obj()},
+		{"endpoint with a port and path", utiltesting.MakeJob("endpoint", ns).Endpoint("http://vllm.teachers.svc:8000/openai/v1/").Obj()},
+		{"generation task with free examples", utiltesting.MakeJob("generation", ns).Generation().TaskLabels().Examples(v1alpha1.FewShotExample{
+			Input: "2+2", Rationale: "Two and two make four.", Label: "4",
+		}).Obj()},
+		{"secret key with dots and dashes", utiltesting.MakeJob("secretkey", ns).APIKey("teacher-key", "api.key_1-x").Obj()},
+		{"ReadWriteOncePod alone, size 1Gi", edited(utiltesting.MakeJob("rwop", ns).StorageSize("1Gi"), func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
+		})},
+	}
+	for _, tc := range good {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := k8sClient.Create(context.Background(), tc.obj, client.DryRunAll); err != nil {
+				t.Errorf("the API server refused a good object: %v", err)
+			}
+		})
+	}
+}
+
+func TestValidationRejectsBadModels(t *testing.T) {
+	ns := newNamespace(t)
+	valid := func() *utiltesting.ModelWrapper { return utiltesting.MakeModel("model", ns) }
+	cases := []struct {
+		name      string
+		model     *v1alpha1.StudentModel
+		wantField string
+	}{
+		{"name of 56 characters", utiltesting.MakeModel("m"+strings.Repeat("a", 55), ns).Obj(), "metadata.name"},
+		{"name with a dot", utiltesting.MakeModel("t5.base", ns).Obj(), "metadata.name"},
+		{"name starting with a digit", utiltesting.MakeModel("5-base", ns).Obj(), "metadata.name"},
+		{"claim name with an underscore", valid().Artifact("my_models", "t5").Obj(), "spec.artifact.claimName"},
+		{"image with a space", valid().Image("student :1").Obj(), "spec.serving.image"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := k8sClient.Create(context.Background(), tc.model, client.DryRunAll)
+			if err == nil {
+				t.Fatalf("the API server accepted the bad model")
+			}
+			t.Logf("refused: %v", err)
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Errorf("error %q does not name %s", err, tc.wantField)
+			}
+		})
+	}
+}
+
+// The samples users copy must keep passing admission.
+func TestValidationAcceptsTheSamples(t *testing.T) {
+	ns := newNamespace(t)
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "distillery_*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal(data, &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			u.SetNamespace(ns)
+			if err := k8sClient.Create(context.Background(), u, client.DryRunAll); err != nil {
+				t.Errorf("the API server refused the sample: %v", err)
 			}
 		})
 	}
@@ -115,4 +280,48 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The name limits are exactly the ones the derived names need: with the longest admitted names (and the
+// most shards and workers), the apiserver admits every child the builders make; one character more and
+// it refuses one, as it does for a dot. This is what the CEL rules on metadata.name were derived from.
+// (A leading digit is refused for clusters before Kubernetes 1.36, whose Service names needed a letter.)
+func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	job := func(name string) *v1alpha1.DistillationJob {
+		return utiltesting.MakeJob(name, ns).UID("u1").Shards(256).Workers(128).GPUs(0).Obj()
+	}
+	jobChildren := func(dj *v1alpha1.DistillationJob) []client.Object {
+		sm := studentModel(dj, renderAnnotateConfig(dj, inlineExamples(dj)))
+		sm.UID = "u2"
+		return []client.Object{
+			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj),
+			stageServiceAccount(dj), stageRole(dj), stageRoleBinding(dj),
+			annotationJob(dj, testImages), trainingJob(dj, testImages), trainingService(dj),
+			sm, servingDeployment(sm, testImages), servingService(sm),
+		}
+	}
+	modelChildren := func(sm *v1alpha1.StudentModel) []client.Object {
+		return []client.Object{servingDeployment(sm, testImages), servingService(sm)}
+	}
+	for _, obj := range append(jobChildren(job("j"+strings.Repeat("a", 49))),
+		modelChildren(utiltesting.MakeModel("m"+strings.Repeat("a", 54), ns).UID("u3").Obj())...) {
+		if err := k8sClient.Create(ctx, obj, client.DryRunAll); err != nil {
+			t.Errorf("%T %s refused: %v", obj, obj.GetName(), err)
+		}
+	}
+	refusedOne := func(what string, objs []client.Object) {
+		t.Helper()
+		for _, obj := range objs {
+			if err := k8sClient.Create(ctx, obj, client.DryRunAll); err != nil {
+				t.Logf("%s: %T refused: %v", what, obj, err)
+				return
+			}
+		}
+		t.Errorf("%s: every child was admitted, so the name rule is stricter than it needs to be", what)
+	}
+	refusedOne("a 51-character job name", jobChildren(job("j"+strings.Repeat("a", 50))))
+	refusedOne("a job name with a dot", jobChildren(job("my.job")))
+	refusedOne("a 56-character model name", modelChildren(utiltesting.MakeModel("m"+strings.Repeat("a", 55), ns).UID("u4").Obj()))
 }

@@ -80,8 +80,18 @@ const (
 
 	// ReasonModelNameTaken: a StudentModel of the job's name exists and belongs to something else.
 	ReasonModelNameTaken ConditionReason = "ModelNameTaken"
+	// ReasonNameConflict: an object of a name the job derives for a child (workspace PVC, ConfigMaps,
+	// ServiceAccount, Role, RoleBinding, stage Jobs, training Service) exists and is not the job's: another
+	// object controls it, or nothing does. The job fails before it starts annotating; the message names the
+	// object and its controller.
+	ReasonNameConflict ConditionReason = "NameConflict"
+	// ReasonWaitingForGarbageCollection: an object of a derived name still belongs to a deleted owner
+	// (a deleted job of the same name); the job waits for the garbage collector to remove it.
+	ReasonWaitingForGarbageCollection ConditionReason = "WaitingForGarbageCollection"
 	// ReasonInvalidSpec: the spec refers to something unusable (e.g. an examplesFrom ConfigMap without
-	// the key).
+	// the key) or names what the operator refuses (an image outside --allowed-image-prefixes, a resource
+	// quantity not above 0); on a StudentModel, Ready=False and Stalled=True with this reason, and nothing
+	// is served.
 	ReasonInvalidSpec ConditionReason = "InvalidSpec"
 
 	// ReasonServing: every wanted replica of the student server is ready.

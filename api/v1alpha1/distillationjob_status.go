@@ -92,6 +92,10 @@ type AnnotationStatus struct {
 	ShardsSucceeded int32 `json:"shardsSucceeded"`
 	// shardsTotal is spec.annotation.shards.
 	ShardsTotal int32 `json:"shardsTotal"`
+	// datasetHash is "sha256:<hex>" of the dataset file as the annotation shards read it (comma-separated
+	// hashes when shards read different contents). Set once every shard succeeded.
+	// +optional
+	DatasetHash string `json:"datasetHash,omitempty"`
 }
 
 // TrainingStatus is the trainer's latest progress report.
@@ -129,6 +133,8 @@ type EvaluationStatus struct {
 // +kubebuilder:printcolumn:name="Complete",type=string,JSONPath=`.status.conditions[?(@.type=="Complete")].status`,priority=1
 // +kubebuilder:printcolumn:name="Teacher",type=string,JSONPath=`.spec.teacher.model`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 50",message="metadata.name must be at most 50 characters: the longest name derived from it, the annotation pod hostname <name>-annotate-255, must fit in 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-' (no dots): it names the Services <name>-train and <name>-student, which must be DNS labels (starting with a letter before Kubernetes 1.36)"
 
 // DistillationJob runs distilling step-by-step: a teacher LLM annotates a dataset with rationales and
 // labels, a small student learns both as two tasks, and the student is served as a StudentModel.

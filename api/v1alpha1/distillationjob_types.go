@@ -8,6 +8,7 @@ import (
 // DistillationJobSpec describes one distilling step-by-step run. Everything but suspend,
 // ttlSecondsAfterFinished, activeDeadlineSeconds and serving is immutable after creation, like a batch
 // Job's template: a different teacher, task or dataset is a different job.
+// +kubebuilder:validation:XValidation:rule="!has(self.storage.accessModes) || !('ReadWriteOncePod' in self.storage.accessModes) || ((!has(self.annotation.shards) || self.annotation.shards == 1) && (!has(self.training.workers) || self.training.workers == 1))",message="spec.storage.accessModes: ReadWriteOncePod lets only one pod use the workspace at a time, so spec.annotation.shards and spec.training.workers must be 1",fieldPath=".storage.accessModes"
 type DistillationJobSpec struct {
 	// teacher is the large LLM that writes a rationale and a label for every input.
 	// Immutable.
@@ -81,10 +82,14 @@ type DistillationJobSpec struct {
 // TeacherSpec says how to reach an OpenAI-compatible endpoint (vLLM, TGI, OpenAI, Ollama, ...).
 type TeacherSpec struct {
 	// endpoint is the base URL of the OpenAI-compatible API, e.g. http://vllm.teachers:8000/v1.
-	// Requests go to endpoint + "/chat/completions".
+	// Requests go to endpoint + "/chat/completions". It carries no credentials (user:key@) and no query
+	// string: the key goes in apiKeySecretRef. Refusals never repeat the value.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="spec.teacher.endpoint must be an http:// or https:// URL"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="spec.teacher.endpoint must be an http:// or https:// URL",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-a-zA-Z0-9+.]*://[^/?#]*@')",message="spec.teacher.endpoint must not carry credentials (user:key@host): put the key in a Secret and name it in spec.teacher.apiKeySecretRef",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="spec.teacher.endpoint must not have a query string or fragment: give the base URL ending in /v1 (requests go to endpoint + /chat/completions); a key belongs in spec.teacher.apiKeySecretRef",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!self.matches('/(chat/)?completions/*$')",message="spec.teacher.endpoint must be the base URL ending in /v1, not .../chat/completions or .../completions: requests go to endpoint + /chat/completions",reason=FieldValueForbidden
 	Endpoint string `json:"endpoint"`
 
 	// model is the teacher model name sent in every request.
@@ -143,11 +148,14 @@ type SecretKeyRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 	// key is the key within the Secret.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && !self.startsWith('..')",message="a Secret key must not be '.' or start with '..'"
 	Key string `json:"key"`
 }
 
@@ -165,6 +173,7 @@ const (
 // TaskSpec is the few-shot chain-of-thought task.
 // +kubebuilder:validation:XValidation:rule="self.type != 'Classification' || (has(self.labels) && size(self.labels) >= 2)",message="spec.task.labels must list at least 2 labels when spec.task.type is Classification"
 // +kubebuilder:validation:XValidation:rule="has(self.examples) != has(self.examplesFrom)",message="spec.task must set exactly one of examples or examplesFrom"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Classification' || !has(self.examples) || !has(self.labels) || self.examples.all(e, e.label in self.labels)",message="spec.task.examples: every example's label must be one of spec.task.labels",fieldPath=".examples"
 type TaskSpec struct {
 	// type is Classification or Generation.
 	// +required
@@ -180,6 +189,7 @@ type TaskSpec struct {
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
 	Labels []string `json:"labels,omitempty"`
 
@@ -229,11 +239,14 @@ type ConfigMapKeyRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 	// key is the key within the ConfigMap.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && !self.startsWith('..')",message="a ConfigMap key must not be '.' or start with '..'"
 	Key string `json:"key"`
 }
 
@@ -243,6 +256,7 @@ type VolumeFileRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ClaimName string `json:"claimName"`
 	// path is relative to the volume's root, e.g. "datasets/anli/train.jsonl".
 	// +required
@@ -270,17 +284,20 @@ type DatasetSpec struct {
 	// idField is the field holding each record's unique id. Default: "id".
 	// +optional
 	// +kubebuilder:default="id"
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	IDField string `json:"idField,omitempty"`
 
 	// inputField is the field holding the input text. Default: "input".
 	// +optional
 	// +kubebuilder:default="input"
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	InputField string `json:"inputField,omitempty"`
 
 	// labelField is the field holding a gold label. Default: unset, the teacher's labels are used.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	LabelField string `json:"labelField,omitempty"`
 
@@ -318,6 +335,7 @@ type AnnotationSpec struct {
 	// image runs the annotator. Default: the operator's --annotator-image.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^\S*$`
 	Image string `json:"image,omitempty"`
 
 	// resources of each annotation pod. Default: 100m CPU and 128Mi memory requested.
@@ -396,7 +414,57 @@ const (
 	PrecisionFP32 Precision = "FP32"
 )
 
+// TrainingStrategy is how the training processes share the work.
+// +kubebuilder:validation:Enum=DDP;FSDP
+type TrainingStrategy string
+
+// The training strategies.
+const (
+	// TrainingStrategyDDP replicates the model in every process and averages gradients (DistributedDataParallel).
+	TrainingStrategyDDP TrainingStrategy = "DDP"
+	// TrainingStrategyFSDP shards parameters, gradients and optimizer state over the processes (FSDP2), for
+	// full fine-tuning of students that do not fit one GPU.
+	TrainingStrategyFSDP TrainingStrategy = "FSDP"
+)
+
+// LoRASpec trains low-rank adapters (LoRA, through PEFT) instead of every weight. The saved model holds the
+// adapters merged into the weights, so it is served like a full fine-tune.
+type LoRASpec struct {
+	// rank is the rank r of each adapter. Default: 16.
+	// +optional
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	Rank int32 `json:"rank,omitempty"`
+
+	// alpha scales the adapters' output by alpha/rank, a decimal string greater than 0. Default: "32".
+	// +optional
+	// +kubebuilder:default="32"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0",message="spec.training.lora.alpha must be greater than 0"
+	Alpha string `json:"alpha,omitempty"`
+
+	// dropout on the adapters' input, a decimal string in [0, 1). Default: "0.05".
+	// +optional
+	// +kubebuilder:default="0.05"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) < 1.0",message="spec.training.lora.dropout must be less than 1"
+	Dropout string `json:"dropout,omitempty"`
+
+	// targetModules are the names of the modules that get adapters (e.g. q, v for T5; q_proj, v_proj for
+	// Llama). Default: empty, PEFT's choice for the architecture.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	TargetModules []string `json:"targetModules,omitempty"`
+}
+
 // TrainingSpec configures the training stage.
+// +kubebuilder:validation:XValidation:rule="!has(self.lora) || !has(self.strategy) || self.strategy != 'FSDP'",message="spec.training.lora is supported with strategy DDP only"
 type TrainingSpec struct {
 	// mode is StepByStep, Standard or SingleTask. Default: StepByStep.
 	// +optional
@@ -465,6 +533,23 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	CheckpointEverySteps int32 `json:"checkpointEverySteps,omitempty"`
 
+	// strategy is DDP (a replica per GPU) or FSDP (parameters, gradients and optimizer state sharded over
+	// the GPUs, for full fine-tuning of students that do not fit one). One process trains alike under both.
+	// Default: DDP.
+	// +optional
+	// +kubebuilder:default=DDP
+	Strategy TrainingStrategy `json:"strategy,omitempty"`
+
+	// lora trains LoRA adapters instead of all weights; the saved model holds merged weights. Needs strategy
+	// DDP. Default: unset, full fine-tuning.
+	// +optional
+	LoRA *LoRASpec `json:"lora,omitempty"`
+
+	// activationCheckpointing recomputes activations in the backward pass (one more forward pass) to keep
+	// less of them in GPU memory. Default: false.
+	// +optional
+	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
+
 	// workers is the number of training pods (torchrun nodes). Default: 1.
 	// +optional
 	// +kubebuilder:default=1
@@ -482,6 +567,7 @@ type TrainingSpec struct {
 	// image runs the student trainer. Default: the operator's --trainer-image.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^\S*$`
 	Image string `json:"image,omitempty"`
 
 	// resources of each training pod; nvidia.com/gpu is set from gpusPerWorker. Default: none beyond GPUs.
@@ -516,6 +602,7 @@ type ServingTemplate struct {
 	// image runs the student server. Default: the operator's --trainer-image (the student runtime).
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^\S*$`
 	Image string `json:"image,omitempty"`
 
 	// resources of each server pod.
@@ -563,19 +650,27 @@ type StorageSpec struct {
 	// existingClaim uses this PVC as the workspace instead of creating one.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ExistingClaim string `json:"existingClaim,omitempty"`
 
 	// size of the PVC the operator creates. Default: 10Gi.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.storage.size must be greater than 0"
 	Size *resource.Quantity `json:"size,omitempty"`
 
 	// storageClassName of the PVC the operator creates. Default: the cluster's default class.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
-	// accessModes of the PVC the operator creates. Default: [ReadWriteOnce]; use ReadWriteMany with
-	// more than one shard or worker on several nodes.
+	// accessModes of the PVC the operator creates: ReadWriteOnce, ReadWriteMany or ReadWriteOncePod
+	// (alone). Default: [ReadWriteOnce]; use ReadWriteMany with more than one shard or worker on several
+	// nodes.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:Enum=ReadWriteOnce;ReadWriteMany;ReadWriteOncePod
+	// +kubebuilder:validation:XValidation:rule="!('ReadWriteOncePod' in self) || size(self) == 1",message="spec.storage.accessModes: ReadWriteOncePod cannot be combined with other access modes"
 	AccessModes []corev1.PersistentVolumeAccessMode `json:"accessModes,omitempty"`
 }

@@ -5,6 +5,8 @@ import (
 )
 
 // StudentModelSpec is a trained student and how to serve it.
+// +kubebuilder:validation:XValidation:rule="has(self.metrics) == has(oldSelf.metrics)",message="spec.metrics is set when the model is created and cannot be added or removed"
+// +kubebuilder:validation:XValidation:rule="has(self.provenance) == has(oldSelf.provenance)",message="spec.provenance is set when the model is created and cannot be added or removed"
 type StudentModelSpec struct {
 	// artifact is the model directory (save_pretrained layout plus distillery.json) on a PVC.
 	// +required
@@ -24,29 +26,69 @@ type StudentModelSpec struct {
 	// Default: false.
 	// +optional
 	Stopped bool `json:"stopped,omitempty"`
+
+	// metrics are the student's eval scores, written by the DistillationJob that trained it when it
+	// creates the model. Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.metrics is immutable"
+	Metrics *ModelMetrics `json:"metrics,omitempty"`
+
+	// provenance says what made the student (job, teacher and its sampling settings, prompt, dataset),
+	// written by the DistillationJob that trained it when it creates the model. Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.provenance is immutable"
+	Provenance *ModelProvenance `json:"provenance,omitempty"`
 }
 
-// ModelMetrics is the student's eval score, copied from the job that trained it.
+// ModelMetrics is the student's eval score, as the job that trained it measured it.
 type ModelMetrics struct {
 	// accuracy is exact-match label accuracy on the eval split, a decimal string.
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	Accuracy string `json:"accuracy,omitempty"`
 	// evalExamples is the size of the eval split.
 	// +optional
 	EvalExamples int64 `json:"evalExamples,omitempty"`
 }
 
-// ModelSource says what made the student.
-type ModelSource struct {
+// ModelProvenance says what made the student. Everything here comes from the job's snapshot (the
+// config rendered once when the job started) and from what its annotator read, never from the job's
+// sources as they are later.
+type ModelProvenance struct {
 	// job is the DistillationJob that trained it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	Job string `json:"job,omitempty"`
+	// jobUID is that job's UID (a later job of the same name has another).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	JobUID string `json:"jobUID,omitempty"`
 	// teacherModel is the teacher that annotated the data.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	TeacherModel string `json:"teacherModel,omitempty"`
-	// promptHash identifies the instruction and few-shot examples.
+	// teacherTemperature is the teacher's sampling temperature, a decimal string.
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	TeacherTemperature string `json:"teacherTemperature,omitempty"`
+	// teacherMaxTokens is the teacher's completion limit per input, in tokens.
+	// +optional
+	TeacherMaxTokens int32 `json:"teacherMaxTokens,omitempty"`
+	// promptHash identifies the instruction, answer marker, labels and few-shot examples
+	// ("sha256:<hex>", docs/workloads.md).
+	// +optional
+	// +kubebuilder:validation:MaxLength=80
 	PromptHash string `json:"promptHash,omitempty"`
+	// dataset names the training data the way the job referred to it ("configmap/<name>/<key>" or
+	// "pvc/<claim>/<path>").
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Dataset string `json:"dataset,omitempty"`
+	// datasetHash is "sha256:<hex>" of the dataset file as the annotator read it. When shards read
+	// different contents (the file changed during annotation) it lists every hash seen, comma-separated.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	DatasetHash string `json:"datasetHash,omitempty"`
 	// mode is the training mode.
 	// +optional
 	Mode TrainingMode `json:"mode,omitempty"`
@@ -81,14 +123,6 @@ type StudentModelStatus struct {
 	// selector is the server pods' label selector, for the scale subresource (kubectl scale, HPA).
 	// +optional
 	Selector string `json:"selector,omitempty"`
-
-	// metrics are the student's eval scores.
-	// +optional
-	Metrics *ModelMetrics `json:"metrics,omitempty"`
-
-	// source says which job, teacher and prompt made the student.
-	// +optional
-	Source *ModelSource `json:"source,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -96,12 +130,14 @@ type StudentModelStatus struct {
 // +kubebuilder:subresource:scale:specpath=.spec.serving.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=sm,categories=distillery
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.status.metrics.accuracy`
+// +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.spec.metrics.accuracy`
 // +kubebuilder:printcolumn:name="Base",type=string,JSONPath=`.spec.baseModel`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readyReplicas`,priority=1
-// +kubebuilder:printcolumn:name="Job",type=string,JSONPath=`.status.source.job`,priority=1
+// +kubebuilder:printcolumn:name="Job",type=string,JSONPath=`.spec.provenance.job`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55",message="metadata.name must be at most 55 characters: it names the Service <name>-student, which must fit in 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-' (no dots): it names the Service <name>-student, which must be a DNS label (starting with a letter before Kubernetes 1.36)"
 
 // StudentModel is a trained student, served by a Deployment and a Service.
 type StudentModel struct {

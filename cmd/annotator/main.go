@@ -20,6 +20,7 @@ import (
 	"github.com/distillery-dev/distillery/internal/annotator"
 	"github.com/distillery-dev/distillery/internal/annotator/progress"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 type flags struct {
@@ -68,7 +69,7 @@ func run(args []string) int {
 	}
 	cfg, cfgErr := annotator.LoadConfig(f.config)
 	apiKey := apiKey(cfg)
-	redact := redactor(apiKey)
+	redact := redactor(apiKey, cfg.Teacher.Endpoint)
 	log := newLogger(redact)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -130,14 +131,15 @@ func apiKey(cfg contract.AnnotateConfig) string {
 	return os.Getenv(cfg.Teacher.APIKeyEnv)
 }
 
-// redactor removes the API key from text that leaves the process. The teacher client already keeps it
-// out of its errors; this is the second lock on the door.
-func redactor(key string) func(string) string {
+// redactor removes the API key and the endpoint's userinfo and query (and every other URL's) from text
+// that leaves the process. The teacher client already keeps them out of its errors; this is the second
+// lock on the door.
+func redactor(key, endpoint string) func(string) string {
 	return func(s string) string {
-		if key == "" {
-			return s
+		if key != "" {
+			s = strings.ReplaceAll(s, key, "[redacted]")
 		}
-		return strings.ReplaceAll(s, key, "[redacted]")
+		return secreturl.Scrub(s, endpoint)
 	}
 }
 

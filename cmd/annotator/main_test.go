@@ -199,6 +199,24 @@ func TestTheAPIKeyNeverLeavesTheProcess(t *testing.T) {
 	assertNoKeyInTree(t, key, unreachable.dir)
 }
 
+// A key pasted into the endpoint (admission refuses it; an old object may still carry one) reaches neither
+// the logs nor the termination message nor any file, though Go's HTTP errors quote the URL.
+func TestAKeyInTheEndpointNeverLeavesTheProcess(t *testing.T) {
+	const userKey, queryKey = "sk-url-user-5d2a9c", "sk-url-query-8e1f07"
+	s := newSetup(t, 5, nil, "http://apikey:"+userKey+"@127.0.0.1:1/v1?api_key="+queryKey)
+	cmd, logs := s.command("")
+	if err := cmd.Run(); err == nil {
+		t.Fatal("an unreachable teacher should fail the shard")
+	}
+	if res := s.result(t); res.Reason != contract.ReasonTeacherUnreachable || !strings.Contains(res.Error, "127.0.0.1:1") {
+		t.Errorf("termination = %+v, want TeacherUnreachable naming the redacted endpoint", res)
+	}
+	for _, key := range []string{userKey, queryKey} {
+		assertNoKey(t, key, "logs", logs.Bytes())
+		assertNoKeyInTree(t, key, s.dir)
+	}
+}
+
 func assertNoKey(t *testing.T, key, what string, b []byte) {
 	t.Helper()
 	if bytes.Contains(b, []byte(key)) {

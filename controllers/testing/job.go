@@ -46,6 +46,7 @@ func MakeJob(name, ns string) *JobWrapper {
 				Mode: v1alpha1.TrainingModeStepByStep, RationaleWeight: "1.0", Epochs: 3, BatchSize: 64, LearningRate: "5e-5",
 				MaxInputLength: 512, MaxTargetLength: 256, Precision: v1alpha1.PrecisionAuto, CheckpointEverySteps: 500,
 				Workers: 1, GPUsPerWorker: ptr.To[int32](1), BackoffLimit: ptr.To[int32](3),
+				Strategy: v1alpha1.TrainingStrategyDDP,
 			},
 			Serving: v1alpha1.JobServingSpec{Enabled: ptr.To(true), ServingTemplate: v1alpha1.ServingTemplate{Replicas: ptr.To[int32](1)}},
 		},
@@ -99,6 +100,15 @@ func (w *JobWrapper) Workers(n int32) *JobWrapper { w.Spec.Training.Workers = n;
 
 // GPUs sets spec.training.gpusPerWorker.
 func (w *JobWrapper) GPUs(n int32) *JobWrapper { w.Spec.Training.GPUsPerWorker = ptr.To(n); return w }
+
+// Strategy sets spec.training.strategy.
+func (w *JobWrapper) Strategy(s v1alpha1.TrainingStrategy) *JobWrapper {
+	w.Spec.Training.Strategy = s
+	return w
+}
+
+// LoRA sets spec.training.lora.
+func (w *JobWrapper) LoRA(l v1alpha1.LoRASpec) *JobWrapper { w.Spec.Training.LoRA = &l; return w }
 
 // RationaleWeight sets spec.training.rationaleWeight.
 func (w *JobWrapper) RationaleWeight(s string) *JobWrapper {

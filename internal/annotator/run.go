@@ -47,6 +47,9 @@ func (r *shardRun) run(ctx context.Context) error {
 	if r.opts.Shard < 0 || r.opts.Shard >= r.cfg.Shards {
 		return invalidInput(fmt.Errorf("shard %d is not in 0..%d", r.opts.Shard, r.cfg.Shards-1))
 	}
+	if err := r.claimJobDir(); err != nil {
+		return err
+	}
 	if err := r.drawSample(); err != nil {
 		return err
 	}
@@ -55,6 +58,9 @@ func (r *shardRun) run(ctx context.Context) error {
 		return invalidInput(fmt.Errorf("counting the shard's lines: %w", err))
 	}
 	r.tally.setTotalLines(total)
+	if r.tally.result.DatasetHash, err = dataset.HashFile(r.opts.DatasetPath); err != nil {
+		return invalidInput(err)
+	}
 	if err := r.openOutput(); err != nil {
 		return err
 	}
@@ -64,6 +70,20 @@ func (r *shardRun) run(ctx context.Context) error {
 		err = cerr
 	}
 	progress.Once(context.WithoutCancel(ctx), r.opts.Progress, r.tally.progress(), r.opts.Log)
+	return err
+}
+
+// claimJobDir makes sure the job folder is this job run's (contract.ClaimJobDir) before any file in it
+// is resumed: another run's records (another teacher, another prompt) must never be taken as done.
+func (r *shardRun) claimJobDir() error {
+	if r.cfg.Output.JobDir == "" {
+		return nil // run by hand with --output-dir: no job folder to claim
+	}
+	err := contract.ClaimJobDir(r.cfg.Output.JobDir, contract.JobStamp{Job: r.cfg.Job, UID: r.cfg.JobUID})
+	var conflict *contract.WorkspaceConflictError
+	if errors.As(err, &conflict) {
+		return invalidInput(err)
+	}
 	return err
 }
 

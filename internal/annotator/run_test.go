@@ -2,6 +2,7 @@ package annotator
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -58,7 +59,9 @@ func TestEveryAnswerGetsTheRightStatus(t *testing.T) {
 	if !strings.Contains(byID["2"].Error, "context length exceeded") {
 		t.Errorf("teacher_error record should carry the server's message: %q", byID["2"].Error)
 	}
-	wantRes := contract.AnnotateResult{Stage: "annotate", Shard: 0, Total: 40, OK: 35, Unparseable: 3, LabelMismatch: 1, TeacherErrors: 1}
+	data, _ := os.ReadFile(f.cfg.Dataset.Path)
+	wantRes := contract.AnnotateResult{Stage: "annotate", Shard: 0, Total: 40, OK: 35, Unparseable: 3, LabelMismatch: 1, TeacherErrors: 1,
+		DatasetHash: fmt.Sprintf("sha256:%x", sha256.Sum256(data))}
 	got := res
 	got.PromptTokens, got.CompletionTokens = 0, 0
 	if got != wantRes || res.PromptTokens == 0 || res.CompletionTokens == 0 {

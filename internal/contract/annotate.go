@@ -2,7 +2,9 @@ package contract
 
 // AnnotateConfig is annotate.json, rendered by the operator and read by the annotator.
 type AnnotateConfig struct {
-	Job     string      `json:"job"`
+	Job string `json:"job"`
+	// JobUID is the job run's UID; the annotator claims Output.JobDir for it (ClaimJobDir).
+	JobUID  string      `json:"jobUID"`
 	Shards  int         `json:"shards"`
 	Teacher Teacher     `json:"teacher"`
 	Task    Task        `json:"task"`
@@ -89,6 +91,9 @@ type Filter struct {
 
 // AnnotateOut says where the annotator writes.
 type AnnotateOut struct {
-	Dir      string `json:"dir"`
+	// JobDir is the job run's own folder (JobDir); Dir is inside it.
+	JobDir string `json:"jobDir"`
+	Dir    string `json:"dir"`
+	// CacheDir is the teacher cache that every job on the volume shares.
 	CacheDir string `json:"cacheDir"`
 }

@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // vectors is the folder of contract examples that the Go and Python tests both read.
@@ -143,5 +147,65 @@ func TestShardFileNameAndInShard(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("position %d is in %d shards", pos, n)
 		}
+	}
+}
+
+func TestJobStampVector(t *testing.T) {
+	var s JobStamp
+	raw := readVector(t, JobFileName, &s)
+	assertRoundTrip(t, JobFileName, raw, &s)
+	var a AnnotateConfig
+	var tr TrainConfig
+	readVector(t, "annotate.json", &a)
+	readVector(t, "train.json", &tr)
+	want := filepath.Join("/workspace", JobDir(s.Job, s.UID))
+	if a.JobUID != s.UID || tr.JobUID != s.UID || a.Output.JobDir != want || tr.Output.JobDir != want {
+		t.Errorf("annotate.json (uid %s, jobDir %s) and train.json (uid %s, jobDir %s) disagree with job.json's folder %s",
+			a.JobUID, a.Output.JobDir, tr.JobUID, tr.Output.JobDir, want)
+	}
+	for _, p := range []string{a.Output.Dir, tr.Data.AnnotationsDir, tr.Output.CheckpointDir, tr.Output.ModelDir, tr.Output.MetricsPath} {
+		if filepath.Dir(p) != want {
+			t.Errorf("%s is not directly inside the job folder %s", p, want)
+		}
+	}
+	if a.Output.CacheDir != filepath.Join("/workspace", CacheDir) {
+		t.Errorf("the cache %s is not the shared one", a.Output.CacheDir)
+	}
+}
+
+func TestClaimJobDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), JobDir("anli", "uid-1"))
+	mine := JobStamp{Job: "anli", UID: "uid-1"}
+	if err := ClaimJobDir(dir, mine); err != nil {
+		t.Fatalf("claiming a new folder: %v", err)
+	}
+	var written JobStamp
+	b, err := os.ReadFile(filepath.Join(dir, JobFileName))
+	if err != nil || json.Unmarshal(b, &written) != nil || written != mine {
+		t.Fatalf("job.json = %q (%v), want %+v", b, err, mine)
+	}
+	if err := ClaimJobDir(dir, mine); err != nil {
+		t.Errorf("the same run claiming again (a retried pod): %v", err)
+	}
+	err = ClaimJobDir(dir, JobStamp{Job: "anli", UID: "uid-2"})
+	var conflict *WorkspaceConflictError
+	if !errors.As(err, &conflict) || !strings.Contains(err.Error(), "uid-1") || !strings.Contains(err.Error(), "uid-2") {
+		t.Errorf("another run's claim: %v, want a WorkspaceConflictError naming both uids", err)
+	}
+}
+
+func TestClaimJobDirConcurrently(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), JobDir("anli", "uid-1"))
+	mine := JobStamp{Job: "anli", UID: "uid-1"}
+	var g errgroup.Group
+	for range 16 { // the shards of one run start together
+		g.Go(func() error { return ClaimJobDir(dir, mine) })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -25,6 +25,8 @@ type AnnotateResult struct {
 	CacheHits        int    `json:"cacheHits"`
 	PromptTokens     int64  `json:"promptTokens"`
 	CompletionTokens int64  `json:"completionTokens"`
+	// DatasetHash is "sha256:<hex>" of the dataset file as this shard read it.
+	DatasetHash string `json:"datasetHash,omitempty"`
 	// SkippedLines counts the shard's dataset lines that were not valid JSON or lacked the input field.
 	SkippedLines int `json:"skippedLines,omitempty"`
 	// FirstSkippedLine is the 1-based number (in the dataset file) of the shard's first skipped line, and

@@ -12,7 +12,9 @@ const (
 
 // TrainConfig is train.json, rendered by the operator and read by the student trainer.
 type TrainConfig struct {
-	Job        string          `json:"job"`
+	Job string `json:"job"`
+	// JobUID is the job run's UID; the trainer claims Output.JobDir for it (ClaimJobDir).
+	JobUID     string          `json:"jobUID"`
 	Student    Student         `json:"student"`
 	Data       TrainData       `json:"data"`
 	Task       TrainTask       `json:"task"`
@@ -60,10 +62,32 @@ type Training struct {
 	Precision            string  `json:"precision"`
 	Seed                 int     `json:"seed"`
 	CheckpointEverySteps int     `json:"checkpointEverySteps"`
+	// Strategy is StrategyDDP or StrategyFSDP.
+	Strategy string `json:"strategy"`
+	// LoRA, when set, trains adapters instead of all weights; nil is full fine-tuning.
+	LoRA *LoRA `json:"lora,omitempty"`
+	// ActivationCheckpointing recomputes activations in the backward pass.
+	ActivationCheckpointing bool `json:"activationCheckpointing"`
+}
+
+// Training strategies, as written in train.json.
+const (
+	StrategyDDP  = "DDP"
+	StrategyFSDP = "FSDP"
+)
+
+// LoRA configures low-rank adapters (PEFT). An empty TargetModules means PEFT's default for the architecture.
+type LoRA struct {
+	Rank          int      `json:"rank"`
+	Alpha         float64  `json:"alpha"`
+	Dropout       float64  `json:"dropout"`
+	TargetModules []string `json:"targetModules,omitempty"`
 }
 
 // TrainOut says where the trainer writes.
 type TrainOut struct {
+	// JobDir is the job run's own folder (JobDir); the other paths are inside it.
+	JobDir        string `json:"jobDir"`
 	CheckpointDir string `json:"checkpointDir"`
 	ModelDir      string `json:"modelDir"`
 	MetricsPath   string `json:"metricsPath"`

@@ -1,5 +1,5 @@
-"""Where the trainer's step spends GPU time (T5 shapes, random weights): top CUDA kernels by torch.profiler,
-and the step time with eager vs SDPA attention.
+"""Where a T5 step spends GPU time (random weights, fp32 weights under autocast, as the trainer's earlier
+default): top CUDA kernels by torch.profiler, and the step time with eager vs SDPA attention.
 
     python student/bench/profile_step.py --shape t5-base --batch 64
 """
@@ -12,7 +12,8 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from train_step import _Tok, make_records, new_model  # type: ignore
+from common import T5_VOCAB, Tok, make_records  # type: ignore
+from train_step import new_t5  # type: ignore
 from distillery_student.data import epoch_batches
 from distillery_student.modeling import Encoder, TaskLosses, combine_losses, to_device
 
@@ -34,16 +35,12 @@ def main() -> None:
     p.add_argument("--shape", default="t5-base")
     p.add_argument("--batch", type=int, default=64)
     a = p.parse_args()
-    records = make_records(a.batch * 50, seed=1, max_in=512, max_rat=256)
+    records = make_records(a.batch * 50, seed=1, vocab=T5_VOCAB)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, a.batch, seed=0, epoch=0)
-    enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
+    enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
     for attn in ("sdpa", "eager"):
-        model = new_model(a.shape)
-        model.config._attn_implementation = attn
-        for m in model.modules():
-            if hasattr(m, "config"):
-                m.config._attn_implementation = attn
+        model = new_t5(a.shape, attn)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
         steps(model, enc, records, batches, 3, opt)
         torch.cuda.synchronize()

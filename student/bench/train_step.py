@@ -1,189 +1,196 @@
-"""Training-step benchmark: the trainer's step vs a naive Hugging Face step, T5-base and T5-large shapes.
+"""Training step: the trainer against the fair competitor, T5-base and T5-large shapes, one script, one run.
 
-Random weights, bf16 autocast, realistic variable-length records (input, short label, rationale). Both runs
-see the same records and count the same useful (non-pad) tokens; tokens/s and MFU (model FLOPs of the
-useful tokens, 6 x non-embedding params x tokens, lm_head included, against PEAK_TFLOPS) are printed.
+Random weights, the same variable-length records (common.make_records) for every variant; each variant
+counts the same useful (non-pad) tokens of the steps it timed. Variants, interleaved, each `--repeats` times
+(a fresh model each time; median and [min-max] printed):
 
-naive: plain T5ForConditionalGeneration, records in random order, two forward passes per step (label task,
-rationale task), each padded to the batch maximum, torch AdamW (foreach).
-ours:  the trainer's code path (Encoder.collate_tasks + TaskLosses): length-bucketed batches (epoch_batches),
-token-mean loss per task, fused AdamW; "ours" runs both tasks in one forward pass (the trainer's default),
-lengths padded to a multiple of 16 and eager attention as the trainer does on a GPU ("ours-sdpa" keeps
-Hugging Face's default SDPA attention); optionally torch.compile.
+  hf-fair    the competitor: plain Hugging Face done well, as the reference step-by-step code trains. Records in
+             HF Trainer's group_by_length order (transformers' own get_length_grouped_indices, on input
+             length), one forward per task with model(labels=...).loss and the two losses summed, each task's
+             batch padded to its longest row, bf16 weights, fused AdamW, eager attention, grad-norm clip 1.0
+             (Trainer's default).
+  naive      (only with --naive; labelled as such) random order, fp32 weights under autocast, HF's default SDPA
+             attention, foreach AdamW, two forwards. Nobody competent trains like this.
+  ours       the trainer's Stepper as train() builds it on a GPU: bf16 weights with fp32 master weights and
+             fp32 AdamW state, length-bucketed batches (epoch_batches), both tasks in one forward, lengths
+             padded to 16, the output layer on target tokens only, eager attention, grad-norm clip 1.0.
+  ours-autocast   the same with fp32 weights under bf16 autocast (the trainer's previous default).
+  ours-sep   ours with one forward per task (less decoder padding, two launches of everything).
+  ours-compile    ours under torch.compile(dynamic=True) (only with --compile).
 
-    python student/bench/train_step.py --models t5-base t5-large --steps 20 --batch 64 32
+    python3 bench/train_step.py --models t5-base t5-large --batch 64 32 --steps 15 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import gc
+import json
 import random
-import sys
-import time
-from pathlib import Path
+import statistics
+from typing import Any, Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from distillery_student.data import TASK_LABEL, TASK_RATIONALE, epoch_batches  # noqa: E402
-from distillery_student.modeling import Encoder, Row, TaskLosses, combine_losses, to_device  # noqa: E402
+from common import PEAK_TFLOPS, T5_SHAPES, T5_VOCAB, Tok, make_records, median_spread, t5_param_counts, timed, \
+    useful_tokens
+from distillery_student.data import TASK_LABEL, TASK_RATIONALE, epoch_batches
+from distillery_student.modeling import Encoder, to_device
+from distillery_student.parallel import Dist
+from distillery_student.step import BF16_AUTOCAST, BF16_MASTER, StepOptions, Stepper
 
-PEAK_TFLOPS = 790.0
-SHAPES = {
-    "t5-base": dict(d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12),
-    "t5-large": dict(d_model=1024, d_kv=64, d_ff=4096, num_layers=24, num_heads=16),
-}
-VOCAB = 32128
+CUDA = torch.device("cuda")
 
 
-class _Tok:
-    pad_token_id, eos_token_id, bos_token_id = 0, 1, None
-
-
-def make_records(n: int, seed: int, max_in: int, max_rat: int) -> list[list[Row]]:
-    """Lengths like NLI/CQA with CoT rationales: log-normal inputs (median ~90 tokens), rationales ~45."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        li = min(max_in, max(8, int(rng.lognormvariate(math.log(90), 0.6))))
-        lr = min(max_rat, max(4, int(rng.lognormvariate(math.log(45), 0.5))))
-        ll = rng.randint(2, 4)
-        src = [rng.randrange(2, VOCAB) for _ in range(li)] + [1]
-        out.append([Row(src, [rng.randrange(2, VOCAB) for _ in range(ll)] + [1], TASK_LABEL),
-                    Row(src, [rng.randrange(2, VOCAB) for _ in range(lr)] + [1], TASK_RATIONALE)])
-    return out
-
-
-def flops_per_token(model: torch.nn.Module) -> tuple[float, float]:
-    enc = sum(p.numel() for n, p in model.encoder.named_parameters() if "embed_tokens" not in n)
-    dec = sum(p.numel() for n, p in model.decoder.named_parameters() if "embed_tokens" not in n)
-    head = model.lm_head.weight.numel()
-    return 6.0 * enc, 6.0 * (dec + head)
-
-
-def useful_tokens(records: list[list[Row]]) -> tuple[int, int]:
-    enc = sum(len(r.source) for rs in records for r in rs)
-    dec = sum(len(r.target) for rs in records for r in rs)
-    return enc, dec
-
-
-def new_model(shape: str, seed: int = 0, attn: str = "") -> torch.nn.Module:
-    """attn "" keeps Hugging Face's default (SDPA); the trainer loads seq2seq students with "eager"."""
+def new_t5(shape: str, attn: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A random-weight T5 built on the GPU; attn as from_pretrained(attn_implementation=...) sets it."""
     from transformers import T5Config, T5ForConditionalGeneration
 
-    torch.manual_seed(seed)
-    cfg = T5Config(vocab_size=VOCAB, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.1,
-                   **SHAPES[shape])
-    model = T5ForConditionalGeneration(cfg)
-    if attn:  # as from_pretrained(attn_implementation=...) does: every sub-config
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=T5_VOCAB, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+                   dropout_rate=0.1, tie_word_embeddings=False, **T5_SHAPES[shape])
+    with CUDA:
+        model = T5ForConditionalGeneration(cfg).to(dtype)
+    if attn:
         for m in model.modules():
             if hasattr(m, "config"):
                 m.config._attn_implementation = attn
-    return model.cuda()
+    return model.train()
 
 
-def run_naive(shape: str, records, batch: int, steps: int, warmup: int) -> tuple[float, list]:
-    model = new_model(shape)
-    model.train()
-    enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    order = list(range(len(records)))
-    random.Random(0).shuffle(order)
-    t0, counted = 0.0, []
-    for step in range(warmup + steps):
-        if step == warmup:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        idx = order[(step % (len(records) // batch)) * batch :][:batch]
-        if step >= warmup:
-            counted.extend(idx)
+def hf_step_fn(model: torch.nn.Module, records: list, order: list[int], batch: int, clip: bool,
+               fused: bool) -> Callable[[int], list[int]]:
+    """One HF-style step: per task, a batch padded to its longest row and model(labels=...).loss; summed."""
+    enc = Encoder(Tok(), "seq2seq", 10**6, 10**6)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused, foreach=None if fused else True)
+    n = len(order) // batch
+
+    def step(i: int) -> list[int]:
+        idx = order[(i % n) * batch :][:batch]
         loss = 0.0
         for task in (TASK_LABEL, TASK_RATIONALE):
-            b = to_device(enc.collate([records[i][task] for i in idx]), torch.device("cuda"))
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = loss + model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                    labels=b["labels"]).loss
+            b = to_device(enc.collate([records[j][task] for j in idx]), CUDA)
+            loss = loss + model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    return time.perf_counter() - t0, [records[i] for i in counted]
+        return idx
+
+    return step
 
 
-def run_ours(shape: str, records, batch: int, steps: int, warmup: int, compile_model: bool, concat: bool,
-             pad_multiple: int = 16, attn: str = "eager") -> tuple[float, list]:
-    model = new_model(shape, attn=attn)
-    model.train()
-    enc = Encoder(_Tok(), "seq2seq", 10**6, 10**6, pad_multiple=pad_multiple)
-    losses = TaskLosses(model, "seq2seq")
-    fwd = torch.compile(losses, dynamic=True) if compile_model else losses
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+def hf_fair(shape: str, records: list, batch: int) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    model = new_t5(shape, "eager", torch.bfloat16)
+    lengths = [len(rs[0].source) for rs in records]
+    order = get_length_grouped_indices(lengths, batch, generator=torch.Generator().manual_seed(0))
+    return model, hf_step_fn(model, records, order, batch, clip=True, fused=True)
+
+
+def naive(shape: str, records: list, batch: int) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+    model = new_t5(shape, "")
+    order = list(range(len(records)))
+    random.Random(0).shuffle(order)
+    fn = hf_step_fn(model, records, order, batch, clip=False, fused=False)
+
+    def step(i: int) -> list[int]:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return fn(i)
+
+    return model, step
+
+
+def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat: bool = True,
+         compile_: bool = False) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+    model = new_t5(shape, "eager")
+    enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
+    stepper = Stepper(model, "seq2seq", enc, CUDA, Dist(), StepOptions(
+        bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_,
+        memory_bytes=float(torch.cuda.get_device_properties(0).total_memory)), lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, batch, seed=0, epoch=0)
-    t0, counted = 0.0, []
-    for step in range(warmup + steps):
-        if step == warmup:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        rows = [r for i in batches[step % len(batches)] for r in records[i]]
-        if step >= warmup:
-            counted.extend(batches[step % len(batches)])
-        bs = [to_device(b, torch.device("cuda")) for b in enc.collate_tasks(rows, concat)]
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            sums = fwd(bs)
-        combine_losses(sums, 1.0).loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    return time.perf_counter() - t0, [records[i] for i in counted]
+
+    def step(i: int) -> list[int]:
+        idx = batches[i % len(batches)]
+        mine = [records[j] for j in idx]
+        norm = torch.tensor([sum(len(r.target) for rs in mine for r in rs if r.task == t) for t in (0, 1)],
+                            dtype=torch.float32, device=CUDA)
+        stepper.step(stepper.micro_batches(mine, 0), norm, 1.0)
+        return idx
+
+    return model, step
+
+
+def measure(name: str, build: Callable[[], tuple[torch.nn.Module, Callable[[int], list[int]]]], records: list,
+            steps: int, warmup: int, counts: tuple[int, int]) -> dict[str, Any]:
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    model, fn = build()
+    seen: list[int] = []
+    secs = timed(lambda i: seen.extend(fn(i)) if i >= warmup else fn(i), warmup, steps)
+    te, td = useful_tokens([records[j] for j in seen])
+    out = {"variant": name, "seconds": secs, "ms_per_step": secs / steps * 1e3, "tok_s": (te + td) / secs,
+           "mfu": 6.0 * (counts[0] * te + counts[1] * td) / secs / (PEAK_TFLOPS * 1e12),
+           "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    del model, fn
+    gc.collect()
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", nargs="+", default=["t5-base", "t5-large"])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch", type=int, nargs="+", default=[64, 32], help="records per step, one per model")
-    p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
+    p.add_argument("--steps", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--naive", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--variants", nargs="*", default=None, help="only these variants")
+    p.add_argument("--json", default="")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
-    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}; batch {a.batch} records, "
-          f"{a.steps} timed steps after {a.warmup}; peak {PEAK_TFLOPS} TFLOP/s")
-    x = torch.zeros(16, device="cuda")
-    for _ in range(100):
-        x.add_(1)
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(2000):
-        x.add_(1)
-    torch.cuda.synchronize()
-    print(f"launch overhead: {(time.perf_counter() - t) / 2000 * 1e6:.1f} us per tiny kernel")
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}; {a.steps} timed steps after {a.warmup}, "
+          f"{a.repeats} repeats; MFU against {PEAK_TFLOPS} TFLOP/s", flush=True)
+    results: list[dict[str, Any]] = []
     for shape, batch in zip(a.models, a.batch * len(a.models)):
-        # a pool of records: each timed step of either run takes `batch` of them; the same pool for both
-        pool = make_records(batch * 50, seed=1, max_in=512, max_rat=256)
-        model = new_model(shape)
-        fe, fd = flops_per_token(model)
-        del model
+        records = make_records(batch * 40, seed=1, vocab=T5_VOCAB)
+        counts = t5_param_counts(new_t5(shape, "eager"))
         torch.cuda.empty_cache()
-        variants = [("naive", lambda: run_naive(shape, pool, batch, a.steps, a.warmup)),
-                    ("ours-sdpa", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True, 16, "")),
-                    ("ours", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, False, True))]
+        variants: list[tuple[str, Callable[[], Any]]] = [
+            ("hf-fair", lambda: hf_fair(shape, records, batch)),
+            ("ours", lambda: ours(shape, records, batch)),
+            ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),
+            ("ours-sep", lambda: ours(shape, records, batch, concat=False)),
+        ]
+        if a.naive:
+            variants.append(("naive", lambda: naive(shape, records, batch)))
         if a.compile:
-            variants.append(("ours+compile", lambda: run_ours(shape, pool, batch, a.steps, a.warmup, True, True)))
-        base = None
-        for name, fn in variants:
-            torch.cuda.reset_peak_memory_stats()
-            secs, seen = fn()
-            te, td = useful_tokens(seen)  # the non-pad tokens of the timed steps
-            tok_s = (te + td) / secs
-            flops = fe * te + fd * td
-            mfu = flops / secs / (PEAK_TFLOPS * 1e12)
-            base = base or tok_s
-            print(f"{shape:9s} {name:13s} {secs / a.steps * 1000:8.1f} ms/step {tok_s:10.0f} useful tok/s "
-                  f"MFU {mfu * 100:5.1f}%  x{tok_s / base:.2f}  batch {batch}  peak mem "
-                  f"{torch.cuda.max_memory_allocated() / 2**30:.0f} GiB", flush=True)
-            torch.cuda.empty_cache()
+            variants.append(("ours-compile", lambda: ours(shape, records, batch, compile_=True)))
+        if a.variants:
+            variants = [v for v in variants if v[0] in a.variants]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+        for rep in range(a.repeats):
+            for name, build in variants:
+                r = measure(name, build, records, a.steps, a.warmup, counts)
+                runs[name].append(r)
+                print(f"  {shape} {name:14s} rep {rep}: {r['ms_per_step']:7.1f} ms/step {r['tok_s']:9.0f} tok/s "
+                      f"MFU {r['mfu'] * 100:4.1f}% peak {r['peak_gib']:5.1f} GiB", flush=True)
+        base = statistics.median(x["tok_s"] for x in runs["hf-fair"]) if "hf-fair" in runs else None
+        print(f"\n{shape}, batch {batch} records | useful tok/s median [min-max] | MFU % | peak GiB | vs hf-fair")
+        for name, rs in runs.items():
+            tok = [x["tok_s"] for x in rs]
+            ratio = f"{statistics.median(tok) / base:.2f}x" if base else "-"
+            print(f"  {name:14s} | {median_spread(tok)} | {statistics.median(x['mfu'] for x in rs) * 100:.1f} "
+                  f"[{min(x['mfu'] for x in rs) * 100:.1f}-{max(x['mfu'] for x in rs) * 100:.1f}] | "
+                  f"{max(x['peak_gib'] for x in rs):.1f} | {ratio}", flush=True)
+            results.append({"shape": shape, "batch": batch, "variant": name, "runs": rs})
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def _train(args: argparse.Namespace) -> int:
 
         rank = int(os.environ.get("RANK", "0"))
         opts = TrainOptions(
-            micro_batch_size=args.micro_batch_size, schedule=args.schedule, warmup_steps=args.warmup_steps,
+            micro_batch_size=args.micro_batch_size, memory_gb=args.memory_gb, schedule=args.schedule, warmup_steps=args.warmup_steps,
             device=args.device, progress=ProgressReporter.for_job(cfg.job, rank, args.progress_interval),
         )
         result = train(cfg, opts)
@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", default="/etc/distillery/train.json")
     t.add_argument("--termination-log", default="/dev/termination-log")
     t.add_argument("--micro-batch-size", type=int, default=0,
-                   help="records per micro-batch on one rank (gradient accumulation); 0: no accumulation")
+                   help="records per micro-batch on one rank (gradient accumulation); 0: picked to fit the GPU")
+    t.add_argument("--memory-gb", type=float, default=0.0,
+                   help="GPU memory the automatic micro-batches plan for; 0: the card's own")
     t.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
     t.add_argument("--warmup-steps", type=int, default=-1, help="-1: 5%% of the steps, at most 100")
     t.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress reports")

@@ -86,6 +86,20 @@ class TrainTask:
 
 
 @dataclass
+class Lora:
+    """training.lora: LoRA adapters instead of full fine-tuning (the saved model holds merged weights)."""
+
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    targetModules: list[str] = field(default_factory=list)  # empty: PEFT's defaults for the architecture
+
+
+STRATEGY_DDP = "DDP"
+STRATEGY_FSDP = "FSDP"
+
+
+@dataclass
 class Training:
     mode: str
     rationaleWeight: float
@@ -98,6 +112,9 @@ class Training:
     precision: str
     seed: int
     checkpointEverySteps: int
+    strategy: str = STRATEGY_DDP
+    lora: Lora | None = None
+    activationCheckpointing: bool = False
 
 
 @dataclass
@@ -105,6 +122,7 @@ class TrainOut:
     checkpointDir: str
     modelDir: str
     metricsPath: str
+    jobDir: str = ""  # the job run's own folder; claimed for jobUID before anything is read or written
 
 
 @dataclass
@@ -123,6 +141,7 @@ class TrainConfig:
     training: Training
     output: TrainOut
     provenance: Provenance = field(default_factory=Provenance)
+    jobUID: str = ""
 
 
 _SECTIONS: dict[str, type] = {
@@ -136,6 +155,10 @@ _SECTIONS: dict[str, type] = {
 
 
 def _typed(value: Any, hint: Any, path: str) -> Any:
+    if hint == (Lora | None):
+        return None if value is None else _section(Lora, value, path)
+    if hint is bool and isinstance(value, bool):
+        return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
@@ -169,7 +192,7 @@ def parse_train_config(raw: Any) -> TrainConfig:
         raise InvalidInput("train.json: not a JSON object")
     if not raw.get("job"):
         raise InvalidInput("train.json: missing field job")
-    parts: dict[str, Any] = {"job": raw["job"]}
+    parts: dict[str, Any] = {"job": raw["job"], "jobUID": _typed(raw.get("jobUID", ""), str, "jobUID")}
     for name, cls in _SECTIONS.items():
         if name not in raw:
             if name == "provenance":
@@ -203,6 +226,13 @@ def validate_train_config(cfg: TrainConfig) -> None:
         raise InvalidInput("train.json: training.maxInputLength and maxTargetLength must be positive")
     if t.rationaleWeight < 0:
         raise InvalidInput("train.json: training.rationaleWeight must not be negative")
+    if t.strategy not in (STRATEGY_DDP, STRATEGY_FSDP):
+        raise InvalidInput(f"train.json: training.strategy {t.strategy!r} is not DDP or FSDP")
+    if t.lora is not None:
+        if t.lora.rank <= 0 or t.lora.alpha <= 0 or not 0 <= t.lora.dropout < 1:
+            raise InvalidInput("train.json: training.lora needs rank > 0, alpha > 0 and dropout in [0, 1)")
+        if t.strategy == STRATEGY_FSDP:
+            raise InvalidInput("train.json: training.lora is supported with strategy DDP only")
     if not cfg.data.evalPath and not 0 <= cfg.data.evalFraction < 1:
         raise InvalidInput("train.json: data.evalFraction must be in [0, 1)")
     for name in ("checkpointDir", "modelDir", "metricsPath"):
@@ -223,6 +253,33 @@ def load_train_config(path: str) -> TrainConfig:
 
 def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
+
+
+# ---- the job folder (contract.ClaimJobDir) ---------------------------------------------------------------
+
+JOB_FILE_NAME = "job.json"
+
+
+def claim_job_dir(job_dir: str, job: str, uid: str) -> None:
+    """Makes job_dir the folder of the job run `uid`: writes job.json when absent, and raises InvalidInput when
+    it names another run, whose files (annotations, checkpoints) must never be resumed."""
+    path = os.path.join(job_dir, JOB_FILE_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f)
+    except FileNotFoundError:
+        write_atomic(path, json.dumps({"job": job, "uid": uid}, separators=(",", ":")) + "\n")
+        return
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidInput(
+            f"workspace folder {job_dir}: {JOB_FILE_NAME} is unreadable ({e}); its files are not resumed"
+        ) from None
+    if not isinstance(found, dict) or found.get("uid") != uid:
+        other = found if isinstance(found, dict) else {}
+        raise InvalidInput(
+            f"workspace folder {job_dir} belongs to job {other.get('job')} (uid {other.get('uid')}), "
+            f"not to this job {job} (uid {uid}); its files are not resumed"
+        )
 
 
 # ---- annotation records --------------------------------------------------------------------------------

@@ -146,33 +146,51 @@ class TaskLosses(nn.Module):
         self.arch = architecture
 
     def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = batch["labels"]
+        """Cross-entropy of every target token (1-D, fp32) and the [rows, positions] mask that picks them.
+
+        The output layer runs on target positions only: padding and (causal) source positions never reach
+        it, so neither their logits nor an fp32 copy of them is made."""
+        hidden, target = self.hidden_states(batch)
+        keep = target != IGNORE
+        logits = output_layer(self.model)(hidden[keep])
+        loss = F.cross_entropy(logits.float(), target[keep], reduction="none")
+        return loss, keep
+
+    def hidden_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden states before the output layer, and the target id at each position."""
+        m, labels = self.model, batch["labels"]
         if self.arch == ARCH_SEQ2SEQ:
-            dec_in = self.model.prepare_decoder_input_ids_from_labels(labels=labels)
-            logits = self.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=dec_in
-            ).logits
-            target = labels
-        else:
-            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            logits, target = logits[:, :-1], labels[:, 1:]
-        loss = F.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="none"
-        ).view(target.shape)
-        return loss, (target != IGNORE)
+            mask = batch["attention_mask"]
+            enc = m.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+            dec_in = m.prepare_decoder_input_ids_from_labels(labels=labels)
+            h = m.decoder(input_ids=dec_in, encoder_hidden_states=enc, encoder_attention_mask=mask,
+                          use_cache=False).last_hidden_state
+            if getattr(m.config, "scale_decoder_outputs", False):  # as T5ForConditionalGeneration.forward
+                h = h * (m.config.d_model**-0.5)
+            return h, labels
+        backbone = getattr(m, m.base_model_prefix)
+        h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+        return h.last_hidden_state[:, :-1], labels[:, 1:]
 
     def forward(self, batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
         """[label loss sum, label tokens, rationale loss sum, rationale tokens]: one forward pass per batch
         given, whatever tasks its rows hold."""
         total = torch.zeros(4, device=_device_of(self.model))
         for b in batches:
-            loss, mask = self.token_losses(b)
-            row_loss, row_tokens = (loss * mask).sum(1), mask.sum(1).to(loss.dtype)
-            is_label = (b["task"] == TASK_LABEL).to(loss.dtype)
+            loss, keep = self.token_losses(b)
+            is_label = (b["task"] == TASK_LABEL).unsqueeze(1).expand_as(keep)[keep].to(loss.dtype)
             is_rationale = 1.0 - is_label
-            total = total + torch.stack([(row_loss * is_label).sum(), (row_tokens * is_label).sum(),
-                                         (row_loss * is_rationale).sum(), (row_tokens * is_rationale).sum()])
+            total = total + torch.stack([(loss * is_label).sum(), is_label.sum(),
+                                         (loss * is_rationale).sum(), is_rationale.sum()])
         return total
+
+
+def output_layer(model: nn.Module) -> nn.Module:
+    """The language-model head (lm_head) of a Hugging Face model, LoRA-wrapped or not."""
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output layer")
+    return head
 
 
 def _device_of(model: nn.Module) -> torch.device:

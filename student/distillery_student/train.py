@@ -1,16 +1,16 @@
 """The step-by-step trainer: train(config) -> TrainResult.
 
-One process on a CPU, or one process per GPU under torchrun (DDP); the same code either way. Each optimizer
-step takes `batchSize` records in a length-bucketed order fixed by (seed, epoch); the records are split over
-the ranks and, per rank, into micro-batches of at most `micro_batch_size` records (gradient accumulation).
-Token counts of the whole step normalise the loss, so any split gives the gradient of one big batch.
+One process on a CPU, or one process per GPU under torchrun (training.strategy DDP or FSDP); the same code
+either way. Each optimizer step takes `batchSize` records in a length-bucketed order fixed by (seed, epoch);
+the records are split over the ranks and, per rank, into micro-batches (gradient accumulation) that fit the
+GPU, or of `micro_batch_size` records. Token counts of the whole step normalise the loss, so any split gives
+the gradient of one big batch. The step itself (precision, wrapping, optimizer) is step.Stepper.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -22,20 +22,23 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.distributed as dist
 
 from . import checkpoint
+from . import lora as lora_mod
 from .contract import (
     InvalidInput,
     TrainConfig,
     TrainResult,
+    claim_job_dir,
     distillery_json,
     normalize_label,
     write_atomic,
 )
 from .data import TASK_LABEL, epoch_batches, build_examples, load_splits
 from .progress import ProgressReporter
-from .modeling import Encoder, Predictor, Row, TaskLosses, combine_losses, load_student, model_info_from_config, to_device
+from .modeling import Encoder, Predictor, load_student, model_info_from_config
+from .parallel import Dist, init_distributed
+from .step import BF16_MASTER, StepOptions, Stepper, lr_lambda
 
 log = logging.getLogger("distillery_student")
 
@@ -44,7 +47,10 @@ log = logging.getLogger("distillery_student")
 class TrainOptions:
     """Runtime settings that are not part of train.json (flags of `train`)."""
 
-    micro_batch_size: int = 0  # records per micro-batch on one rank; 0: the rank's whole share of the batch
+    micro_batch_size: int = 0  # records per micro-batch on one rank; 0: picked to fit the GPU (whole share on CPU)
+    memory_gb: float = 0.0  # the GPU memory the automatic micro-batches plan for; 0: the card's own
+    bf16_impl: str = BF16_MASTER  # master: bf16 weights + fp32 master weights; autocast: fp32 weights + autocast
+    compile: bool = False  # torch.compile the loss module (bench/train_step.py measures it)
     schedule: str = "linear"  # linear or cosine decay after warmup
     warmup_steps: int = -1  # -1: 5% of the steps, at most 100
     max_grad_norm: float = 1.0
@@ -58,47 +64,6 @@ class TrainOptions:
     log_every: int = 50
     # test hook: called after each optimizer step with (step, model)
     on_step: Callable[[int, torch.nn.Module], None] | None = field(default=None, repr=False)
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
-        if self.enabled:
-            dist.all_reduce(t)
-        return t
-
-
-def init_distributed(device_type: str) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-        return max(0.0, 1.0 - progress)
-
-    return f
 
 
 class _Preempted:
@@ -136,17 +101,14 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         torch.backends.cuda.matmul.allow_tf32 = True
     use_bf16 = device.type == "cuda" and t.precision in ("bf16", "auto")  # auto: bf16 on GPU, fp32 on CPU
 
+    if cfg.output.jobDir:  # never resume another job run's checkpoints (docs/workloads.md)
+        claim_job_dir(cfg.output.jobDir, cfg.job, cfg.jobUID)
     random.seed(t.seed)
     torch.manual_seed(t.seed)
     splits = load_splits(cfg)
     if len(splits.train) < dd.world:
         raise InvalidInput(f"{len(splits.train)} training records cannot be split over {dd.world} ranks")
-    try:
-        model, tokenizer = load_student(cfg.student.baseModel, cfg.student.architecture)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidInput(f"student.baseModel {cfg.student.baseModel!r} could not be loaded: {first}") from None
-    model.to(device)
+    model, tokenizer = _load(cfg, use_bf16)
     enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength,
                   pad_multiple=opts.pad_multiple or (16 if device.type == "cuda" else 1))
     rows = [[enc.row(ex) for ex in exs] for exs in build_examples(splits.train, cfg)]
@@ -158,26 +120,18 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world))
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
-
-    losses_mod = TaskLosses(model, cfg.student.architecture)
-    ddp: torch.nn.Module = losses_mod
-    if dd.enabled:
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            losses_mod, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    optim = torch.optim.AdamW(
-        model.parameters(), lr=t.learningRate, weight_decay=opts.weight_decay, fused=device.type == "cuda"
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(opts.schedule, warmup, total))
+    stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
+        strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
+        weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
+        compile=opts.compile, activation_checkpointing=t.activationCheckpointing,
+        memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
 
     step = 0
     window: deque[float] = deque(maxlen=max(1, min(100, total // 10)))  # trainLoss: the mean of the last steps
     resumed = checkpoint.newest_checkpoint(cfg.output.checkpointDir)
     if resumed:
         state, rng = checkpoint.load(resumed, dd.rank)
-        model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        stepper.load_state_dict(state)
         step = int(state["step"])
         window.extend(state.get("lossWindow", []))
         if rng is not None:
@@ -185,7 +139,6 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         log.info("resumed from %s at step %d of %d", resumed, step, total)
 
     progress = opts.progress or ProgressReporter(f"train-{dd.rank}", None)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
     model.train()
     batches_epoch, batches = -1, []
     last_parts = (0.0, 0.0, 0.0)
@@ -196,30 +149,13 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
             if epoch != batches_epoch:
                 batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world)
                 batches_epoch = epoch
-            mine = batches[pos][dd.rank :: dd.world]
-            micro = opts.micro_batch_size or len(mine)
-            chunks = [mine[i : i + micro] for i in range(0, len(mine), micro)]
-            step_rows = [r for i in mine for r in rows[i]]
+            mine = [rows[i] for i in batches[pos][dd.rank :: dd.world]]
             norm = torch.tensor(
-                [sum(len(r.target) for r in step_rows if r.task == task) for task in (TASK_LABEL, 1)],
+                [sum(len(r.target) for rs in mine for r in rs if r.task == task) for task in (TASK_LABEL, 1)],
                 dtype=torch.float32, device=device,
             )
             dd.all_sum(norm)
-            parts = torch.zeros(3, device=device)
-            for ci, chunk in enumerate(chunks):
-                batch = [to_device(b, device) for b in enc.collate_tasks([r for i in chunk for r in rows[i]], opts.concat_tasks)]
-                sync = nullcontext() if (not dd.enabled or ci == len(chunks) - 1) else ddp.no_sync()
-                with sync:
-                    with autocast():
-                        sums = ddp(batch)
-                    lp = combine_losses(sums, t.rationaleWeight, norm)
-                    (lp.loss * dd.world).backward()
-                parts += torch.stack([lp.loss.detach(), lp.label_loss.detach(), lp.rationale_loss.detach()])
-            if opts.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
-            optim.step()
-            sched.step()
-            optim.zero_grad(set_to_none=True)
+            parts = stepper.step(stepper.micro_batches(mine, opts.micro_batch_size), norm, t.rationaleWeight)
             step += 1
             dd.all_sum(parts)
             last_parts = tuple(float(x) for x in parts.tolist())  # type: ignore[assignment]
@@ -231,12 +167,12 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
             progress.report(prog)
             if dd.rank == 0 and (step % opts.log_every == 0 or step == total):
                 log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", step, total, *last_parts,
-                         sched.get_last_lr()[0])
+                         stepper.sched.get_last_lr()[0])
             stop = torch.tensor([float(preempted.flag or 0 < opts.stop_after_steps <= step)], device=device)
             stopping = bool(dd.all_sum(stop).item())  # every rank stops at the same step, or barriers hang
             every = t.checkpointEverySteps
             if step < total and ((every > 0 and step % every == 0) or stopping):
-                save_checkpoint(cfg, dd, step, model, optim, sched, window)
+                save_checkpoint(cfg, dd, step, stepper, window)
             if stopping:
                 progress.report(prog, True)
                 msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
@@ -244,17 +180,18 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
 
     train_loss = _mean(window)
     result = TrainResult(steps=total, trainLoss=train_loss, modelDir=cfg.output.modelDir)
-    if dd.rank == 0:
-        predictor = Predictor(model, tokenizer, model_info_from_config(cfg), device,
+    final = stepper.export(lambda: _load(cfg, False)[0])  # rank 0 only
+    if final is not None:
+        predictor = Predictor(final, tokenizer, model_info_from_config(cfg), device,
                               torch.bfloat16 if use_bf16 else None)
-        with autocast():
+        with (torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()):
             acc, n = evaluate(predictor, splits.eval, opts.eval_batch_size)
         result.evalAccuracy, result.evalExamples = acc, n
         metrics = {"evalAccuracy": acc, "evalExamples": n, "steps": total, "trainLoss": train_loss}
         detail = {**metrics, "labelLoss": last_parts[1], "rationaleLoss": last_parts[2],
                   "trainRecords": len(rows), "mode": t.mode, "seconds": round(time.monotonic() - started, 1)}
         write_atomic(cfg.output.metricsPath, json.dumps(detail, indent=1) + "\n")
-        save_final_model(cfg, model, tokenizer, metrics)
+        save_final_model(cfg, final, tokenizer, metrics)
         log.info("done: %s", result.to_json())
     progress.report({"step": total, "totalSteps": total, "loss": last_parts[0], "labelLoss": last_parts[1],
             "rationaleLoss": last_parts[2]}, True)
@@ -263,23 +200,49 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     return result
 
 
+def _load(cfg: TrainConfig, bf16: bool) -> tuple[torch.nn.Module, Any]:
+    """The student (with LoRA adapters when training.lora is set) and its tokenizer. A LoRA base is loaded
+    in bf16 on a GPU: it stays frozen, and only the adapters get fp32 master weights."""
+    lora_cfg = cfg.training.lora
+    dtype = torch.bfloat16 if (bf16 and lora_cfg is not None) else torch.float32
+    try:
+        model, tokenizer = load_student(cfg.student.baseModel, cfg.student.architecture, dtype=dtype)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidInput(f"student.baseModel {cfg.student.baseModel!r} could not be loaded: {first}") from None
+    if lora_cfg is not None:
+        try:
+            model = lora_mod.apply(model, lora_cfg.rank, lora_cfg.alpha, lora_cfg.dropout, lora_cfg.targetModules)
+        except ValueError as e:
+            raise InvalidInput(f"train.json: {e}") from None
+    return model, tokenizer
+
+
+def _memory_bytes(device: torch.device, memory_gb: float) -> float:
+    """The memory the automatic micro-batches plan for: memory_gb, else the whole card; 0 (no split) on CPU."""
+    if memory_gb > 0:
+        return memory_gb * 2**30
+    if device.type != "cuda":
+        return 0.0
+    return float(torch.cuda.get_device_properties(device).total_memory)
+
+
 def _mean(xs: Any) -> float:
     xs = list(xs)
     return float(sum(xs) / len(xs)) if xs else 0.0
 
 
-def save_checkpoint(cfg: TrainConfig, dd: Dist, step: int, model: torch.nn.Module, optim: Any, sched: Any,
-                    window: Any) -> None:
+def save_checkpoint(cfg: TrainConfig, dd: Dist, step: int, stepper: Stepper, window: Any) -> None:
     d = cfg.output.checkpointDir
     if dd.rank == 0:
         os.makedirs(d, exist_ok=True)
         checkpoint.begin(d, step)
     dd.barrier()
     checkpoint.write_rank_rng(d, step, dd.rank)
+    state = stepper.state_dict()  # collective under FSDP
     dd.barrier()
     if dd.rank == 0:
-        state = {"step": step, "model": model.state_dict(), "optimizer": optim.state_dict(),
-                 "scheduler": sched.state_dict(), "lossWindow": list(window), "job": cfg.job}
+        state.update({"step": step, "lossWindow": list(window), "job": cfg.job})
         path = checkpoint.commit(d, step, state)
         log.info("checkpoint %s", path)
     dd.barrier()

@@ -90,11 +90,12 @@ def make_config(tmp_path: Path, t5_dir: str) -> Callable[..., Any]:
                        "labelField": "label", **(data or {})}
         raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
                        "rationalePrefix": "[rationale] "}
+        raw["training"].pop("lora")  # the vector's LoRA applies only where a test asks for it
         raw["training"].update({"epochs": 0, "maxSteps": 10, "batchSize": 8, "learningRate": 1e-3,
                                 "maxInputLength": 32, "maxTargetLength": 32, "precision": "bf16",
                                 "checkpointEverySteps": 0, **training})
         o = tmp_path / out
-        raw["output"] = {"checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
+        raw["output"] = {"jobDir": str(o), "checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
                          "metricsPath": str(o / "metrics.json")}
         return parse_train_config(raw)
 
@@ -113,6 +114,7 @@ def served_model_dir(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> s
     raw["data"] = {"annotationsDir": write_records(tmp / "ann", comparison_records(64)), "evalFraction": 0.1}
     raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
                    "rationalePrefix": "[rationale] "}
+    raw["training"].pop("lora", None)  # full fine-tuning
     raw["training"].update(maxSteps=40, batchSize=16, learningRate=3e-3, maxInputLength=32, maxTargetLength=24,
                            checkpointEverySteps=0)
     raw["output"] = {"checkpointDir": str(tmp / "ck"), "modelDir": str(tmp / "model"), "metricsPath": str(tmp / "m.json")}

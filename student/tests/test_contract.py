@@ -10,6 +10,7 @@ from conftest import CONTRACT
 from distillery_student.contract import (
     InvalidInput,
     ModelInfo,
+    claim_job_dir,
     TrainResult,
     distillery_json,
     normalize_label,
@@ -31,7 +32,43 @@ def test_normalize_label_vector() -> None:
 def test_train_config_vector() -> None:
     cfg = parse_train_config(_vector("train.json"))
     assert cfg.training.mode == "step-by-step" and cfg.task.labels == ["entailment", "neutral", "contradiction"]
-    assert cfg.output.modelDir == "/workspace/model" and cfg.data.evalPath == "/data/eval.jsonl"
+    job = _vector("job.json")
+    assert cfg.jobUID == job["uid"] and cfg.output.jobDir == f"/workspace/jobs/{job['job']}-{job['uid']}"
+    assert cfg.output.modelDir == cfg.output.jobDir + "/model" and cfg.data.evalPath == "/data/eval.jsonl"
+    assert cfg.training.strategy == "DDP" and not cfg.training.activationCheckpointing
+    lora = cfg.training.lora
+    assert lora is not None and (lora.rank, lora.alpha, lora.dropout, lora.targetModules) == (16, 32.0, 0.05, ["q", "v"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"strategy": "ZeRO"}, r"training\.strategy 'ZeRO' is not DDP or FSDP"),
+    ({"lora": {"rank": "8"}}, r"training\.lora\.rank must be of type int"),
+    ({"lora": {"rank": 0}}, r"training\.lora needs rank > 0"),
+    ({"strategy": "FSDP"}, r"training\.lora is supported with strategy DDP only"),
+])
+def test_bad_training_strategy_or_lora_is_named(change: dict, message: str) -> None:
+    raw = _vector("train.json")
+    raw["training"].update(change)
+    with pytest.raises(InvalidInput, match=message):
+        parse_train_config(raw)
+
+
+def test_training_without_lora_or_strategy_is_full_fine_tuning_under_ddp() -> None:
+    raw = _vector("train.json")
+    for k in ("lora", "strategy", "activationCheckpointing"):
+        del raw["training"][k]
+    t = parse_train_config(raw).training
+    assert t.lora is None and t.strategy == "DDP" and t.activationCheckpointing is False
+
+
+def test_claim_job_dir_writes_the_vector_and_refuses_another_uid(tmp_path) -> None:
+    job = _vector("job.json")
+    d = str(tmp_path / "jobs" / f"{job['job']}-{job['uid']}")
+    claim_job_dir(d, job["job"], job["uid"])
+    assert json.loads((tmp_path / "jobs" / f"{job['job']}-{job['uid']}" / "job.json").read_text()) == job
+    claim_job_dir(d, job["job"], job["uid"])  # a retried pod of the same run resumes
+    with pytest.raises(InvalidInput, match=f"belongs to job {job['job']} \\(uid {job['uid']}\\).*uid other"):
+        claim_job_dir(d, job["job"], "other")
 
 
 @pytest.mark.parametrize("path", ["job", "student", "training.batchSize", "output.modelDir", "task.labelPrefix"])

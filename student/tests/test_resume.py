@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from distillery_student import checkpoint
+from distillery_student.contract import InvalidInput
 from distillery_student.train import TrainOptions, train
 
 
@@ -68,3 +69,14 @@ def test_micro_batches_give_the_gradient_of_the_whole_batch(make_config, t5_dir:
     train(micro, TrainOptions(micro_batch_size=3))
     _assert_same(_weights(whole.output.modelDir), _weights(micro.output.modelDir), atol=1e-5)
     assert Path(micro.output.modelDir, "distillery.json").exists()
+
+
+def test_another_job_runs_checkpoints_are_never_resumed(make_config) -> None:
+    cfg = make_config(out="shared", maxSteps=4)
+    os.makedirs(cfg.output.checkpointDir)
+    other = '{"job":"%s","uid":"an-earlier-run"}\n' % cfg.job
+    Path(cfg.output.jobDir, "job.json").write_text(other)
+    with pytest.raises(InvalidInput, match="belongs to job .* \\(uid an-earlier-run\\)"):
+        train(cfg)
+    assert os.listdir(cfg.output.checkpointDir) == [] and not os.path.exists(cfg.output.modelDir)
+    assert Path(cfg.output.jobDir, "job.json").read_text() == other

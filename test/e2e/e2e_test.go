@@ -52,7 +52,7 @@ func TestDemoJob(t *testing.T) {
 	var metrics struct {
 		EvalAccuracy float64 `json:"evalAccuracy"`
 	}
-	b, err := os.ReadFile(filepath.Join(workspaceDir(t, demoJob), "metrics.json"))
+	b, err := os.ReadFile(filepath.Join(jobFolder(t, demoJob), "metrics.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestDemoJob(t *testing.T) {
 	if got, _ := strconv.ParseFloat(acc, 64); got-metrics.EvalAccuracy > 1e-4 || metrics.EvalAccuracy-got > 1e-4 {
 		t.Errorf("status accuracy %s, trainer's metrics.json %v", acc, metrics.EvalAccuracy)
 	}
-	if smAcc := jsonpath(t, "sm", demoJob, ".status.metrics.accuracy"); smAcc != acc {
+	if smAcc := jsonpath(t, "sm", demoJob, ".spec.metrics.accuracy"); smAcc != acc {
 		t.Errorf("StudentModel accuracy %q, job %q", smAcc, acc)
 	}
 	// The demo learns: chance is 0.5; 600 CPU steps reached about 0.9 in trials.
@@ -206,6 +206,14 @@ func TestBadSpecsRefused(t *testing.T) {
 		{"shards out of range", "shards: 1", "shards: 300", "spec.annotation.shards"},
 		{"zero rationale weight", "maxSteps: 1", "maxSteps: 1\n    rationaleWeight: \"0\"", "spec.training.rationaleWeight"},
 		{"two dataset sources", "labelField: label", "labelField: label\n    persistentVolumeClaim: {claimName: x, path: a.jsonl}", "spec.dataset"},
+		// 55 characters: <name>-annotate and its pods' hostnames would exceed 63 (issue 9).
+		{"name too long for its children", "name: e2e-bad\n", "name: e2e-bad-" + strings.Repeat("x", 41) + "\n", "metadata.name"},
+		{"dot in the name", "name: e2e-bad\n", "name: e2e.bad\n", "metadata.name"},
+		{"zero storage", "storage: {size: 1Gi}", "storage: {size: \"0\"}", "spec.storage.size"},
+		{"key in the endpoint", "endpoint: http://", "endpoint: http://apikey:sk-e2e-not-echoed@", "spec.teacher.endpoint"},
+		{"endpoint with /chat/completions", "/v1\n", "/v1/chat/completions\n", "spec.teacher.endpoint"},
+		{"example label outside the labels", "label: second}", "label: third}", "spec.task.examples"},
+		{"secret key syntax", "model: demo-teacher", "model: demo-teacher\n    apiKeySecretRef: {name: teacher, key: \"api key\"}", "spec.teacher.apiKeySecretRef.key"},
 	}
 	for _, c := range cases {
 		bad := strings.Replace(good, c.from, c.to, 1)
@@ -220,6 +228,9 @@ func TestBadSpecsRefused(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error does not name %s: %v", c.name, c.field, err)
+		}
+		if strings.Contains(err.Error(), "sk-e2e-not-echoed") {
+			t.Errorf("%s: the refusal repeats the key: %v", c.name, err)
 		}
 	}
 }

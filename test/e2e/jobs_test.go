@@ -28,6 +28,7 @@ type jobSpec struct {
 	concurrency   int
 	maxSteps      int
 	suspend       bool
+	serve         bool
 }
 
 func (j jobSpec) yaml() string {
@@ -69,9 +70,10 @@ spec:
     gpusPerWorker: 0
     resources: {requests: {cpu: 100m, memory: 512Mi}}
   serving:
-    enabled: false
+    enabled: %[10]t
+    resources: {requests: {cpu: 100m, memory: 512Mi}}
   storage: {size: 1Gi}
-`, j.name, j.teacher, j.inputs, j.shards, j.concurrency, j.maxSteps, j.suspend, teacherNS, teacherPort)
+`, j.name, j.teacher, j.inputs, j.shards, j.concurrency, j.maxSteps, j.suspend, teacherNS, teacherPort, j.serve)
 }
 
 // datasetConfigMap is the job's dataset: n "which is larger" lines with gold labels.
@@ -159,10 +161,20 @@ func workspaceDir(t *testing.T, job string) string {
 	return jsonpath(t, "pv", pv, ".spec.hostPath.path")
 }
 
+// jobFolder is the host directory of the job run's own folder in its workspace: jobs/<job>-<uid>.
+func jobFolder(t *testing.T, job string) string {
+	t.Helper()
+	uid := jsonpath(t, "dj", job, ".metadata.uid")
+	if uid == "" {
+		t.Fatalf("job %s has no uid", job)
+	}
+	return filepath.Join(workspaceDir(t, job), "jobs", job+"-"+uid)
+}
+
 // annotationRecords reads every shard file and counts the records per id.
 func annotationRecords(t *testing.T, job string) (perID map[string]int, statuses map[string]int) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(workspaceDir(t, job), "annotations", "shard-*.jsonl"))
+	files, err := filepath.Glob(filepath.Join(jobFolder(t, job), "annotations", "shard-*.jsonl"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no shard files for %s: %v", job, err)
 	}

@@ -143,8 +143,8 @@ func finished(dj *v1alpha1.DistillationJob) bool {
 		meta.IsStatusConditionTrue(dj.Status.Conditions, string(v1alpha1.ConditionFailed))
 }
 
-// A shard that fails with the permanent exit code fails the job at once with the shard's own words; no
-// training starts.
+// A shard that fails with the permanent exit code fails the job at once with the shard's own words and
+// reason (InvalidInput); no training starts.
 func TestFailingShardFailsJob(t *testing.T) {
 	ns := namespace(t)
 	name := "hold-failshard"
@@ -157,7 +157,7 @@ func TestFailingShardFailsJob(t *testing.T) {
 			setOutcome(t, &p, "succeed", "", "")
 		}
 	}
-	dj := waitForCondition(t, ns, name, v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonAnnotationFailed)
+	dj := waitForCondition(t, ns, name, v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonInvalidInput)
 	c := meta.FindStatusCondition(dj.Status.Conditions, string(v1alpha1.ConditionFailed))
 	for _, want := range []string{"annotation shard 2 failed", `dataset line 7: no field "input"`} {
 		if !strings.Contains(c.Message, want) {

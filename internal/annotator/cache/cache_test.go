@@ -1,9 +1,13 @@
 package cache
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
 	"github.com/distillery-dev/distillery/internal/contract"
@@ -67,5 +71,59 @@ func TestNoFolderCachesNothing(t *testing.T) {
 	}
 	if _, ok, _ := d.Get("k"); ok {
 		t.Error("a cache without a folder returned an entry")
+	}
+}
+
+// Two pods writing the same entries at once (two jobs on one claim, or two shards): a reader sees a
+// whole entry, one writer's or the other's, never a torn or missing one.
+func TestConcurrentWritersNeverShowAPartialEntry(t *testing.T) {
+	path := t.TempDir()
+	a, b := Dir{Path: path}, Dir{Path: path} // two processes' views of one folder
+	big := func(c byte) Entry {
+		return Entry{Content: strings.Repeat(string(c), 64<<10), Usage: contract.Usage{PromptTokens: int(c)}}
+	}
+	versions := []Entry{big('a'), big('b')}
+	keys := make([]string, 8)
+	for i := range keys {
+		keys[i] = Key(Request{Model: "m", MaxTokens: i})
+		if err := a.Put(keys[i], versions[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g errgroup.Group
+	for w, d := range []Dir{a, b} {
+		g.Go(func() error {
+			for range 10 {
+				for _, k := range keys {
+					if err := d.Put(k, versions[w]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	for range 2 {
+		g.Go(func() error {
+			for range 20 {
+				for _, k := range keys {
+					e, ok, err := b.Get(k)
+					if err != nil || !ok {
+						return fmt.Errorf("entry %s: ok=%v err=%v while being rewritten", k[:8], ok, err)
+					}
+					if e != versions[0] && e != versions[1] {
+						return fmt.Errorf("entry %s is neither writer's (%d bytes)", k[:8], len(e.Content))
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(path, "*", ".tmp-*"))
+	if len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 type chatRequest struct {
@@ -150,9 +151,10 @@ func serverMessage(body []byte) string {
 	return cmp.Or(msg, "(empty body)")
 }
 
-// redactErr rewrites an error's text without the API key, keeping its type for errors.As.
+// redactErr rewrites an error's text without the API key or the endpoint's secrets, keeping its type for
+// errors.As.
 func (c *Client) redactErr(err error) error {
-	if err == nil || c.cfg.APIKey == "" || !strings.Contains(err.Error(), c.cfg.APIKey) {
+	if err == nil || c.redact(err.Error()) == err.Error() {
 		return err
 	}
 	var rejected *RejectedError
@@ -166,10 +168,11 @@ func (c *Client) redactErr(err error) error {
 	return errors.New(c.redact(err.Error()))
 }
 
-// redact replaces the API key: servers echo it in errors ("Incorrect API key provided: sk-...").
+// redact replaces the API key, which servers echo in errors ("Incorrect API key provided: sk-..."), and
+// the endpoint's userinfo and query, which Go's HTTP errors quote with the URL.
 func (c *Client) redact(s string) string {
-	if c.cfg.APIKey == "" {
-		return s
+	if c.cfg.APIKey != "" {
+		s = strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
 	}
-	return strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
+	return secreturl.Scrub(s, c.cfg.Endpoint)
 }

@@ -1,6 +1,6 @@
 // Package teacher is the client of an OpenAI-compatible chat completion server (vLLM, TGI, OpenAI,
 // Ollama): rate-limited, retrying transient failures with backoff, failing fast when the server cannot be
-// reached at all, and never letting the API key out into an error.
+// reached at all, and never letting the API key, or a key pasted into the endpoint URL, out into an error.
 package teacher
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 // Config says how to call the teacher.
@@ -168,7 +169,7 @@ func (c *Client) countConnectFailure(err *transientError) *UnreachableError {
 	if n < int64(c.cfg.UnreachableAfter) {
 		return nil
 	}
-	u := &UnreachableError{Endpoint: c.cfg.Endpoint, Attempts: int(n), Last: errors.New(c.redact(err.msg))}
+	u := &UnreachableError{Endpoint: secreturl.Redacted(c.cfg.Endpoint), Attempts: int(n), Last: errors.New(c.redact(err.msg))}
 	c.unreachable.CompareAndSwap(nil, u)
 	return c.unreachable.Load()
 }

@@ -3,6 +3,7 @@ package teacher
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -176,6 +177,48 @@ func TestBackoffGrowsAndRespectsRetryAfter(t *testing.T) {
 	}
 	if d := c.backoff(1, time.Second); d != time.Second {
 		t.Errorf("backoff with Retry-After 1s = %v", d)
+	}
+}
+
+// A key pasted into the endpoint (user:key@, ?api_key=) must not reach an error: Go's HTTP errors quote
+// the URL with its user and query.
+func TestAKeyInTheEndpointIsNeverInErrors(t *testing.T) {
+	const userKey, queryKey = "sk-user-0123456789", "sk-query-0123456789"
+	withKeys := func(base string) string {
+		u := strings.Replace(base, "http://", "http://apikey:"+userKey+"@", 1)
+		return u + "/v1?api_key=" + queryKey
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + l.Addr().String()
+	l.Close()
+	hanging := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client hanging up
+		<-r.Context().Done()
+	}))
+	defer hanging.Close()
+
+	cases := map[string]Config{
+		"unreachable": {Endpoint: withKeys(refused), Model: "m", MaxRetries: 1000, RetryBaseDelay: time.Millisecond, RetryMaxDelay: time.Millisecond, UnreachableAfter: 2},
+		"timeouts":    {Endpoint: withKeys(hanging.URL), Model: "m", Timeout: 50 * time.Millisecond, MaxRetries: 1, RetryBaseDelay: time.Millisecond, RetryMaxDelay: time.Millisecond},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := New(cfg).Complete(context.Background(), question)
+			if err == nil {
+				t.Fatal("Complete succeeded")
+			}
+			if strings.Contains(err.Error(), userKey) || strings.Contains(err.Error(), queryKey) {
+				t.Errorf("err = %v carries a key from the endpoint", err)
+			}
+			var u *UnreachableError
+			var x *ExhaustedError
+			if !errors.As(err, &u) && !errors.As(err, &x) {
+				t.Errorf("err = %T %v, want the typed error kept", err, err)
+			}
+		})
 	}
 }
 

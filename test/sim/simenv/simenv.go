@@ -86,7 +86,8 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Start brings the simulated cluster up unless it answers already (then it is left running by Stop).
+// Start brings the simulated cluster up, or brings an answering one up to date (then it is left running
+// by Stop).
 func Start(ctx context.Context, log io.Writer) (*Env, error) {
 	root, err := Root()
 	if err != nil {
@@ -97,13 +98,13 @@ func Start(ctx context.Context, log io.Writer) (*Env, error) {
 		dir = filepath.Join(root, ".dev-sim")
 	}
 	e := &Env{Root: root, Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig")}
-	if !e.reachable(ctx) {
-		cmd := exec.CommandContext(ctx, filepath.Join(root, "hack", "kwok", "up.sh"))
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("hack/kwok/up.sh: %w", err)
-		}
-		e.StartedCluster = true
+	// up.sh is idempotent: on a cluster that answers already it only re-applies this tree's CRDs (a
+	// cluster left running from an older checkout would otherwise refuse new fields).
+	e.StartedCluster = !e.reachable(ctx)
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "hack", "kwok", "up.sh"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("hack/kwok/up.sh: %w", err)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.Kubeconfig)
 	if err != nil {

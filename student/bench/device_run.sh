@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every GPU measurement of docs/benchmarks.md in one go (one H200 machine with 2 GPUs), most important first;
+# each part has its own time limit so a slow one cannot starve the rest. Logs and JSON go to a work folder,
+# packed into $OUT/bench.tgz after each part.
+set -uo pipefail
+OUT="${OUT:-/tmp/bench-out}"
+W=/tmp/bench-work
+mkdir -p "$OUT" "$W"
+cd "$(dirname "$0")"
+export PYTHONUNBUFFERED=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader
+python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__, "gpus", torch.cuda.device_count())'
+part() {
+  local secs=$1 name=$2; shift 2
+  echo "=== $name"
+  timeout "$secs" "$@" 2>&1 | tee "$W/$name.log" | grep -v "^  "
+  echo "=== $name exit ${PIPESTATUS[0]}"
+  tar czf "$OUT/bench.tgz" -C "$W" .
+}
+part 200 t5 python3 train_step.py --steps "${T5_STEPS:-10}" --warmup 2 --repeats 3 --json "$W/t5.json"
+part 240 multigpu env OUT="$W" STEPS=20 bash multi_gpu.sh
+part 110 decoders python3 decoder_step.py --steps 6 --warmup 2 --repeats 3 --json "$W/decoders.json"
+part 45 memfit python3 memory_fit.py
+[[ -n "${COMPILE:-}" ]] && part 120 compile python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 3 --repeats 1 --compile \
+  --variants ours ours-compile

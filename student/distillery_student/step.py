@@ -1,0 +1,191 @@
+"""One optimizer step of the trainer (Stepper): precision, strategy wrapping, micro-batches, the optimizer and
+schedule, and the state a checkpoint holds. train.py drives it; bench/train_step.py times the same object.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from . import lora as lora_mod
+from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
+    split_even, static_bytes
+from .modeling import Encoder, Row, TaskLosses, combine_losses, to_device
+from .parallel import Dist, full_state, gradient_sync, load_full_state, sharded, wrap
+from .precision import MasterWeights
+
+BF16_MASTER = "master"  # bf16 weights, fp32 master weights and optimizer state (the default on a GPU)
+BF16_AUTOCAST = "autocast"  # fp32 weights under bf16 autocast
+
+
+@dataclass
+class StepOptions:
+    strategy: str = "DDP"
+    bf16: bool = False  # bf16 compute (a GPU with precision bf16/auto)
+    bf16_impl: str = BF16_MASTER
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    concat_tasks: bool = True
+    compile: bool = False  # torch.compile the loss module (single process or DDP)
+    activation_checkpointing: bool = False
+    memory_bytes: float = 0.0  # the card's memory for the automatic micro-batch budget; 0: no budget
+
+
+def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1.0 - progress)
+
+    return f
+
+
+class Stepper:
+    """Owns the (wrapped) model, optimizer and schedule; `step` runs one optimizer step over record rows."""
+
+    def __init__(self, model: nn.Module, arch: str, enc: Encoder, device: torch.device, dd: Dist,
+                 o: StepOptions, lr_fn: Callable[[int], float]):
+        self.model, self.arch, self.enc, self.device, self.dd, self.o = model, arch, enc, device, dd, o
+        self.sharded = sharded(o.strategy, dd)
+        self.lora = lora_mod.is_lora(model)
+        if o.activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if self.lora:
+                model.enable_input_require_grads()
+        self.shape = shape_of(model.config, eager_attention=arch == "seq2seq")
+        self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        if not self.sharded:  # FSDP moves each block to the GPU as it shards it: the whole model never is
+            model.to(device)
+        self.master = MasterWeights(model) if o.bf16 and not self.sharded and o.bf16_impl == BF16_MASTER else None
+        self.autocast = o.bf16 and not self.sharded and o.bf16_impl == BF16_AUTOCAST
+        self.losses = TaskLosses(model, arch)
+        self.forward = wrap(self.losses, model, o.strategy, dd, device, o.bf16)
+        self.call = torch.compile(self.forward, dynamic=True) if o.compile and not self.sharded else self.forward
+        self.params = self.master.params if self.master else [p for p in self.forward.parameters() if p.requires_grad]
+        self.optim = torch.optim.AdamW(self.params, lr=o.learning_rate, weight_decay=o.weight_decay,
+                                       fused=device.type == "cuda")
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, lr_fn)
+
+    # ---- micro-batches ----
+
+    def padded_tokens(self, rows: Sequence[Row]) -> int:
+        """Tokens of the padded tensors of one concatenated micro-batch (the memory the step grows with)."""
+        r = self.enc._round
+        if self.arch == "seq2seq":
+            return len(rows) * (r(max(len(x.source) for x in rows)) + r(max(len(x.target) for x in rows)))
+        return len(rows) * r(max(len(x) for x in rows))
+
+    def micro_batches(self, records: Sequence[Sequence[Row]], fixed: int) -> list[list[Sequence[Row]]]:
+        """One rank's records split into micro-batches: `fixed` records each, or by the memory budget."""
+        if fixed > 0:
+            chunks = [list(records[i : i + fixed]) for i in range(0, len(records), fixed)]
+        elif self.o.memory_bytes > 0:
+            chunks = split_by_budget(records, lambda c: self.memory_cost(c), self.budget_bytes())
+        else:
+            chunks = [list(records)]
+        if self.sharded:  # every rank must run as many forward passes (each one all-gathers)
+            n = int(self.dd.all_max(torch.tensor([len(chunks)], device=self.device)).item())
+            least = -int(self.dd.all_max(torch.tensor([-len(records)], device=self.device)).item())
+            chunks = split_even(records, min(n, least)) if n != len(chunks) else chunks
+        return chunks
+
+    def memory_cost(self, records: Sequence[Sequence[Row]]) -> float:
+        rows = [r for rs in records for r in rs]
+        seq = max(len(r.source) for r in rows) if self.arch == "seq2seq" else max(len(r) for r in rows)
+        per_token = activation_bytes_per_token(self.shape, self.enc._round(seq), self.o.activation_checkpointing)
+        targets = sum(len(r.target) for r in rows)
+        return self.padded_tokens(rows) * per_token + targets * logit_bytes_per_target(self.shape)
+
+    def budget_bytes(self) -> float:
+        static = static_bytes(self.trainable, self.frozen, self.dd.world, self.sharded)
+        return self.o.memory_bytes * MEMORY_FRACTION - static
+
+    # ---- the step ----
+
+    def collate(self, rows: Sequence[Row]) -> list[dict[str, torch.Tensor]]:
+        return [to_device(b, self.device) for b in self.enc.collate_tasks(rows, self.o.concat_tasks)]
+
+    def step(self, chunks: Sequence[Sequence[Sequence[Row]]], norm: torch.Tensor, weight: float) -> torch.Tensor:
+        """Forward and backward over each micro-batch (records -> their task rows), then one optimizer step.
+        Returns [loss, label loss, rationale loss] of this rank's share (norm holds the whole step's counts)."""
+        parts = torch.zeros(3, device=self.device)
+        ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.autocast else nullcontext
+        for i, chunk in enumerate(chunks):
+            batch = self.collate([r for rs in chunk for r in rs])
+            with gradient_sync(self.forward, self.o.strategy, self.dd, last=i == len(chunks) - 1):
+                with ctx():
+                    sums = self.call(batch)
+                lp = combine_losses(sums, weight, norm)
+                (lp.loss * self.dd.world).backward()  # DDP and FSDP average gradients over the ranks
+            parts += torch.stack([lp.loss.detach(), lp.label_loss.detach(), lp.rationale_loss.detach()])
+        if self.master:
+            self.master.grads_to_master()
+        if self.o.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.o.max_grad_norm)
+        self.optim.step()
+        self.sched.step()
+        self.optim.zero_grad(set_to_none=True)
+        if self.master:
+            self.master.master_to_model()
+        return parts
+
+    # ---- state ----
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds (complete on rank 0; collective under FSDP). With LoRA only the adapter."""
+        if self.sharded:
+            model_state, optim_state = full_state(self.forward, self.optim)
+            model_state = {k.removeprefix("model."): v for k, v in model_state.items()}
+        else:
+            model_state, optim_state = self.model.state_dict(), self.optim.state_dict()
+        if self.lora:
+            model_state = lora_mod.adapter_state(self.model, model_state)
+        state = {"model": model_state, "optimizer": optim_state, "scheduler": self.sched.state_dict()}
+        if self.master:
+            state["master"] = self.master.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.sharded:
+            load_full_state(self.forward, self.optim, {f"model.{k}": v for k, v in state["model"].items()},
+                            state["optimizer"])
+        else:
+            self.model.load_state_dict(state["model"], strict=not self.lora)
+            self.optim.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.master and "master" in state:
+            self.master.load_state_dict(state["master"])
+
+    def export(self, reload: Callable[[], nn.Module]) -> nn.Module | None:
+        """The trained model as a plain fp32 Hugging Face model with LoRA merged, on rank 0 (None elsewhere;
+        collective under FSDP, where rank 0 loads the full state into a fresh copy made by `reload`)."""
+        if self.sharded:
+            full, _ = full_state(self.forward, None)
+            if self.dd.rank != 0:
+                return None
+            plain = reload()
+            plain.load_state_dict({k.removeprefix("model."): v for k, v in full.items()})
+            return plain.to(self.device)
+        if self.dd.rank != 0:
+            return None
+        model = self.model
+        if self.master:
+            model.float()
+            with torch.no_grad():
+                params = dict(model.named_parameters())
+                for name, m in zip(self.master.names, self.master.params):
+                    params[name].copy_(m)
+        if self.o.activation_checkpointing:
+            model.gradient_checkpointing_disable()
+        return lora_mod.merged(model) if self.lora else model
+

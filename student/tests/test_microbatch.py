@@ -1,0 +1,79 @@
+"""Automatic micro-batches: the memory estimate, the split under a budget, and that a split step still
+gives the gradient of the whole batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distillery_student.microbatch import (MEMORY_FRACTION, Shape, activation_bytes_per_token, split_by_budget,
+                                           split_even, static_bytes)
+from distillery_student.train import TrainOptions, train
+
+T5_LARGE = Shape(layers=48, hidden=1024, ffn=4096, heads=16, vocab=32128, eager_attention=True)
+QWEN_1_5B = Shape(layers=28, hidden=1536, ffn=8960, heads=12, vocab=151936, eager_attention=False)
+
+
+def test_split_by_budget_keeps_order_and_each_chunk_within_the_budget() -> None:
+    items = [5, 1, 7, 3, 3, 9, 2]
+    chunks = split_by_budget(items, sum, 10)
+    assert [x for c in chunks for x in c] == items
+    assert chunks == [[5, 1], [7, 3], [3], [9], [2]]
+    # an item over the budget on its own still gets a chunk: one record is never split
+    assert split_by_budget([20, 1], sum, 10) == [[20], [1]]
+    assert split_by_budget([1, 2, 3], sum, 100) == [[1, 2, 3]]
+
+
+def test_split_even_gives_n_non_empty_chunks() -> None:
+    assert split_even(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert split_even([1, 2], 5) == [[1], [2]]
+
+
+def test_estimate_grows_with_length_for_eager_attention_and_shrinks_with_checkpointing() -> None:
+    short, long = (activation_bytes_per_token(T5_LARGE, s, False) for s in (64, 512))
+    assert long > short
+    assert activation_bytes_per_token(QWEN_1_5B, 64, False) == activation_bytes_per_token(QWEN_1_5B, 512, False)
+    assert activation_bytes_per_token(T5_LARGE, 512, True) < long / 5
+
+
+@pytest.mark.parametrize("shape, params", [(T5_LARGE, 0.74e9), (QWEN_1_5B, 1.54e9)])
+def test_a_default_spec_is_planned_within_an_80_gb_card(shape: Shape, params: float) -> None:
+    """The default spec (batchSize 64, inputs of 512 and targets of 256 tokens at worst) is split so that
+    every micro-batch's estimate fits beside the weights and optimizer state of an 80 GB card."""
+    card = 80 * 2**30
+    budget = card * MEMORY_FRACTION - static_bytes(int(params), 0, 1, False)
+    assert budget > 0
+    per_record = 2 * (512 + 256) * activation_bytes_per_token(shape, 512, False) + 2 * 256 * 10.0 * shape.vocab
+    chunks = split_by_budget([per_record] * 64, sum, budget)
+    assert len(chunks) > 1, "the whole batch at once would not fit"
+    assert all(sum(c) <= budget for c in chunks)
+
+
+def test_automatic_micro_batches_give_the_gradient_of_the_whole_batch(make_config) -> None:
+    from transformers import AutoModelForSeq2SeqLM
+
+    common = dict(maxSteps=3, batchSize=8, learningRate=1e-3)
+    whole = make_config(out="whole", **common)
+    train(whole)
+    split = make_config(out="split", **common)
+    chunk_counts: list[int] = []
+    from distillery_student import step as step_mod
+
+    original = step_mod.Stepper.micro_batches
+
+    def spy(self, records, fixed):  # type: ignore[no-untyped-def]
+        chunks = original(self, records, fixed)
+        chunk_counts.append(len(chunks))
+        return chunks
+
+    step_mod.Stepper.micro_batches = spy  # type: ignore[method-assign]
+    try:
+        # a card just larger than the tiny model's weights and optimizer state: a few records per micro-batch
+        train(split, TrainOptions(memory_gb=0.0045))
+    finally:
+        step_mod.Stepper.micro_batches = original  # type: ignore[method-assign]
+    assert chunk_counts and min(chunk_counts) > 1
+    a = AutoModelForSeq2SeqLM.from_pretrained(whole.output.modelDir).state_dict()
+    b = AutoModelForSeq2SeqLM.from_pretrained(split.output.modelDir).state_dict()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=0, msg=k)
