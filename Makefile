@@ -70,8 +70,9 @@ test-go: envtest ## Go unit and envtest integration tests.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests on the local cluster (brings it up with `make dev` first).
+test-e2e: ## End-to-end tests on the local cluster (brings it up with `make dev` first, then installs Kueue).
 	@hack/dev/up.sh
+	@hack/kueue/install.sh
 	go test -tags e2e -count=1 -timeout 60m ./test/e2e/...
 
 .PHONY: test-sim

@@ -41,7 +41,7 @@ func annotationJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: annotationJobName(dj), Namespace: dj.Namespace,
-			Labels: kueueLabel(dj, jobLabels(dj, StageAnnotation)), OwnerReferences: jobOwnerRef(dj),
+			Labels: kueueLabels(dj, jobLabels(dj, StageAnnotation)), OwnerReferences: jobOwnerRef(dj),
 		},
 		Spec: batchv1.JobSpec{
 			CompletionMode:       ptr.To(batchv1.IndexedCompletion),

@@ -71,10 +71,12 @@ func stagePodSpec(dj *v1alpha1.DistillationJob, c corev1.Container, vols []corev
 	}
 }
 
-// kueueLabel copies the job's Kueue queue label to a stage Job, if the job has one.
-func kueueLabel(dj *v1alpha1.DistillationJob, labels map[string]string) map[string]string {
-	if q, ok := dj.Labels[LabelKueueQueue]; ok {
-		labels[LabelKueueQueue] = q
+// kueueLabels copies the job's Kueue labels (queue name, workload priority class) to a stage Job.
+func kueueLabels(dj *v1alpha1.DistillationJob, labels map[string]string) map[string]string {
+	for _, k := range []string{LabelKueueQueue, LabelKueuePriorityClass} {
+		if v, ok := dj.Labels[k]; ok {
+			labels[k] = v
+		}
 	}
 	return labels
 }

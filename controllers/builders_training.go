@@ -65,7 +65,7 @@ func trainingJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: trainingJobName(dj), Namespace: dj.Namespace,
-			Labels: kueueLabel(dj, jobLabels(dj, StageTraining)), OwnerReferences: jobOwnerRef(dj),
+			Labels: kueueLabels(dj, jobLabels(dj, StageTraining)), OwnerReferences: jobOwnerRef(dj),
 		},
 		Spec: batchv1.JobSpec{
 			Completions:      ptr.To(workers),

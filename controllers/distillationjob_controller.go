@@ -44,6 +44,7 @@ type DistillationJobReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;list
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads,verbs=get;list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile fetches the job, runs one pass of its stages and writes its status once.
@@ -92,6 +93,12 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	setSuspendedCondition(dj)
 	setInProgress(dj)
 	res, err := r.runStages(ctx, dj, o)
+	if err == nil {
+		var wait time.Duration
+		if wait, err = r.reconcileQueuedSuspend(ctx, dj, o); wait > 0 {
+			res.RequeueAfter = minPositive(res.RequeueAfter, wait)
+		}
+	}
 	dj.Status.Stage = stageOf(dj, o)
 	dj.Status.Progress = progressString(&dj.Status)
 	if left, ok := deadlineLeft(dj, now); ok && !finished(dj) {

@@ -11,7 +11,8 @@
 //     StudentModel), ownership.go (adopt only what the job controls; a derived name held by anything else
 //     is a NameConflict, found before the teacher is paid),
 //     stage_jobs.go (annotation and training, described once as a stageJob and run by reconcileStageJob),
-//     failure_policy.go (every decision that fails a job), suspend.go, deadline.go, ttl.go, health.go
+//     failure_policy.go (every decision that fails a job), suspend.go (with Kueue: through the stage
+//     Job's Workload), deadline.go, ttl.go, health.go
 //     (the standard Ready/Reconciling/Stalled conditions that kstatus and Argo CD read), and
 //     spec_policy.go (what the operator refuses before creating any child: resource quantities, and
 //     image_policy.go's --allowed-image-prefixes). Admission itself is CEL in api/v1alpha1.

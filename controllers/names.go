@@ -19,6 +19,13 @@ const (
 
 	// LabelKueueQueue is copied from the DistillationJob to its stage Jobs so Kueue can queue each stage.
 	LabelKueueQueue = "kueue.x-k8s.io/queue-name"
+	// LabelKueuePriorityClass (a Kueue WorkloadPriorityClass) is copied the same way.
+	LabelKueuePriorityClass = "kueue.x-k8s.io/priority-class"
+	// LabelKueueJobUID is the label Kueue puts on the Workload it makes for a Job: the Job's UID.
+	LabelKueueJobUID = "kueue.x-k8s.io/job-uid"
+	// AnnotationDeactivatedBy marks a Kueue Workload the operator deactivated for spec.suspend, so that
+	// resuming reactivates only those and never one an administrator stopped.
+	AnnotationDeactivatedBy = "distillery.dev/deactivated-by"
 
 	// AnnotationSpecHash records the hash of the desired child, so an unchanged child is never re-applied.
 	AnnotationSpecHash = "distillery.dev/spec-hash"

@@ -84,7 +84,7 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 			}
 		}
 	}
-	if _, err := ensure(ctx, r.Client, s.job(o), s.build(dj, r.Config)); err != nil {
+	if err := r.ensureStageJob(ctx, dj, s.job(o), s.build(dj, r.Config)); err != nil {
 		return false, ctrl.Result{}, fmt.Errorf("ensuring %s job: %w", s.what, err)
 	}
 	now := r.Clock.Now()
@@ -103,6 +103,10 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 		}
 		setCondition(dj, s.condition, true, reason, msg)
 		return true, ctrl.Result{}, nil
+	}
+	if msg := queuedMessage(dj, job); msg != "" {
+		setCondition(dj, s.condition, false, v1alpha1.ReasonQueued, msg)
+		return false, ctrl.Result{}, nil
 	}
 	if msg := unschedulable(pods); msg != "" {
 		setCondition(dj, s.condition, false, v1alpha1.ReasonUnschedulable, msg)

@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -23,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 )
@@ -179,6 +183,44 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 	return m.Run()
+}
+
+// kueueWorkloadCRD is Kueue's own Workload CRD, from the Kueue module hack/kueue pins (the Go module
+// cache; downloaded once), so the suspend policy is tested against Kueue's real schema. Only the version
+// the operator uses (v1beta2) is served, and only the Kueue tests install it (installWorkloadCRD): its
+// schema (9,000 lines a version) keeps a 2-core machine's apiserver busy for a while.
+func kueueWorkloadCRD() (*apiextensionsv1.CustomResourceDefinition, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/kueue")
+	cmd.Dir = filepath.Join("..", "hack", "kueue")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("finding the Kueue module of hack/kueue (go mod download): %v", err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return nil, fmt.Errorf("finding the Kueue module of hack/kueue: %q: %v", out, err)
+	}
+	path := filepath.Join(mod.Dir, "config", "components", "crd", "bases", "kueue.x-k8s.io_workloads.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(b, &crd); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	var served []apiextensionsv1.CustomResourceDefinitionVersion
+	for _, v := range crd.Spec.Versions {
+		if v.Name == workloadGVK.Version {
+			v.Storage = true
+			served = append(served, v)
+		}
+	}
+	if len(served) != 1 {
+		return nil, fmt.Errorf("%s has no version %s", path, workloadGVK.Version)
+	}
+	crd.Spec.Versions = served
+	return &crd, nil
 }
 
 // newNamespace creates a namespace of its own for one test.

@@ -1,32 +1,176 @@
 package controllers
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 )
 
-// The suspend policy: spec.suspend is mirrored onto the stage Jobs (batch Jobs delete their pods when
-// suspended and start them again when resumed; annotator and trainer resume from their files). A job
-// queued by Kueue has its stage Jobs' suspend left to Kueue while the job itself is not suspended.
+// The suspend policy.
+//
+// Without Kueue, spec.suspend is mirrored onto the stage Jobs: batch Jobs delete their pods when
+// suspended and start them again when resumed; annotator and trainer resume from their files.
+//
+// A job with Kueue's queue-name label leaves its stage Jobs' spec.suspend to Kueue: Kueue's webhook
+// creates them suspended and Kueue unsuspends them when it admits their Workload. Writing suspend on such
+// a Job would fight Kueue, which unsuspends any admitted Job. So spec.suspend: true deactivates the
+// Workloads of the job's unfinished stage Jobs instead (Workload spec.active: false, Kueue's own way to
+// stop a workload without requeueing it): Kueue evicts the Workload, suspends the Job, frees its quota and
+// keeps it suspended. Resuming reactivates the Workloads the operator deactivated (and only those: they
+// carry AnnotationDeactivatedBy), and Kueue queues them again. A suspended queued job starts no new stage
+// Job, so Kueue never admits a stage the user has stopped.
 
-// stageSuspended is the suspend flag the stage Jobs should have.
+// workloadGVK is Kueue's Workload, the version Kueue v0.15+ stores (tested with v0.17).
+var workloadGVK = schema.GroupVersionKind{Group: "kueue.x-k8s.io", Version: "v1beta2", Kind: "Workload"}
+
+// deactivatedForSuspend is the value of AnnotationDeactivatedBy on Workloads deactivated for spec.suspend.
+const deactivatedForSuspend = "spec.suspend"
+
+// workloadPollInterval is how soon a suspended queued job looks again for a Workload Kueue has not made yet.
+const workloadPollInterval = 2 * time.Second
+
+// stageSuspended is whether spec.suspend holds the job.
 func stageSuspended(dj *v1alpha1.DistillationJob) bool {
 	return ptr.Deref(dj.Spec.Suspend, false)
 }
 
+// queuedByKueue reports whether Kueue admits the job's stage Jobs (the job has Kueue's queue-name label).
+func queuedByKueue(dj *v1alpha1.DistillationJob) bool {
+	_, ok := dj.Labels[LabelKueueQueue]
+	return ok
+}
+
 // stageSuspendField is what the builders put in a stage Job's spec.suspend: nil leaves it to Kueue.
 func stageSuspendField(dj *v1alpha1.DistillationJob) *bool {
-	if _, queued := dj.Labels[LabelKueueQueue]; queued && !stageSuspended(dj) {
+	if queuedByKueue(dj) {
 		return nil
 	}
 	return ptr.To(stageSuspended(dj))
 }
 
+// holdsNewStageJobs reports whether a stage Job that does not exist yet must wait for the job to resume.
+func holdsNewStageJobs(dj *v1alpha1.DistillationJob) bool {
+	return queuedByKueue(dj) && stageSuspended(dj)
+}
+
+// queuedMessage says that a queued job's stage Job waits for Kueue to admit it, or is empty: the Job is
+// suspended while the job itself is not (Kueue's webhook created it suspended, or Kueue evicted it).
+func queuedMessage(dj *v1alpha1.DistillationJob, j *batchv1.Job) string {
+	if !queuedByKueue(dj) || stageSuspended(dj) || j == nil || !ptr.Deref(j.Spec.Suspend, false) {
+		return ""
+	}
+	return fmt.Sprintf("stage job %s waits for Kueue to admit it (LocalQueue %s)", j.Name, dj.Labels[LabelKueueQueue])
+}
+
+// ensureStageJob applies a stage Job, except that a suspended queued job creates none.
+func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1alpha1.DistillationJob, current, desired *batchv1.Job) error {
+	if current == nil && holdsNewStageJobs(dj) {
+		return nil
+	}
+	_, err := ensure(ctx, r.Client, current, desired)
+	return err
+}
+
+// reconcileQueuedSuspend makes each unfinished stage Job's Kueue Workload follow spec.suspend. It returns
+// how soon to look again when a suspended job's Workload does not exist yet.
+func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (time.Duration, error) {
+	if !queuedByKueue(dj) {
+		return 0, nil
+	}
+	suspend := stageSuspended(dj)
+	var wait time.Duration
+	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
+		// Only a suspended Job can have a Workload this operator deactivated (Kueue suspends the Job of
+		// an inactive Workload); a running one needs a look only when the user suspends.
+		if j == nil || jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed) || (!suspend && !ptr.Deref(j.Spec.Suspend, false)) {
+			continue
+		}
+		workloads, err := r.stageWorkloads(ctx, j)
+		if meta.IsNoMatchError(err) && !suspend {
+			continue // no Kueue in this cluster: nothing was deactivated
+		}
+		if err != nil {
+			return 0, fmt.Errorf("listing the Kueue Workloads of stage job %s: %w", j.Name, err)
+		}
+		if len(workloads) == 0 && suspend {
+			wait = workloadPollInterval // Kueue makes the Workload just after the Job
+		}
+		for _, wl := range workloads {
+			patch := workloadActivationPatch(&wl, suspend)
+			if patch == nil {
+				continue
+			}
+			if err := r.Patch(ctx, &wl, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+				return 0, fmt.Errorf("setting spec.active of Kueue Workload %s (stage job %s): %w", wl.GetName(), j.Name, err)
+			}
+		}
+	}
+	return wait, nil
+}
+
+// stageWorkloads are the Kueue Workloads of a stage Job, read from the API server (not cached: they are
+// read only while a queued job is suspended or waits to be admitted again).
+func (r *DistillationJobReconciler) stageWorkloads(ctx context.Context, j *batchv1.Job) ([]unstructured.Unstructured, error) {
+	var list unstructured.UnstructuredList
+	list.SetGroupVersionKind(workloadGVK.GroupVersion().WithKind(workloadGVK.Kind + "List"))
+	if err := r.List(ctx, &list, client.InNamespace(j.Namespace), client.MatchingLabels{LabelKueueJobUID: string(j.UID)}); err != nil {
+		return nil, err
+	}
+	var owned []unstructured.Unstructured
+	for _, wl := range list.Items {
+		if metav1.IsControlledBy(&wl, j) {
+			owned = append(owned, wl)
+		}
+	}
+	return owned, nil
+}
+
+// workloadActivationPatch is the merge patch that makes a Workload follow spec.suspend, or nil when it
+// does already. Suspending deactivates an active Workload and marks it; resuming reactivates only a
+// Workload so marked, so an administrator's deactivation stands.
+func workloadActivationPatch(wl *unstructured.Unstructured, suspend bool) []byte {
+	active, found, _ := unstructured.NestedBool(wl.Object, "spec", "active")
+	active = active || !found // Kueue's default is true
+	marked := wl.GetAnnotations()[AnnotationDeactivatedBy] == deactivatedForSuspend
+	var patch map[string]any
+	switch {
+	case suspend && active:
+		patch = map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{AnnotationDeactivatedBy: deactivatedForSuspend}},
+			"spec":     map[string]any{"active": false},
+		}
+	case !suspend && marked:
+		patch = map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{AnnotationDeactivatedBy: nil}},
+			"spec":     map[string]any{"active": true},
+		}
+	default:
+		return nil
+	}
+	b, _ := json.Marshal(patch) // maps of strings and bools always marshal
+	return b
+}
+
 // setSuspendedCondition records whether the job is held by spec.suspend.
 func setSuspendedCondition(dj *v1alpha1.DistillationJob) {
 	if stageSuspended(dj) {
-		setCondition(dj, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonSuspended, "spec.suspend is true: stage pods are stopped")
+		msg := "spec.suspend is true: stage pods are stopped"
+		if queuedByKueue(dj) {
+			msg = "spec.suspend is true: the stage's Kueue Workload is deactivated, so Kueue stops its pods and frees its quota"
+		}
+		setCondition(dj, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonSuspended, msg)
 		return
 	}
 	// Once resumed, the reason stays Resumed (not NotSuspended) so the condition does not flip again.

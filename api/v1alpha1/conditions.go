@@ -120,4 +120,7 @@ const (
 	ReasonStagePodConfigError ConditionReason = "StagePodConfigError"
 	// ReasonPodsWaiting: a stage's pods exist but wait to start (the kubelet's reason and message follow).
 	ReasonPodsWaiting ConditionReason = "PodsWaiting"
+	// ReasonQueued: the stage's Job waits, suspended, for Kueue to admit it (the job has Kueue's
+	// queue-name label).
+	ReasonQueued ConditionReason = "Queued"
 )

@@ -11,6 +11,8 @@
 #   hack/images/build.sh debian                    the student image's base only (Debian + python3, bash):
 #                                                  distillery.local/debian:dev, for smoke tests
 #   hack/images/build.sh tool NAME                 builds hack/clustertools/NAME; prints its path
+#   hack/images/build.sh kueue                     Kueue's manager built from its Go module by
+#                                                  hack/kueue/build.sh, as /manager: distillery.local/kueue:dev
 #   hack/images/build.sh student                   Debian (debootstrap) + python3 + the student runtime's
 #                                                  venv (.venv, made by hack/python-env.sh) + student/:
 #                                                  distillery.local/student:dev
@@ -62,6 +64,18 @@ build_pause() {
   "$imagepack" -o "$images/pause.tar" -tag "$registry/pause:$tag" -entrypoint /pause -file "/pause=$pause"
   done_image pause "$h"
   echo "$images/pause.tar"
+}
+
+build_kueue() {
+  local imagepack bin h
+  imagepack=$(tool imagepack)
+  bin=$("$root/hack/kueue/build.sh")
+  h=$( { sha256sum "$bin" | cut -d' ' -f1; echo "$tag"; cat "$0"; } | hash_of)
+  if cached kueue "$h"; then log "kueue image cached"; echo "$images/kueue.tar"; return; fi
+  # Non-root like Kueue's own distroless image: its Deployment sets runAsNonRoot without a user.
+  "$imagepack" -o "$images/kueue.tar" -tag "$registry/kueue:$tag" -entrypoint /manager -user 65532:65532 -file "/manager=$bin"
+  done_image kueue "$h"
+  echo "$images/kueue.tar"
 }
 
 build_go() {
@@ -158,5 +172,6 @@ case "${1:-}" in
   student) build_student ;;
   debian) build_debian ;;
   tool) tool "$2" ;;
+  kueue) build_kueue ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac
