@@ -42,9 +42,10 @@ func servingDeployment(sm *v1alpha1.StudentModel, cfg Config) *appsv1.Deployment
 		Name:  "server",
 		Image: image,
 		Command: []string{"python3", "-m", "distillery_student", "serve",
-			"--model", path.Join(modelMountDir, sm.Spec.Artifact.Path), "--port", "8080"},
+			"--model", path.Join(modelMountDir, sm.Spec.Artifact.Path), "--port", "8080",
+			"--served-model-name", sm.Name},
 		Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: studentPort}},
-		Env:             scratchEnv(),
+		Env:             append(scratchEnv(), servingAuthEnv(sm)...),
 		Resources:       resourcesOr(s.Resources, "500m", "1Gi"),
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		SecurityContext: restrictedContainerSecurity(),
@@ -72,15 +73,20 @@ func servingDeployment(sm *v1alpha1.StudentModel, cfg Config) *appsv1.Deployment
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelModel: sm.Name, LabelStage: StageServing}},
+			Selector: &metav1.LabelSelector{MatchLabels: servingPodLabels(sm)},
+			// A rollout adds a warmed-up pod before it removes one; the server drains on SIGTERM.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1))}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					SecurityContext:              restrictedPodSecurity(),
-					AutomountServiceAccountToken: ptr.To(false),
-					NodeSelector:                 s.NodeSelector,
-					Tolerations:                  s.Tolerations,
-					Containers:                   []corev1.Container{c},
+					// the server's drain: 5 s with readiness false, then up to 20 s for in-flight requests
+					TerminationGracePeriodSeconds: ptr.To[int64](35),
+					SecurityContext:               restrictedPodSecurity(),
+					AutomountServiceAccountToken:  ptr.To(false),
+					NodeSelector:                  s.NodeSelector,
+					Tolerations:                   s.Tolerations,
+					Containers:                    []corev1.Container{c},
 					Volumes: []corev1.Volume{
 						{Name: "model", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
 							ClaimName: sm.Spec.Artifact.ClaimName, ReadOnly: true,

@@ -2,8 +2,11 @@ package controllers
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,6 +36,7 @@ func CacheOptions() cache.Options {
 			&corev1.Pod{}: pods, &batchv1.Job{}: by, &corev1.ConfigMap{}: by, &corev1.Service{}: by,
 			&corev1.ServiceAccount{}: by, &corev1.PersistentVolumeClaim{}: by, &appsv1.Deployment{}: by,
 			&rbacv1.Role{}: by, &rbacv1.RoleBinding{}: by,
+			&autoscalingv2.HorizontalPodAutoscaler{}: by, &policyv1.PodDisruptionBudget{}: by, &networkingv1.NetworkPolicy{}: by,
 		},
 	}
 }

@@ -97,7 +97,7 @@ func (r *StudentModelReconciler) reconcileServing(ctx context.Context, sm *v1alp
 	if _, err := ensure(ctx, r.Client, curDeploy, servingDeployment(sm, r.Config)); err != nil {
 		return nil, fmt.Errorf("ensuring student deployment: %w", err)
 	}
-	return curDeploy, nil
+	return curDeploy, r.reconcileServingPolicies(ctx, sm)
 }
 
 func isControlledByModel(obj client.Object, sm *v1alpha1.StudentModel) bool {
@@ -172,13 +172,15 @@ func deploymentStalled(d *appsv1.Deployment) (v1alpha1.ConditionReason, string) 
 // SetupWithManager watches StudentModels and the Deployments and Services they own.
 func (r *StudentModelReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 	if err := indexByLabel(context.Background(), mgr.GetFieldIndexer(), indexModel, LabelModel,
-		&corev1.Service{}, &appsv1.Deployment{}); err != nil {
+		append([]client.Object{&corev1.Service{}, &appsv1.Deployment{}}, servingPolicyKinds()...)...); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.StudentModel{}).
 		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
-		Complete(r)
+		Owns(&corev1.Service{})
+	for _, kind := range servingPolicyKinds() {
+		b = b.Owns(kind)
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).Complete(r)
 }

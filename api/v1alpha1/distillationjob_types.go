@@ -617,6 +617,21 @@ type ServingTemplate struct {
 	// +optional
 	// +listType=atomic
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// autoscaling, when set, creates a HorizontalPodAutoscaler for the StudentModel on CPU use; replicas
+	// is then the autoscaler's to set.
+	// +optional
+	Autoscaling *ServingAutoscaling `json:"autoscaling,omitempty"`
+
+	// auth, when set, requires a bearer token from a Secret on the server's /v1 routes.
+	// +optional
+	Auth *ServingAuth `json:"auth,omitempty"`
+
+	// allowFrom, when set, creates a NetworkPolicy that admits traffic to the server only from these peers
+	// (pod, namespace or IP block selectors, as in a NetworkPolicy rule). Unset: no policy.
+	// +optional
+	// +listType=atomic
+	AllowFrom NetworkPolicyPeers `json:"allowFrom,omitempty"`
 }
 
 // JobServingSpec says whether and how the job's StudentModel serves.

@@ -5,6 +5,7 @@ package testing
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -229,3 +230,21 @@ func (w *ModelWrapper) Image(img string) *ModelWrapper { w.Spec.Serving.Image = 
 
 // Stopped sets spec.stopped.
 func (w *ModelWrapper) Stopped(s bool) *ModelWrapper { w.Spec.Stopped = s; return w }
+
+// Autoscaling sets spec.serving.autoscaling.
+func (w *ModelWrapper) Autoscaling(min, max int32) *ModelWrapper {
+	w.Spec.Serving.Autoscaling = &v1alpha1.ServingAutoscaling{MinReplicas: ptr.To(min), MaxReplicas: max}
+	return w
+}
+
+// AllowFrom sets spec.serving.allowFrom.
+func (w *ModelWrapper) AllowFrom(peers ...networkingv1.NetworkPolicyPeer) *ModelWrapper {
+	w.Spec.Serving.AllowFrom = peers
+	return w
+}
+
+// Auth sets spec.serving.auth to the Secret key name/key.
+func (w *ModelWrapper) Auth(name, key string) *ModelWrapper {
+	w.Spec.Serving.Auth = &v1alpha1.ServingAuth{APIKeySecretRef: v1alpha1.SecretKeyRef{Name: name, Key: key}}
+	return w
+}

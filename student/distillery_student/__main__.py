@@ -41,10 +41,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .serve import ServerConfig, serve
 
-    return serve(args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
-                 max_wait_ms=args.max_wait_ms, device=args.device)
+    return serve(ServerConfig(
+        model_dir=args.model, model_name=args.served_model_name, host=args.host, port=args.port,
+        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes, max_input_chars=args.max_input_chars, read_timeout_s=args.read_timeout,
+        idle_timeout_s=args.idle_timeout, drain_delay_s=args.drain_delay, graceful_timeout_s=args.graceful_timeout,
+        device=args.device, decoder=args.decoder,
+    ))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default="", help="cpu or cuda; default: cuda when available")
     s = sub.add_parser("serve", help="serve a trained student over HTTP")
     s.add_argument("--model", default="/workspace/model")
+    s.add_argument("--served-model-name", default="", help="the model id of /v1/models (the StudentModel's name)")
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--max-batch-size", type=int, default=32, help="inputs per generate pass")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    s.add_argument("--max-queue", type=int, default=1024, help="inputs waiting; beyond, 429 with Retry-After")
+    s.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    s.add_argument("--max-input-chars", type=int, default=16384, help="characters per input")
+    s.add_argument("--read-timeout", type=float, default=10.0, help="seconds for a request head or body")
+    s.add_argument("--idle-timeout", type=float, default=5.0, help="seconds a keep-alive connection may idle")
+    s.add_argument("--drain-delay", type=float, default=5.0,
+                   help="seconds between SIGTERM (readiness false) and closing the listener")
+    s.add_argument("--graceful-timeout", type=float, default=20.0, help="seconds in-flight requests get after that")
     s.add_argument("--device", default="")
+    s.add_argument("--decoder", choices=["auto", "hf", "static"], default="auto",
+                   help="static: fixed-shape T5 decoding with CUDA graphs on a GPU; hf: Hugging Face generate")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     return _train(args) if args.command == "train" else _serve(args)

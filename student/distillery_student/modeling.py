@@ -229,17 +229,60 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 # ---- generation ----------------------------------------------------------------------------------------
 
 
+DECODERS = ("auto", "hf", "static")
+
+
+@dataclass
+class Generated:
+    """One generated sequence: its text and token counts (for OpenAI `usage`)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int  # generated tokens, EOS included
+    finished: bool  # ended with EOS within the token budget
+
+
+@dataclass
+class Prediction:
+    label: str
+    rationale: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    finished: bool
+
+    def as_dict(self) -> dict[str, str]:
+        """The /v1/predict form: label, and rationale only when it was asked for."""
+        return {"label": self.label} if self.rationale is None else {"label": self.label, "rationale": self.rationale}
+
+
+def _uses_static_decoder(model: nn.Module, info: ModelInfo, decoder: str) -> bool:
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
+    is_t5 = info.architecture == ARCH_SEQ2SEQ and getattr(model.config, "model_type", "") == "t5"
+    if decoder == "static" and not is_t5:
+        raise ValueError("the static decoder serves T5 students only; use decoder 'hf' or 'auto'")
+    return decoder == "static" or (decoder == "auto" and is_t5)
+
+
 class Predictor:
-    """Generates labels (and, on request, rationales) for raw inputs with the student's prefixes."""
+    """Generates labels (and, on request, rationales) for raw inputs with the student's prefixes.
+
+    decoder: "hf" is Hugging Face generate; "static" is decoding.StaticT5Greedy (T5 only; CUDA graphs on a
+    GPU); "auto" picks static for T5 and hf otherwise. Both are greedy and give the same tokens."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, info: ModelInfo, device: torch.device | str = "cpu",
-                 autocast_dtype: torch.dtype | None = None):
+                 autocast_dtype: torch.dtype | None = None, decoder: str = "hf"):
         self.model = model.eval()
         self.tok = tokenizer
         self.info = info
         self.device = torch.device(device)
         self.autocast_dtype = autocast_dtype
         self.enc = Encoder(tokenizer, info.architecture, info.maxInputLength, info.maxTargetLength)
+        self.static = None
+        if _uses_static_decoder(model, info, decoder):
+            from .decoding import StaticT5Greedy
+
+            self.static = StaticT5Greedy(model)
         if info.taskType == TASK_CLASSIFICATION and info.mode != MODE_SINGLE_TASK:
             longest = max(len(self.enc.target_ids(lab)) for lab in info.labels)
             self.label_tokens = longest + 2
@@ -247,20 +290,15 @@ class Predictor:
             self.label_tokens = info.maxTargetLength
 
     @classmethod
-    def from_dir(cls, model_dir: str, info: ModelInfo, device: str | None = None) -> "Predictor":
+    def from_dir(cls, model_dir: str, info: ModelInfo, device: str | None = None, decoder: str = "auto") -> "Predictor":
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         model, tok = load_student(model_dir, info.architecture, dtype=dtype)
-        return cls(model.to(dev), tok, info, dev)
+        return cls(model.to(dev), tok, info, dev, decoder=decoder)
 
-    @torch.no_grad()
-    def generate(self, sources: Sequence[str], max_new_tokens: int) -> list[str]:
-        if not sources:
-            return []
-        rows = [self.enc.source_ids(s) for s in sources]
+    def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         n = max(len(r) for r in rows)
-        pad = self.enc.pad
-        ids = torch.full((len(rows), n), pad, dtype=torch.long)
+        ids = torch.full((len(rows), n), self.enc.pad, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
         for i, r in enumerate(rows):
             if self.info.architecture == ARCH_CAUSAL:  # left padding: generation continues at the right edge
@@ -269,43 +307,68 @@ class Predictor:
             else:
                 ids[i, : len(r)] = torch.tensor(r)
                 mask[i, : len(r)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        out = self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-            pad_token_id=pad, eos_token_id=self.enc.eos,
-        )
-        if self.info.architecture == ARCH_CAUSAL:
-            out = out[:, n:]
-        return [t.strip() for t in self.tok.batch_decode(out, skip_special_tokens=True)]
+        return ids.to(self.device), mask.to(self.device)
+
+    def _generate_ids(self, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """[n, <= max_new_tokens] generated ids only, pad after EOS."""
+        pad, eos = self.enc.pad, self.enc.eos
+        if self.static is not None:
+            return self.static.generate(ids, mask, max_new_tokens, eos, pad)
+        out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                  do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos)
+        return out[:, ids.shape[1] :] if self.info.architecture == ARCH_CAUSAL else out[:, 1:]
+
+    @torch.no_grad()
+    def generate_detailed(self, sources: Sequence[str], max_new_tokens: int) -> list[Generated]:
+        if not sources:
+            return []
+        rows = [self.enc.source_ids(s) for s in sources]
+        ids, mask = self._batch(rows)
+        out = self._generate_ids(ids, mask, max_new_tokens).cpu().tolist()
+        texts = self.tok.batch_decode(out, skip_special_tokens=True)
+        result = []
+        for row, gen, text in zip(rows, out, texts):
+            finished = self.enc.eos in gen
+            used = gen.index(self.enc.eos) + 1 if finished else len(gen)
+            result.append(Generated(text.strip(), len(row), used, finished))
+        return result
+
+    def generate(self, sources: Sequence[str], max_new_tokens: int) -> list[str]:
+        return [g.text for g in self.generate_detailed(sources, max_new_tokens)]
 
     def _label(self, text: str) -> str:
         if self.info.taskType == TASK_CLASSIFICATION:
             return canonical_label(text, self.info.labels) or text
         return text
 
-    def predict(self, inputs: Sequence[str], explain: bool | Sequence[bool] = False) -> list[dict[str, str]]:
-        """[{"label": ...}] per input, with "rationale" where explain is set (one flag, or one per input).
-        All labels come from one generate pass; the rationales asked for, from a second."""
+    def predict_detailed(self, inputs: Sequence[str], explain: bool | Sequence[bool] = False) -> list[Prediction]:
+        """One Prediction per input, with the rationale where explain is set (one flag, or one per input). All
+        labels come from one generate pass; the rationales asked for, from a second."""
         flags = [explain] * len(inputs) if isinstance(explain, bool) else list(explain)
         info = self.info
         if info.mode == MODE_SINGLE_TASK:
-            outs = self.generate([info.labelPrefix + x for x in inputs], info.maxTargetLength)
+            outs = self.generate_detailed([info.labelPrefix + x for x in inputs], info.maxTargetLength)
             preds = []
-            for text, want in zip(outs, flags):
-                rationale, label = split_single_task_output(text)
-                p = {"label": self._label(label)}
-                if want:
-                    p["rationale"] = rationale
-                preds.append(p)
+            for g, want in zip(outs, flags):
+                rationale, label = split_single_task_output(g.text)
+                preds.append(Prediction(self._label(label), rationale if want else None, g.prompt_tokens,
+                                        g.completion_tokens, g.finished))
             return preds
-        labels = self.generate([info.labelPrefix + x for x in inputs], self.label_tokens)
-        preds = [{"label": self._label(lab)} for lab in labels]
+        labels = self.generate_detailed([info.labelPrefix + x for x in inputs], self.label_tokens)
+        preds = [Prediction(self._label(g.text), None, g.prompt_tokens, g.completion_tokens, g.finished) for g in labels]
         asked = [i for i, want in enumerate(flags) if want]
         if asked:
-            rationales = self.generate([info.rationalePrefix + inputs[i] for i in asked], info.maxTargetLength)
+            rationales = self.generate_detailed([info.rationalePrefix + inputs[i] for i in asked], info.maxTargetLength)
             for i, r in zip(asked, rationales):
-                preds[i]["rationale"] = r
+                p = preds[i]
+                p.rationale = r.text
+                p.prompt_tokens += r.prompt_tokens
+                p.completion_tokens += r.completion_tokens
         return preds
+
+    def predict(self, inputs: Sequence[str], explain: bool | Sequence[bool] = False) -> list[dict[str, str]]:
+        """[{"label": ...}] per input, with "rationale" where explain is set."""
+        return [p.as_dict() for p in self.predict_detailed(inputs, explain)]
 
 
 def model_info_from_config(cfg: Any) -> ModelInfo:

@@ -1,172 +1,202 @@
-"""The student server: POST /v1/predict, GET /healthz, GET /metrics (docs/workloads.md).
+"""The student server: OpenAI-compatible chat/completions/models, /v1/predict, /healthz, /metrics.
 
-Standard library HTTP (one thread per connection) in front of one batching thread that owns the model:
-concurrent requests wait in a queue and are answered from one generate pass of up to max_batch_size inputs,
-so throughput grows with load while a lone request waits at most max_wait_ms.
+Starlette on uvicorn (h11): the HTTP parsing, keep-alive and graceful shutdown are theirs; this file adds the
+limits a model server needs on top (body size, input length, read timeouts, a bounded queue that refuses with
+429 + Retry-After, a drain on SIGTERM that turns readiness false before the listener closes) and one model
+thread fed by batching.Batcher. The routes and shapes are specified in docs/workloads.md.
 """
 
 from __future__ import annotations
 
-import bisect
+import asyncio
+import hmac
 import json
 import logging
 import os
-import queue
-import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
+from .batching import Batcher, QueueFull
 from .contract import InvalidInput, ModelInfo
+from .openai_api import ApiError, chat_response, completion_response, model_card, parse_chat, parse_completion
 
 log = logging.getLogger("distillery_student")
 
-MAX_BODY_BYTES = 1 << 20
 MAX_INPUTS = 256
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-
-class Histogram:
-    def __init__(self, buckets: tuple[float, ...]):
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, v: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, v)] += 1
-        self.sum += v
-        self.count += 1
-
-    def render(self, name: str) -> list[str]:
-        out, acc = [], 0
-        for le, c in zip(self.buckets, self.counts):
-            acc += c
-            out.append(f'{name}_bucket{{le="{le:g}"}} {acc}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        out += [f"{name}_sum {self.sum:.6f}", f"{name}_count {self.count}"]
-        return out
-
-
-class Metrics:
-    """Prometheus text for requests, latency and batch sizes."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: dict[str, int] = {}
-        self.latency = Histogram(LATENCY_BUCKETS)
-        self.batch = Histogram(BATCH_BUCKETS)
-        self.inputs = 0
-
-    def request(self, code: int, seconds: float | None) -> None:
-        with self.lock:
-            self.requests[str(code)] = self.requests.get(str(code), 0) + 1
-            if seconds is not None:
-                self.latency.observe(seconds)
-
-    def batched(self, size: int) -> None:
-        with self.lock:
-            self.batch.observe(size)
-            self.inputs += size
-
-    def render(self) -> str:
-        with self.lock:
-            lines = ["# HELP distillery_student_requests_total Prediction requests by HTTP status code.",
-                     "# TYPE distillery_student_requests_total counter"]
-            lines += [f'distillery_student_requests_total{{code="{c}"}} {n}' for c, n in sorted(self.requests.items())]
-            lines += ["# HELP distillery_student_request_duration_seconds Latency of successful predictions.",
-                      "# TYPE distillery_student_request_duration_seconds histogram"]
-            lines += self.latency.render("distillery_student_request_duration_seconds")
-            lines += ["# HELP distillery_student_batch_size Inputs per generate pass.",
-                      "# TYPE distillery_student_batch_size histogram"]
-            lines += self.batch.render("distillery_student_batch_size")
-            lines += ["# HELP distillery_student_inputs_total Inputs predicted.",
-                      "# TYPE distillery_student_inputs_total counter", f"distillery_student_inputs_total {self.inputs}"]
-        return "\n".join(lines) + "\n"
+API_KEY_ENV = "DISTILLERY_STUDENT_API_KEY"
 
 
 @dataclass
-class Pending:
-    inputs: list[str]
-    explain: bool
-    done: threading.Event = field(default_factory=threading.Event)
-    result: list[dict[str, str]] | None = None
-    error: str | None = None
+class ServerConfig:
+    """Everything `serve` takes (the CLI flags of `python -m distillery_student serve`)."""
+
+    model_dir: str
+    model_name: str = ""  # the id in /v1/models and the `model` requests must name; default: "student"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    max_batch_size: int = 32  # inputs per generate pass
+    max_wait_ms: float = 5.0  # how long a batch waits for more inputs once it has one
+    max_queue: int = 1024  # inputs waiting; more are refused with 429
+    max_body_bytes: int = 1 << 20
+    max_input_chars: int = 16384  # per input; the model reads at most maxInputLength tokens anyway
+    read_timeout_s: float = 10.0  # a request head or body that takes longer is dropped (408 for a body)
+    idle_timeout_s: float = 5.0  # keep-alive connections idle for longer are closed
+    drain_delay_s: float = 5.0  # after SIGTERM: readiness false, still serving, then the listener closes
+    graceful_timeout_s: float = 20.0  # then in-flight requests have this long to finish
+    max_connections: int = 2048  # beyond this uvicorn answers 503
+    device: str = ""
+    decoder: str = "auto"
+    api_key: str = ""  # when set, /v1/* need "Authorization: Bearer <key>"
+
+    @property
+    def served_name(self) -> str:
+        return self.model_name or "student"
 
 
-class Batcher:
-    """Groups queued requests into generate passes of at most max_batch_size inputs."""
-
-    def __init__(self, predict: Callable[[list[str], list[bool]], list[dict[str, str]]], max_batch_size: int,
-                 max_wait_ms: float, metrics: Metrics):
-        self.predict = predict
-        self.max_batch = max(1, max_batch_size)
-        self.max_wait = max_wait_ms / 1000.0
-        self.metrics = metrics
-        self.queue: queue.Queue[Pending] = queue.Queue()
-        self._carry: Pending | None = None
-        threading.Thread(target=self._loop, name="batcher", daemon=True).start()
-
-    def submit(self, inputs: list[str], explain: bool, timeout: float = 300.0) -> list[dict[str, str]]:
-        p = Pending(inputs, explain)
-        self.queue.put(p)
-        if not p.done.wait(timeout):
-            raise TimeoutError("prediction timed out")
-        if p.error is not None:
-            raise RuntimeError(p.error)
-        assert p.result is not None
-        return p.result
-
-    def _collect(self) -> list[Pending]:
-        first = self._carry or self.queue.get()
-        self._carry = None
-        group, n = [first], len(first.inputs)
-        deadline = time.monotonic() + self.max_wait
-        while n < self.max_batch:
-            left = deadline - time.monotonic()
-            try:
-                p = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if n + len(p.inputs) > self.max_batch:
-                self._carry = p  # starts the next batch
-                break
-            group.append(p)
-            n += len(p.inputs)
-        return group
-
-    def _loop(self) -> None:
-        while True:
-            group = self._collect()
-            inputs = [x for p in group for x in p.inputs]
-            flags = [p.explain for p in group for _ in p.inputs]
-            try:
-                preds: list[dict[str, str]] = []
-                for i in range(0, len(inputs), self.max_batch):  # one request may exceed the batch size
-                    chunk = inputs[i : i + self.max_batch]
-                    preds += self.predict(chunk, flags[i : i + self.max_batch])
-                    self.metrics.batched(len(chunk))
-                at = 0
-                for p in group:
-                    p.result = preds[at : at + len(p.inputs)]
-                    at += len(p.inputs)
-            except Exception as e:  # noqa: BLE001 - answered as a 500 to each request of the batch
-                log.exception("prediction failed")
-                for p in group:
-                    p.error = f"{type(e).__name__}: {e}"
-            for p in group:
-                p.done.set()
+# ---- metrics ----
 
 
-def parse_predict_request(body: bytes) -> tuple[list[str], bool]:
-    """Validates a /v1/predict body; raises InvalidInput with what is wrong."""
+class Metrics:
+    """Prometheus metrics in the server's own registry (several servers can live in one test process)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        r = self.registry = CollectorRegistry()
+        p = "distillery_student_"
+        self.requests = Counter(p + "requests", "Requests by route and HTTP status code.", ["route", "code"], registry=r)
+        self.latency = Histogram(p + "request_duration_seconds", "Latency of successful requests.", ["route"],
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.batch = Histogram(p + "batch_size", "Inputs per generate pass.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+                               registry=r)
+        self.batch_seconds = Histogram(p + "batch_duration_seconds", "Time of one generate pass.", registry=r)
+        self.inputs = Counter(p + "inputs", "Inputs predicted.", registry=r)
+        self.tokens = Counter(p + "tokens", "Tokens read and generated.", ["kind"], registry=r)
+        self.queued = Gauge(p + "queued_inputs", "Inputs waiting for the model.", registry=r)
+        self.ready = Gauge(p + "ready", "1 when the model is loaded and warmed up and the server is not draining.",
+                           registry=r)
+
+    def batched(self, size: int, seconds: float) -> None:
+        self.batch.observe(size)
+        self.batch_seconds.observe(seconds)
+        self.inputs.inc(size)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+# ---- the application state ----
+
+
+class StudentServer:
+    """The model, its batcher and readiness. Ready only once the model is loaded and has answered a warm-up."""
+
+    def __init__(self, cfg: ServerConfig, loader: Callable[[], Any] | None = None):
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.batcher: Batcher | None = None
+        self.status = "loading"  # loading | ready | failed | draining
+        self.loader = loader or self._load_predictor
+        self.created = int(time.time())
+        self.metrics.queued.set_function(lambda: self.batcher.queued if self.batcher else 0)
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    def _load_predictor(self) -> Any:
+        from .modeling import Predictor
+
+        with open(os.path.join(self.cfg.model_dir, "distillery.json"), encoding="utf-8") as f:
+            info = ModelInfo.from_dict(json.load(f))
+        return Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
+
+    def load(self) -> None:
+        """Loads and warms up (both tasks, a full batch: their CUDA graphs are captured before the first request)."""
+        try:
+            predictor = self.loader()
+            predictor.predict_detailed(["warm-up"], [True])
+            n = self.cfg.max_batch_size
+            predictor.predict_detailed(["warm-up"] * n, [False] * n)
+            self.batcher = Batcher(self._predict_fn(predictor), n, self.cfg.max_wait_ms / 1000,
+                                   self.cfg.max_queue, self.metrics.batched)
+            self.created = int(os.path.getmtime(self.cfg.model_dir)) if os.path.isdir(self.cfg.model_dir) else self.created
+            if self.status == "loading":
+                self.status = "ready"
+                self.metrics.ready.set(1)
+            log.info("model %s loaded and warmed up; serving as %r", self.cfg.model_dir, self.cfg.served_name)
+        except Exception:  # noqa: BLE001 - stays unready; the log says why, /healthz only that it failed
+            log.exception("loading the model failed")
+            self.status = "failed"
+
+    def _predict_fn(self, predictor: Any) -> Callable[..., list[Any]]:
+        def predict(inputs: Any, flags: Any) -> list[Any]:
+            preds = predictor.predict_detailed(list(inputs), list(flags))
+            self.metrics.tokens.labels("prompt").inc(sum(p.prompt_tokens for p in preds))
+            self.metrics.tokens.labels("completion").inc(sum(p.completion_tokens for p in preds))
+            return preds
+
+        return predict
+
+    def start_draining(self) -> None:
+        self.status = "draining"
+        self.metrics.ready.set(0)
+        log.info("draining: readiness is false; the listener closes in %.1f s", self.cfg.drain_delay_s)
+
+
+# ---- request handling ----
+
+
+def _legacy_error(e: ApiError) -> dict[str, Any]:
+    return {"error": e.message}
+
+
+async def read_body(request: Any, limit: int, timeout: float) -> bytes:
+    """The body, at most limit bytes, within timeout seconds; ApiError 413/408 otherwise. An oversized body
+    of up to 4x the limit is read and dropped before the 413, so that clients which send the whole body
+    before reading (most do) see the 413 rather than a reset connection; past that the connection closes."""
+    from starlette.requests import ClientDisconnect
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > 4 * limit:
+        raise ApiError(413, f"the body of {declared} bytes is over the limit of {limit}", code="body_too_large")
+
+    async def collect() -> bytes:
+        buf, seen = bytearray(), 0
+        try:
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if seen > 4 * limit:
+                    break
+                if seen <= limit:
+                    buf += chunk
+        except ClientDisconnect:  # or a malformed body, which uvicorn has answered with a 400 already
+            raise ApiError(400, "the body is incomplete or malformed") from None
+        if seen > limit:
+            raise ApiError(413, f"the body is over the limit of {limit} bytes", code="body_too_large")
+        return bytes(buf)
+
     try:
-        req = json.loads(body)
+        return await asyncio.wait_for(collect(), timeout)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {timeout:g} s", code="timeout") from None
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise ApiError(400, "the body is empty: send a JSON object")
+    try:
+        return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"body is not valid JSON: {e}") from None
+        raise ApiError(400, f"body is not valid JSON: {e}") from None
+
+
+def parse_predict_request(req: Any) -> tuple[list[str], bool]:
+    """Validates a /v1/predict body; raises InvalidInput with what is wrong."""
     if not isinstance(req, dict):
         raise InvalidInput('body must be a JSON object like {"inputs":["..."]}')
     inputs = req.get("inputs")
@@ -183,145 +213,206 @@ def parse_predict_request(body: bytes) -> tuple[list[str], bool]:
     return inputs, explain
 
 
-class StudentServer:
-    """The HTTP server; the model loads in the background and /healthz says 503 until it has."""
+def check_input_lengths(inputs: list[str], limit: int, field: str) -> None:
+    for i, x in enumerate(inputs):
+        if len(x) > limit:
+            raise ApiError(400, f"{field} input {i} has {len(x)} characters; at most {limit}", param=field,
+                           code="input_too_long")
 
-    def __init__(self, model_dir: str, host: str = "0.0.0.0", port: int = 8080, max_batch_size: int = 32,
-                 max_wait_ms: float = 5.0, device: str = "", loader: Callable[[], Any] | None = None):
-        self.model_dir = model_dir
-        self.metrics = Metrics()
-        self.batcher: Batcher | None = None
-        self.load_error: str | None = None
-        self.max_batch_size, self.max_wait_ms, self.device = max_batch_size, max_wait_ms, device
-        self.loader = loader or self._load_predictor
-        ThreadingHTTPServer.request_queue_size = 1024  # listen backlog: bursts of clients must not be reset
-        self.httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
 
-    def _load_predictor(self) -> Any:
-        from .modeling import Predictor
+class Routes:
+    """The HTTP handlers over one StudentServer."""
 
-        with open(os.path.join(self.model_dir, "distillery.json"), encoding="utf-8") as f:
-            info = ModelInfo.from_dict(json.load(f))
-        return Predictor.from_dir(self.model_dir, info, self.device or None)
+    def __init__(self, server: StudentServer):
+        self.s = server
+        self.cfg = server.cfg
 
-    def load(self) -> None:
+    def _authorize(self, request: Any) -> None:
+        if not self.cfg.api_key:
+            return
+        got = request.headers.get("authorization", "")
+        want = f"Bearer {self.cfg.api_key}"
+        if not hmac.compare_digest(got.encode(), want.encode()):
+            raise ApiError(401, "a valid API key is required: Authorization: Bearer <key>", code="invalid_api_key",
+                           kind="authentication_error")
+
+    def _admit(self) -> Batcher:
+        # While draining the server still answers: clients that have not yet seen the endpoint go must not
+        # lose requests. The listener closes after drain_delay_s; new connections are then refused.
+        if self.s.batcher is None:
+            raise ApiError(503, "the model is not loaded yet", code="loading", kind="server_error")
+        return self.s.batcher
+
+    async def _run(self, inputs: list[str], explain: bool) -> list[Any]:
+        batcher = self._admit()
         try:
-            predictor = self.loader()
-            self.batcher = Batcher(predictor.predict, self.max_batch_size, self.max_wait_ms, self.metrics)
-            log.info("model %s loaded; serving on port %d", self.model_dir, self.port)
-        except Exception as e:  # noqa: BLE001 - stays unready; the log and /healthz say why
-            log.exception("loading the model failed")
-            self.load_error = f"{type(e).__name__}: {e}"
+            return await batcher.submit(inputs, explain)
+        except QueueFull:
+            raise ApiError(429, "the server is at capacity; retry shortly", code="overloaded",
+                           kind="rate_limit_error") from None
 
-    def start(self) -> "StudentServer":
-        """Serves and loads in background threads (tests); serve_forever() is the blocking form."""
-        threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True).start()
-        threading.Thread(target=self.load, name="load", daemon=True).start()
-        return self
+    async def _request(self, request: Any) -> Any:
+        self._authorize(request)
+        self._admit()
+        return parse_json(await read_body(request, self.cfg.max_body_bytes, self.cfg.read_timeout_s))
 
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    async def chat(self, request: Any) -> dict[str, Any]:
+        task = parse_chat(await self._request(request), self.cfg.served_name)
+        check_input_lengths(task.inputs, self.cfg.max_input_chars, "messages")
+        return chat_response(await self._run(task.inputs, task.explain), self.cfg.served_name)
+
+    async def completions(self, request: Any) -> dict[str, Any]:
+        task = parse_completion(await self._request(request), self.cfg.served_name)
+        check_input_lengths(task.inputs, self.cfg.max_input_chars, "prompt")
+        return completion_response(await self._run(task.inputs, task.explain), self.cfg.served_name)
+
+    async def predict(self, request: Any) -> dict[str, Any]:
+        req = await self._request(request)
+        try:
+            inputs, explain = parse_predict_request(req)
+        except InvalidInput as e:
+            raise ApiError(400, str(e)) from None
+        check_input_lengths(inputs, self.cfg.max_input_chars, "inputs")
+        return {"predictions": [p.as_dict() for p in await self._run(inputs, explain)]}
+
+    async def models(self, request: Any) -> dict[str, Any]:
+        self._authorize(request)
+        return {"object": "list", "data": [model_card(self.cfg.served_name, self.s.created)]}
+
+    async def model(self, request: Any) -> dict[str, Any]:
+        self._authorize(request)
+        name = request.path_params["name"]
+        if name != self.cfg.served_name:
+            raise ApiError(404, f"The model `{name}` does not exist", param="model", code="model_not_found")
+        return model_card(name, self.s.created)
 
 
-def _handler(server: StudentServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _respond(route: str, server: StudentServer, handler: Callable[[Any], Awaitable[dict[str, Any]]],
+             legacy_errors: bool = False) -> Callable[[Any], Awaitable[Any]]:
+    """Wraps a handler: JSON out, ApiError to its status (OpenAI's shape, or {"error": "..."} for /v1/predict),
+    Retry-After on 429/503, metrics."""
+    from starlette.responses import JSONResponse
 
-        def log_message(self, fmt: str, *args: Any) -> None:  # access logs off; /metrics counts requests
-            pass
+    async def endpoint(request: Any) -> Any:
+        started = time.monotonic()
+        try:
+            resp = JSONResponse(await handler(request))
+        except ApiError as e:
+            headers = {"Retry-After": "1"} if e.status in (429, 503) else {}
+            if e.status in (408, 413):
+                headers["Connection"] = "close"  # the rest of the body may be unread
+            if e.status == 401:
+                headers["WWW-Authenticate"] = "Bearer"
+            resp = JSONResponse(_legacy_error(e) if legacy_errors else e.body(), e.status, headers=headers)
+        except Exception:  # noqa: BLE001 - no internal text to the client; the log has the trace
+            log.exception("request to %s failed", route)
+            e = ApiError(500, "the prediction failed; the server log has the details", kind="server_error")
+            resp = JSONResponse(_legacy_error(e) if legacy_errors else e.body(), 500)
+        server.metrics.requests.labels(route, str(resp.status_code)).inc()
+        if resp.status_code == 200:
+            server.metrics.latency.labels(route).observe(time.monotonic() - started)
+        return resp
 
-        def _send(self, code: int, body: dict[str, Any] | str, ctype: str = "application/json") -> None:
-            data = (json.dumps(body) if isinstance(body, dict) else body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    return endpoint
 
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                if server.batcher is not None:
-                    self._send(200, {"status": "ok"})
-                else:
-                    self._send(503, {"status": "loading" if server.load_error is None else "failed",
-                                     **({"error": server.load_error} if server.load_error else {})})
-            elif self.path == "/metrics":
-                self._send(200, server.metrics.render(), "text/plain; version=0.0.4")
-            else:
-                self._send(404, {"error": f"no route GET {self.path}; try POST /v1/predict"})
 
-        def do_POST(self) -> None:
-            started = time.monotonic()
-            if self.path != "/v1/predict":
-                self._send(404, {"error": f"no route POST {self.path}; try POST /v1/predict"})
+def build_app(server: StudentServer) -> Any:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    r = Routes(server)
+
+    async def healthz(request: Any) -> Any:
+        return JSONResponse({"status": "ok" if server.ready else server.status}, 200 if server.ready else 503)
+
+    async def metrics(request: Any) -> Any:
+        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def not_found(request: Any, exc: HTTPException) -> Any:
+        msg = f"no route {request.method} {request.url.path}; see /v1/models, /v1/chat/completions, /v1/predict"
+        return JSONResponse(ApiError(exc.status_code, msg).body(), exc.status_code)
+
+    routes = [
+        Route("/v1/chat/completions", _respond("chat", server, r.chat), methods=["POST"]),
+        Route("/v1/completions", _respond("completions", server, r.completions), methods=["POST"]),
+        Route("/v1/predict", _respond("predict", server, r.predict, legacy_errors=True), methods=["POST"]),
+        Route("/v1/models", _respond("models", server, r.models), methods=["GET"]),
+        Route("/v1/models/{name:path}", _respond("models", server, r.model), methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+
+
+# ---- the HTTP server ----
+
+
+def _protocol(read_timeout: float) -> type:
+    """uvicorn's h11 protocol, plus a deadline for each request head: uvicorn closes idle keep-alive
+    connections but not a fresh one that sends nothing, or trickles its headers byte by byte."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutH11(H11Protocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_deadline()
+
+        def _arm_head_deadline(self) -> None:
+            armed_for = self.cycle
+            self._head_timer = self.loop.call_later(read_timeout, self._head_deadline, armed_for)
+
+        def _head_deadline(self, armed_for: Any) -> None:
+            if self.cycle is armed_for and not self.transport.is_closing():  # no new request has started
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._head_timer.cancel()
+            self._arm_head_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._head_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeadTimeoutH11
+
+
+def uvicorn_server(server: StudentServer, sock: Any = None) -> Any:
+    """A uvicorn.Server whose SIGTERM drains: readiness false at once, the listener closes after
+    drain_delay_s, in-flight requests then have graceful_timeout_s. A second signal skips the delay."""
+    import uvicorn
+
+    cfg = server.cfg
+    config = uvicorn.Config(build_app(server), host=cfg.host, port=cfg.port, http=_protocol(cfg.read_timeout_s),
+                            lifespan="off", access_log=False, log_config=None, backlog=2048,
+                            timeout_keep_alive=max(1, int(cfg.idle_timeout_s)),
+                            timeout_graceful_shutdown=max(1, int(cfg.graceful_timeout_s)),
+                            limit_concurrency=cfg.max_connections, h11_max_incomplete_event_size=64 * 1024)
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if server.status == "draining":
+                self.should_exit = True
                 return
-            code, body = self._predict()
-            server.metrics.request(code, time.monotonic() - started if code == 200 else None)
-            self._send(code, body)
+            server.start_draining()
+            timer = threading.Timer(cfg.drain_delay_s, lambda: setattr(self, "should_exit", True))
+            timer.daemon = True
+            timer.start()
 
-        def _read_body(self) -> tuple[int, bytes | dict[str, Any]]:
-            """The request body, sized by Content-Length or sent chunked (as proxies such as the
-            apiserver's service proxy do); an error status and message otherwise."""
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                body = read_chunked(self.rfile, MAX_BODY_BYTES)
-                if body is None:
-                    self.close_connection = True
-                    return 413, {"error": f"body is malformed or over the limit of {MAX_BODY_BYTES} bytes"}
-                return 200, body
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                return 411, {"error": "Content-Length (or Transfer-Encoding: chunked) is required"}
-            if int(length) > MAX_BODY_BYTES:
-                self.close_connection = True
-                return 413, {"error": f"body of {length} bytes is over the limit of {MAX_BODY_BYTES}"}
-            return 200, self.rfile.read(int(length))
-
-        def _predict(self) -> tuple[int, dict[str, Any]]:
-            code, body = self._read_body()
-            if isinstance(body, dict):
-                return code, body
-            try:
-                inputs, explain = parse_predict_request(body)
-            except InvalidInput as e:
-                return 400, {"error": str(e)}
-            if server.batcher is None:
-                return 503, {"error": "the model is not loaded yet"}
-            try:
-                return 200, {"predictions": server.batcher.submit(inputs, explain)}
-            except Exception as e:  # noqa: BLE001
-                return 500, {"error": str(e)}
-
-    return Handler
+    return DrainingServer(config)
 
 
-def read_chunked(rfile: Any, limit: int) -> bytes | None:
-    """Reads an HTTP/1.1 chunked body; None when it is malformed or longer than limit."""
-    out = bytearray()
-    while True:
-        size_line = rfile.readline(1024)
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            return None
-        if size == 0:
-            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return bytes(out)
-        if len(out) + size > limit:
-            return None
-        out += rfile.read(size)
-        rfile.readline(1024)  # the CRLF after each chunk
-
-
-def serve(model_dir: str, host: str = "0.0.0.0", port: int = 8080, max_batch_size: int = 32,
-          max_wait_ms: float = 5.0, device: str = "") -> int:
-    server = StudentServer(model_dir, host, port, max_batch_size, max_wait_ms, device)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.httpd.shutdown, daemon=True).start())
+def serve(cfg: ServerConfig) -> int:
+    """Serves until SIGTERM/SIGINT (and the drain) end it; the model loads in a background thread."""
+    if not cfg.api_key:
+        cfg.api_key = os.environ.get(API_KEY_ENV, "")
+    server = StudentServer(cfg)
     threading.Thread(target=server.load, name="load", daemon=True).start()
-    log.info("listening on %s:%d; loading %s", host, server.port, model_dir)
-    server.httpd.serve_forever()
+    log.info("listening on %s:%d; loading %s%s", cfg.host, cfg.port, cfg.model_dir,
+             " (API key required)" if cfg.api_key else "")
+    uvicorn_server(server).run()
+    if server.batcher is not None:
+        server.batcher.stop()
     return 0

@@ -100,3 +100,23 @@ def make_config(tmp_path: Path, t5_dir: str) -> Callable[..., Any]:
         return parse_train_config(raw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def served_model_dir(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> str:
+    """A tiny T5 student trained for 40 steps on the comparison task (labels first/second), as the server
+    loads it: model, tokenizer and distillery.json."""
+    from distillery_student.train import train
+
+    tmp = tmp_path_factory.mktemp("serve")
+    raw = json.loads((CONTRACT / "train.json").read_text())
+    raw["student"]["baseModel"] = t5_dir
+    raw["data"] = {"annotationsDir": write_records(tmp / "ann", comparison_records(64)), "evalFraction": 0.1}
+    raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
+                   "rationalePrefix": "[rationale] "}
+    raw["training"].pop("lora", None)  # full fine-tuning
+    raw["training"].update(maxSteps=40, batchSize=16, learningRate=3e-3, maxInputLength=32, maxTargetLength=24,
+                           checkpointEverySteps=0)
+    raw["output"] = {"checkpointDir": str(tmp / "ck"), "modelDir": str(tmp / "model"), "metricsPath": str(tmp / "m.json")}
+    train(parse_train_config(raw))
+    return str(tmp / "model")

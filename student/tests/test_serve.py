@@ -1,25 +1,31 @@
-"""The server: batching returns what one-by-one calls return; explain; bad requests; readiness; metrics."""
+"""The server in-process: /v1/predict (batching, explain, errors), readiness, metrics, and the OpenAI surface
+through the official `openai` client (chat, completions, models, explain on and off, errors, auth)."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable, Iterator
 
+import openai
 import pytest
-from conftest import CONTRACT, comparison_records
+from conftest import CONTRACT
 
-from distillery_student.serve import StudentServer
-from distillery_student.train import train
+from distillery_student.serve import ServerConfig, StudentServer, uvicorn_server
+
+MODEL = "compare-numbers"
 
 
-def _call(port: int, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+def _call(port: int, method: str, path: str, body: Any = None, raw: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             text = r.read().decode()
@@ -28,98 +34,124 @@ def _call(port: int, method: str, path: str, body: Any = None, raw: bytes | None
         return e.code, json.loads(e.read().decode())
 
 
+class Running:
+    """A StudentServer served by uvicorn on a thread, on a free port."""
+
+    def __init__(self, cfg: ServerConfig, loader: Callable[[], Any] | None = None, load: bool = True):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        cfg.port = self.port
+        self.server = StudentServer(cfg, loader=loader)
+        self.http = uvicorn_server(self.server)
+        threading.Thread(target=self.http.run, kwargs={"sockets": [self.sock]}, daemon=True).start()
+        if load:
+            threading.Thread(target=self.server.load, daemon=True).start()
+
+    def wait_ready(self, seconds: float = 60) -> "Running":
+        deadline = time.monotonic() + seconds
+        while not self.server.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.server.ready, self.server.status
+        return self
+
+    def stop(self) -> None:
+        self.http.should_exit = True
+
+
+def _config(model_dir: str, **kw: Any) -> ServerConfig:
+    return ServerConfig(model_dir=model_dir, model_name=MODEL, host="127.0.0.1", max_batch_size=16,
+                        max_wait_ms=50, device="cpu", **kw)
+
+
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> str:
-    from conftest import write_records
-
-    from distillery_student.contract import parse_train_config
-
-    tmp = tmp_path_factory.mktemp("serve")
-    raw = json.loads((CONTRACT / "train.json").read_text())
-    raw["student"]["baseModel"] = t5_dir
-    raw["data"] = {"annotationsDir": write_records(tmp / "ann", comparison_records(64)), "evalFraction": 0.1}
-    raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
-                   "rationalePrefix": "[rationale] "}
-    raw["training"].pop("lora")  # full fine-tuning, as before the vector had LoRA
-    raw["training"].update(maxSteps=40, batchSize=16, learningRate=3e-3, maxInputLength=32, maxTargetLength=24,
-                           checkpointEverySteps=0)
-    raw["output"] = {"checkpointDir": str(tmp / "ck"), "modelDir": str(tmp / "model"), "metricsPath": str(tmp / "m.json")}
-    train(parse_train_config(raw))
-    return str(tmp / "model")
+def running(served_model_dir: str) -> Iterator[Running]:
+    r = Running(_config(served_model_dir)).wait_ready()
+    yield r
+    r.stop()
 
 
 @pytest.fixture(scope="module")
-def server(model_dir: str):
-    s = StudentServer(model_dir, "127.0.0.1", 0, max_batch_size=16, max_wait_ms=50).start()
-    for _ in range(600):
-        if s.batcher is not None:
-            break
-        threading.Event().wait(0.05)
-    yield s
-    s.stop()
+def client(running: Running) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{running.port}/v1", api_key="unused", max_retries=0)
 
 
 INPUTS = ["3 7", "9 1", "12 5", "0 4", "6 2", "8 88", "5 3", "1 2 3 4 5"]
 
 
-def test_batched_predictions_equal_one_by_one(server: StudentServer) -> None:
+def _batches(r: Running) -> float:
+    return r.server.metrics.registry.get_sample_value("distillery_student_batch_size_count") or 0.0
+
+
+def test_batched_predictions_equal_one_by_one(running: Running) -> None:
     one_by_one = []
     for x in INPUTS:
-        code, body = _call(server.port, "POST", "/v1/predict", {"inputs": [x]})
+        code, body = _call(running.port, "POST", "/v1/predict", {"inputs": [x]})
         assert code == 200
         one_by_one += body["predictions"]
-    code, body = _call(server.port, "POST", "/v1/predict", {"inputs": INPUTS})
+    code, body = _call(running.port, "POST", "/v1/predict", {"inputs": INPUTS})
     assert code == 200 and body["predictions"] == one_by_one
     # concurrent single-input requests are grouped into shared generate passes
-    before = server.metrics.batch.count
+    before = _batches(running)
     with ThreadPoolExecutor(len(INPUTS)) as pool:
-        results = list(pool.map(lambda x: _call(server.port, "POST", "/v1/predict", {"inputs": [x]}), INPUTS))
+        results = list(pool.map(lambda x: _call(running.port, "POST", "/v1/predict", {"inputs": [x]}), INPUTS))
     assert [b["predictions"][0] for _, b in results] == one_by_one
-    assert server.metrics.batch.count - before < len(INPUTS)
+    assert _batches(running) - before < len(INPUTS)
     assert all(set(p) == {"label"} for p in one_by_one)
 
 
-def test_explain_returns_a_rationale(server: StudentServer) -> None:
+def test_explain_returns_a_rationale(running: Running) -> None:
     req = json.loads((CONTRACT / "predict-request.json").read_text())
-    code, body = _call(server.port, "POST", "/v1/predict", req)
+    code, body = _call(running.port, "POST", "/v1/predict", req)
     assert code == 200 and len(body["predictions"]) == len(req["inputs"])
     want_keys = set(json.loads((CONTRACT / "predict-response.json").read_text())["predictions"][0])
     for p in body["predictions"]:
         assert set(p) == want_keys and isinstance(p["rationale"], str) and p["rationale"]
-    _, plain = _call(server.port, "POST", "/v1/predict", {"inputs": req["inputs"]})
+    _, plain = _call(running.port, "POST", "/v1/predict", {"inputs": req["inputs"]})
     assert [p["label"] for p in plain["predictions"]] == [p["label"] for p in body["predictions"]]
 
 
 @pytest.mark.parametrize("raw, status, says", [
     (b"not json", 400, "not valid JSON"),
+    (b"", 400, "empty"),
     (b"[1,2]", 400, "JSON object"),
     (b'{"inputs":[]}', 400, "non-empty list"),
     (b'{"inputs":"x"}', 400, "non-empty list"),
     (b'{"inputs":[1]}', 400, "not a string"),
     (b'{"inputs":["a"],"explain":"yes"}', 400, "explain"),
     (json.dumps({"inputs": ["x"] * 257}).encode(), 400, "at most 256"),
-])
-def test_bad_requests_get_4xx_and_the_server_keeps_serving(server: StudentServer, raw: bytes, status: int,
-                                                           says: str) -> None:
-    code, body = _call(server.port, "POST", "/v1/predict", raw=raw)
+    (json.dumps({"inputs": ["x" * 20000]}).encode(), 400, "at most 16384"),
+], ids=["not-json", "empty", "array", "no-inputs", "inputs-string", "input-number", "explain-string",
+        "257-inputs", "long-input"])
+def test_bad_predict_requests_get_4xx_and_the_server_keeps_serving(running: Running, raw: bytes, status: int,
+                                                                   says: str) -> None:
+    code, body = _call(running.port, "POST", "/v1/predict", raw=raw)
     assert code == status and says in body["error"]
-    assert _call(server.port, "POST", "/v1/predict", {"inputs": ["1 2"]})[0] == 200
-    assert _call(server.port, "GET", "/nope")[0] == 404
+    assert _call(running.port, "POST", "/v1/predict", {"inputs": ["1 2"]})[0] == 200
+    assert _call(running.port, "GET", "/nope")[0] == 404
 
 
-def test_metrics(server: StudentServer) -> None:
-    _call(server.port, "POST", "/v1/predict", {"inputs": ["1 2"]})
-    code, text = _call(server.port, "GET", "/metrics")
+def test_a_body_over_the_limit_gets_413(running: Running, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * (2 << 20)}])
+    assert e.value.status_code == 413 and e.value.body["code"] == "body_too_large"
+    code, body = _call(running.port, "POST", "/v1/predict", raw=b'{"inputs":["' + b"x" * (1 << 20) + b'"]}')
+    assert code == 413 and "over the limit" in body["error"]
+
+
+def test_metrics(running: Running) -> None:
+    _call(running.port, "POST", "/v1/predict", {"inputs": ["1 2"]})
+    code, text = _call(running.port, "GET", "/metrics")
     assert code == 200
-    assert 'distillery_student_requests_total{code="200"}' in text
+    assert 'distillery_student_requests_total{code="200",route="predict"}' in text
     assert "distillery_student_request_duration_seconds_bucket" in text
     assert "distillery_student_batch_size_count" in text
+    assert 'distillery_student_tokens_total{kind="completion"}' in text
+    assert "distillery_student_ready 1.0" in text
 
 
-def test_healthz_is_503_until_loaded(model_dir: str) -> None:
-    release = threading.Event()
-
-    def slow_loader():
+def _slow_loader(model_dir: str, release: threading.Event) -> Callable[[], Any]:
+    def load() -> Any:
         from distillery_student.contract import ModelInfo
         from distillery_student.modeling import Predictor
 
@@ -127,28 +159,47 @@ def test_healthz_is_503_until_loaded(model_dir: str) -> None:
         info = ModelInfo.from_dict(json.load(open(f"{model_dir}/distillery.json")))
         return Predictor.from_dir(model_dir, info, "cpu")
 
-    s = StudentServer(model_dir, "127.0.0.1", 0, loader=slow_loader).start()
+    return load
+
+
+def test_healthz_is_503_until_loaded_and_warmed_up(served_model_dir: str) -> None:
+    release = threading.Event()
+    r = Running(_config(served_model_dir), loader=_slow_loader(served_model_dir, release))
     try:
-        assert _call(s.port, "GET", "/healthz")[0] == 503
-        assert _call(s.port, "POST", "/v1/predict", {"inputs": ["1 2"]})[0] == 503
+        time.sleep(0.3)
+        assert _call(r.port, "GET", "/healthz") == (503, {"status": "loading"})
+        code, body = _call(r.port, "POST", "/v1/predict", {"inputs": ["1 2"]})
+        assert code == 503 and "not loaded" in body["error"]
         release.set()
-        for _ in range(600):
-            if _call(s.port, "GET", "/healthz")[0] == 200:
-                break
-            threading.Event().wait(0.05)
-        assert _call(s.port, "GET", "/healthz")[0] == 200
-        assert _call(s.port, "POST", "/v1/predict", {"inputs": ["1 2"]})[0] == 200
+        r.wait_ready()
+        assert _call(r.port, "GET", "/healthz") == (200, {"status": "ok"})
+        assert _call(r.port, "POST", "/v1/predict", {"inputs": ["1 2"]})[0] == 200
     finally:
         release.set()
-        s.stop()
+        r.stop()
 
 
-def test_chunked_request_body(server: StudentServer) -> None:
+def test_healthz_shows_no_internal_error_text(served_model_dir: str) -> None:
+    def broken() -> Any:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    r = Running(_config(served_model_dir), loader=broken)
+    try:
+        for _ in range(100):
+            if r.server.status == "failed":
+                break
+            time.sleep(0.05)
+        assert _call(r.port, "GET", "/healthz") == (503, {"status": "failed"})
+    finally:
+        r.stop()
+
+
+def test_chunked_request_body(running: Running) -> None:
     """Proxies (the apiserver's service proxy among them) forward bodies chunked, without a length."""
     import http.client
 
     body = json.dumps({"inputs": ["3 5"], "explain": False}).encode()
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=30)
     conn.putrequest("POST", "/v1/predict")
     conn.putheader("Content-Type", "application/json")
     conn.putheader("Transfer-Encoding", "chunked")
@@ -160,4 +211,95 @@ def test_chunked_request_body(server: StudentServer) -> None:
     payload = json.loads(resp.read())
     assert resp.status == 200, payload
     assert payload["predictions"][0]["label"] in ("first", "second")
-    assert payload == _call(server.port, "POST", "/v1/predict", {"inputs": ["3 5"], "explain": False})[1]
+    assert payload == _call(running.port, "POST", "/v1/predict", {"inputs": ["3 5"], "explain": False})[1]
+
+
+# ---- the OpenAI surface, through the official client ----
+
+
+def test_openai_models(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list().data] == [MODEL]
+    assert client.models.retrieve(MODEL).owned_by == "distillery"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+
+
+def test_openai_chat_answers_the_label_and_the_rationale_on_request(running: Running, client: openai.OpenAI) -> None:
+    _, want = _call(running.port, "POST", "/v1/predict", {"inputs": INPUTS[:3], "explain": True})
+    for x, p in zip(INPUTS[:3], want["predictions"]):
+        messages = [{"role": "system", "content": "Say which number is larger."}, {"role": "user", "content": x}]
+        plain = client.chat.completions.create(model=MODEL, messages=messages, temperature=0)
+        assert plain.object == "chat.completion" and plain.model == MODEL
+        c = plain.choices[0]
+        assert c.message.role == "assistant" and c.message.content == p["label"]
+        assert c.finish_reason in ("stop", "length") and "rationale" not in (c.message.model_extra or {})
+        u = plain.usage
+        assert u.prompt_tokens > 0 and u.completion_tokens > 0 and u.total_tokens == u.prompt_tokens + u.completion_tokens
+        explained = client.chat.completions.create(model=MODEL, messages=messages, extra_body={"explain": True})
+        m = explained.choices[0].message
+        assert m.content == p["label"] and m.model_extra["rationale"] == p["rationale"]
+        assert explained.usage.completion_tokens > u.completion_tokens
+
+
+def test_openai_chat_takes_text_parts(running: Running, client: openai.OpenAI) -> None:
+    _, want = _call(running.port, "POST", "/v1/predict", {"inputs": ["12 5"]})
+    r = client.chat.completions.create(model=MODEL, messages=[
+        {"role": "user", "content": [{"type": "text", "text": "12 "}, {"type": "text", "text": "5"}]}])
+    assert r.choices[0].message.content == want["predictions"][0]["label"]
+
+
+def test_openai_completions(running: Running, client: openai.OpenAI) -> None:
+    _, want = _call(running.port, "POST", "/v1/predict", {"inputs": INPUTS[:4], "explain": True})
+    r = client.completions.create(model=MODEL, prompt=INPUTS[:4])
+    assert r.object == "text_completion"
+    assert [c.text for c in r.choices] == [p["label"] for p in want["predictions"]]
+    assert [c.index for c in r.choices] == [0, 1, 2, 3]
+    one = client.completions.create(model=MODEL, prompt=INPUTS[0], extra_body={"explain": True})
+    assert one.choices[0].text == want["predictions"][0]["label"]
+    assert one.choices[0].model_extra["rationale"] == want["predictions"][0]["rationale"]
+    assert one.usage.total_tokens == one.usage.prompt_tokens + one.usage.completion_tokens
+
+
+@pytest.mark.parametrize("kwargs, error, param", [
+    ({"n": 2}, openai.BadRequestError, "n"),
+    ({"stream": True}, openai.BadRequestError, "stream"),
+    ({"logprobs": True}, openai.BadRequestError, "logprobs"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, openai.BadRequestError, "tools"),
+    ({"extra_body": {"explain": "yes"}}, openai.BadRequestError, "explain"),
+    ({"model": "gpt-4o"}, openai.NotFoundError, "model"),
+    ({"messages": [{"role": "system", "content": "hi"}]}, openai.BadRequestError, "messages"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     openai.BadRequestError, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": "x" * 1_000_000}]}, openai.BadRequestError, "messages"),
+], ids=["n", "stream", "logprobs", "tools", "explain", "model", "no-user", "image", "1MB-input"])
+def test_openai_chat_errors(client: openai.OpenAI, kwargs: dict[str, Any], error: type, param: str) -> None:
+    args: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "1 2"}], **kwargs}
+    with pytest.raises(error) as e:
+        client.chat.completions.create(**args)
+    assert e.value.body["param"] == param and e.value.body["message"]
+    assert e.value.body["type"] == "invalid_request_error"
+
+
+def test_openai_completion_errors(client: openai.OpenAI) -> None:
+    for kwargs, param in (({"n": 3}, "n"), ({"echo": True}, "echo"), ({"prompt": []}, "prompt"),
+                          ({"prompt": ["x"] * 257}, "prompt")):
+        with pytest.raises(openai.BadRequestError) as e:
+            client.completions.create(**{"model": MODEL, "prompt": "1 2", **kwargs})
+        assert e.value.body["param"] == param
+
+
+def test_bearer_token_auth(served_model_dir: str) -> None:
+    r = Running(_config(served_model_dir, api_key="s3cret")).wait_ready()
+    try:
+        base = f"http://127.0.0.1:{r.port}/v1"
+        with pytest.raises(openai.AuthenticationError) as e:
+            openai.OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()
+        assert "s3cret" not in str(e.value.body)
+        good = openai.OpenAI(base_url=base, api_key="s3cret", max_retries=0)
+        assert good.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "1 2"}]).choices
+        assert _call(r.port, "POST", "/v1/predict", {"inputs": ["1 2"]})[0] == 401
+        assert _call(r.port, "POST", "/v1/predict", {"inputs": ["1 2"]},
+                     headers={"Authorization": "Bearer s3cret"})[0] == 200
+        assert _call(r.port, "GET", "/healthz")[0] == 200  # probes need no key
+    finally:
+        r.stop()

@@ -1,0 +1,139 @@
+"""The bounded batching queue between the HTTP event loop and the one thread that owns the model.
+
+Requests wait in a queue bounded by the number of inputs it holds; a request that would overflow it is
+refused at once (the server answers 429 with Retry-After) instead of waiting behind minutes of work. The model
+thread takes up to max_batch inputs at a time, waiting at most max_wait for more once it has one, so throughput
+grows with load while a lone request waits at most max_wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+log = logging.getLogger("distillery_student")
+
+PredictFn = Callable[[Sequence[str], Sequence[bool]], list[Any]]
+
+
+class QueueFull(Exception):
+    """The queue holds max_queue inputs already."""
+
+
+@dataclass
+class _Pending:
+    inputs: list[str]
+    explain: bool
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """Groups queued requests into predict calls of at most max_batch inputs, on one model thread."""
+
+    def __init__(self, predict: PredictFn, max_batch: int, max_wait_s: float, max_queue: int,
+                 on_batch: Callable[[int, float], None] = lambda n, s: None):
+        self.predict = predict
+        self.max_batch = max(1, max_batch)
+        self.max_wait = max_wait_s
+        self.max_queue = max(1, max_queue)
+        self.on_batch = on_batch
+        self._queue: deque[_Pending] = deque()
+        self._queued_inputs = 0
+        self._cond = threading.Condition()
+        self._stopped = False
+        self.in_flight = 0  # inputs in the model right now
+        threading.Thread(target=self._loop, name="model", daemon=True).start()
+
+    @property
+    def queued(self) -> int:
+        return self._queued_inputs
+
+    async def submit(self, inputs: list[str], explain: bool) -> list[Any]:
+        """The predictions of inputs; raises QueueFull at once when they do not fit in the queue."""
+        loop = asyncio.get_running_loop()
+        p = _Pending(inputs, explain, loop.create_future(), loop)
+        with self._cond:
+            if self._queued_inputs + len(inputs) > self.max_queue:
+                raise QueueFull(f"{self._queued_inputs} inputs are queued; the limit is {self.max_queue}")
+            self._queue.append(p)
+            self._queued_inputs += len(inputs)
+            self._cond.notify()
+        return await p.future
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _take(self) -> list[_Pending] | None:
+        """Waits for a first request, then up to max_wait for more, up to max_batch inputs."""
+        with self._cond:
+            while not self._queue and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
+                return None
+            group = [self._queue.popleft()]
+            n = len(group[0].inputs)
+            deadline = time.monotonic() + self.max_wait
+            while n < self.max_batch:
+                if not self._queue:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stopped:
+                        break
+                    self._cond.wait(left)
+                    continue
+                if n + len(self._queue[0].inputs) > self.max_batch:
+                    break  # starts the next batch
+                p = self._queue.popleft()
+                group.append(p)
+                n += len(p.inputs)
+            self._queued_inputs -= n
+            self.in_flight = n
+        return group
+
+    def _run(self, group: list[_Pending]) -> list[Any]:
+        inputs = [x for p in group for x in p.inputs]
+        flags = [p.explain for p in group for _ in p.inputs]
+        preds: list[Any] = []
+        for i in range(0, len(inputs), self.max_batch):  # one request may exceed the batch size
+            started = time.monotonic()
+            preds += self.predict(inputs[i : i + self.max_batch], flags[i : i + self.max_batch])
+            self.on_batch(len(inputs[i : i + self.max_batch]), time.monotonic() - started)
+        return preds
+
+    def _loop(self) -> None:
+        while (group := self._take()) is not None:
+            try:
+                preds = self._run(group)
+                at = 0
+                for p in group:
+                    _resolve(p, preds[at : at + len(p.inputs)], None)
+                    at += len(p.inputs)
+            except Exception as e:  # noqa: BLE001 - each request of the batch gets a 500; the log has the trace
+                log.exception("prediction failed")
+                for p in group:
+                    _resolve(p, None, e)
+            finally:
+                self.in_flight = 0
+
+
+def _resolve(p: _Pending, result: Any, error: BaseException | None) -> None:
+    def settle() -> None:
+        if p.future.done():  # the client went away
+            return
+        if error is not None:
+            p.future.set_exception(error)
+        else:
+            p.future.set_result(result)
+
+    try:
+        p.loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: the server has stopped
+        pass
