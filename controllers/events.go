@@ -47,7 +47,7 @@ func isWarning(c metav1.Condition) bool {
 	}
 	switch v1alpha1.ConditionReason(c.Reason) {
 	case v1alpha1.ReasonUnschedulable, v1alpha1.ReasonInvalidSpec, v1alpha1.ReasonReconcileError,
-		v1alpha1.ReasonPodsWaiting, v1alpha1.ReasonProgressDeadlineExceeded, v1alpha1.ReasonReplicaFailure:
+		v1alpha1.ReasonProgressDeadlineExceeded, v1alpha1.ReasonReplicaFailure:
 		return true
 	}
 	return false
