@@ -12,7 +12,7 @@ from conftest import comparison_records
 from distillery_student import checkpoint, lora
 from distillery_student.contract import ModelInfo
 from distillery_student.modeling import Encoder, load_student
-from distillery_student.serve import StudentServer
+from distillery_student.serve import ServerConfig, StudentServer
 from distillery_student.train import TrainOptions, train
 
 
@@ -48,11 +48,7 @@ def test_merged_adapters_load_in_the_server_and_match_the_unmerged_forward(
 
     save_final_model(cfg, lora.merged(model), tok, {"evalAccuracy": 0.0})
     assert not any("lora" in k for k in _saved_keys(cfg.output.modelDir))
-    server = StudentServer(cfg.output.modelDir, host="127.0.0.1", port=0, device="cpu")  # the server's own loading path
-    try:
-        predictor = server.loader()
-    finally:
-        server.httpd.server_close()
+    predictor = StudentServer(ServerConfig(cfg.output.modelDir, device="cpu")).loader()  # the server's own loading path
     loaded = predictor.model
     assert not lora.is_lora(loaded)
     served = _logits(loaded, arch, batch)
