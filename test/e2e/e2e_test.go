@@ -206,8 +206,9 @@ func TestBadSpecsRefused(t *testing.T) {
 		{"shards out of range", "shards: 1", "shards: 300", "spec.annotation.shards"},
 		{"zero rationale weight", "maxSteps: 1", "maxSteps: 1\n    rationaleWeight: \"0\"", "spec.training.rationaleWeight"},
 		{"two dataset sources", "labelField: label", "labelField: label\n    persistentVolumeClaim: {claimName: x, path: a.jsonl}", "spec.dataset"},
-		// 55 characters: <name>-annotate and its pods' hostnames would exceed 63 (issue 9).
-		{"name too long for its children", "name: e2e-bad\n", "name: e2e-bad-" + strings.Repeat("x", 41) + "\n", "metadata.name"},
+		// 55 characters (the limit is 50): <name>-annotate-255, the longest annotation pod hostname, would
+		// exceed 63 (issue 9).
+		{"name too long for its children", "name: e2e-bad\n", "name: e2e-bad-" + strings.Repeat("x", 47) + "\n", "metadata.name"},
 		{"dot in the name", "name: e2e-bad\n", "name: e2e.bad\n", "metadata.name"},
 		{"zero storage", "storage: {size: 1Gi}", "storage: {size: \"0\"}", "spec.storage.size"},
 		{"key in the endpoint", "endpoint: http://", "endpoint: http://apikey:sk-e2e-not-echoed@", "spec.teacher.endpoint"},

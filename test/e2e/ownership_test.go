@@ -14,7 +14,7 @@ import (
 func TestRerunUnderAFinishedJobsName(t *testing.T) {
 	t.Parallel()
 	const job = "e2e-rerun"
-	spec := jobSpec{name: job, teacher: "demo-teacher", inputs: 40, serve: true}
+	spec := jobSpec{name: job, teacher: "demo-teacher", inputs: 40, shards: 1, concurrency: 8, maxSteps: 10, serve: true}
 	startJob(t, spec)
 	waitStage(t, job, "Succeeded", 15)
 	mustKubectl(t, "wait", "--for=condition=Ready", "sm/"+job, "--timeout=300s")

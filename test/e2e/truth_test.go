@@ -94,7 +94,7 @@ func TestBadImageOverrideFailsWithThePodsWords(t *testing.T) {
 // the demo is restarted or replaced, and the student still answers.
 func TestSecondMakeDevChangesNothingThatRuns(t *testing.T) {
 	snapshot := func() string {
-		out, err := kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=distillery-operator,distillery.dev/stage=serve",
+		out, err := kubectl("get", "pods", "-l", "distillery.dev/studentmodel="+demoJob+",distillery.dev/stage=serve",
 			"-o", `jsonpath={range .items[*]}{.metadata.uid}:{.status.containerStatuses[*].restartCount}:{.status.containerStatuses[*].containerID} {end}`)
 		if err != nil {
 			t.Fatal(err)
