@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,22 @@ func TestSecondMakeDevChangesNothingThatRuns(t *testing.T) {
 		return strings.TrimSpace(out) + " | " + strings.TrimSpace(teacher)
 	}
 	mustKubectl(t, "wait", "--for=condition=Ready", "sm/"+demoJob, "--timeout=300s")
+	// Earlier tests scale and roll the demo's server: wait until only its one wanted pod is left.
+	mustKubectl(t, "rollout", "status", "deploy/"+demoJob+"-student", "--timeout=300s")
+	eventually(t, minutes(3), "the demo's server to settle on one pod", func() string {
+		var pods struct {
+			Items []struct {
+				Metadata struct {
+					DeletionTimestamp *string `json:"deletionTimestamp"`
+				} `json:"metadata"`
+			} `json:"items"`
+		}
+		getJSON(t, &pods, "pods", "-l", "distillery.dev/studentmodel="+demoJob+",distillery.dev/stage=serve")
+		if len(pods.Items) != 1 || pods.Items[0].Metadata.DeletionTimestamp != nil {
+			return fmt.Sprintf("%d pods", len(pods.Items))
+		}
+		return ""
+	})
 	before := snapshot()
 	if !strings.Contains(before, ":") {
 		t.Fatalf("no serving pod found: %q", before)
