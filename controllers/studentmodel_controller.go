@@ -100,13 +100,9 @@ func (r *StudentModelReconciler) reconcileServing(ctx context.Context, sm *v1alp
 	return curDeploy, r.reconcileServingPolicies(ctx, sm)
 }
 
+// isControlledByModel reports whether sm is obj's controller.
 func isControlledByModel(obj client.Object, sm *v1alpha1.StudentModel) bool {
-	for _, ref := range obj.GetOwnerReferences() {
-		if ref.UID == sm.UID && ptr.Deref(ref.Controller, false) {
-			return true
-		}
-	}
-	return false
+	return controlledByUID(obj, sm.UID)
 }
 
 // setModelStatus derives the model's status from its Deployment (nil when just created). Ready is True

@@ -84,12 +84,17 @@ def _text_content(content: Any, where: str) -> str:
     raise ApiError(400, f"{where} must be a string or a list of text parts", param=where)
 
 
-def parse_chat(req: Any, model: str) -> TaskRequest:
-    """The last user message of a chat completion request; system and earlier messages are ignored."""
+def _checked(req: Any, allowed: set[str], model: str) -> tuple[dict[str, Any], bool]:
+    """The request's present fields, checked against what the route supports, and its explain switch."""
     if not isinstance(req, dict):
         raise ApiError(400, "the body must be a JSON object")
     req = _present(req)
-    explain = _check_common(req, CHAT_FIELDS, model)
+    return req, _check_common(req, allowed, model)
+
+
+def parse_chat(req: Any, model: str) -> TaskRequest:
+    """The last user message of a chat completion request; system and earlier messages are ignored."""
+    req, explain = _checked(req, CHAT_FIELDS, model)
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty list", param="messages")
@@ -102,10 +107,7 @@ def parse_chat(req: Any, model: str) -> TaskRequest:
 
 def parse_completion(req: Any, model: str) -> TaskRequest:
     """One input per prompt: a string or a list of strings (one choice each, in order)."""
-    if not isinstance(req, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    req = _present(req)
-    explain = _check_common(req, COMPLETION_FIELDS, model)
+    req, explain = _checked(req, COMPLETION_FIELDS, model)
     prompt = req.get("prompt")
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
