@@ -45,8 +45,16 @@ class Running:
         self.server = StudentServer(cfg, loader=loader)
         self.http = uvicorn_server(self.server)
         threading.Thread(target=self.http.run, kwargs={"sockets": [self.sock]}, daemon=True).start()
+        self._wait_listening()
         if load:
             threading.Thread(target=self.server.load, daemon=True).start()
+
+    def _wait_listening(self, seconds: float = 30) -> None:
+        """Until uvicorn has started serving: before then the bound socket refuses connections."""
+        deadline = time.monotonic() + seconds
+        while not self.http.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.http.started, "uvicorn did not start"
 
     def wait_ready(self, seconds: float = 60) -> "Running":
         deadline = time.monotonic() + seconds
