@@ -21,7 +21,7 @@ func annotationJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 	if image == "" {
 		image = cfg.AnnotatorImage
 	}
-	vols, mounts := stageVolumes(dj, false)
+	vols, mounts := stageVolumes(dj, true)
 	c := corev1.Container{
 		Name:         "annotator",
 		Image:        image,

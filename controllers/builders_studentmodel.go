@@ -14,13 +14,15 @@ import (
 // modelSubPath is where the trainer saves the final model inside the job's folder of the workspace.
 const modelSubPath = "model"
 
-// studentModel is the StudentModel a job creates once training succeeded. It is deliberately not owned
-// by the job: deleting a finished job (or its TTL) keeps the model, its files and its server. With
-// serving disabled it is created stopped, so the model is still listed and its files kept. What only the
-// job knows (the eval score, what made the model) goes into its spec here, once: the StudentModel
-// controller is the only writer of its status.
+// studentModel is the StudentModel a job creates once training succeeded: its single run's model, or its
+// sweep's served point's. It is deliberately not owned by the job: deleting a finished job (or its TTL)
+// keeps the model, its files and its server. With serving disabled it is created stopped, so the model is
+// still listed and its files kept. What only the job knows (the eval scores beside the teacher's, what
+// made the model) goes into its spec here, once: the StudentModel controller is the only writer of its
+// status.
 func studentModel(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v1alpha1.StudentModel {
 	serving := dj.Spec.Serving
+	p := servedTrainingPoint(dj)
 	sm := &v1alpha1.StudentModel{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "StudentModel"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -28,15 +30,16 @@ func studentModel(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v
 			Labels: jobLabels(dj, StageServing),
 		},
 		Spec: v1alpha1.StudentModelSpec{
-			Artifact:   v1alpha1.VolumeFileRef{ClaimName: workspaceClaimName(dj), Path: path.Join(jobDir(dj), modelSubPath)},
-			BaseModel:  baseModelDescription(dj),
+			Artifact:   v1alpha1.VolumeFileRef{ClaimName: workspaceClaimName(dj), Path: path.Join(pointDir(dj, p), modelSubPath)},
+			BaseModel:  studentDescription(p.student),
 			Serving:    *serving.ServingTemplate.DeepCopy(),
 			Stopped:    !ptr.Deref(serving.Enabled, true),
-			Provenance: modelProvenance(dj, snap),
+			Provenance: modelProvenance(dj, snap, p),
 		},
 	}
 	if ev := dj.Status.Evaluation; ev != nil {
-		sm.Spec.Metrics = &v1alpha1.ModelMetrics{Accuracy: ev.Accuracy, EvalExamples: ev.Examples}
+		sm.Spec.Metrics = &v1alpha1.ModelMetrics{Metric: ev.Metric, Accuracy: ev.Accuracy, TeacherAccuracy: ev.TeacherAccuracy,
+			Agreement: ev.Agreement, EvalExamples: ev.Examples, BestStep: ev.BestStep}
 	}
 	sm.Labels[LabelJobUID] = string(dj.UID)
 	withSpecHash(&sm.ObjectMeta, sm.Spec)
@@ -45,8 +48,8 @@ func studentModel(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v
 
 // modelProvenance says what made the model: the teacher, its sampling and the prompt as the job's
 // snapshot holds them (never the examplesFrom ConfigMap as it is now), and the dataset as the annotator
-// read it.
-func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v1alpha1.ModelProvenance {
+// read it; the mode is the served run's.
+func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig, run trainingPoint) *v1alpha1.ModelProvenance {
 	p := &v1alpha1.ModelProvenance{
 		Job: dj.Name, JobUID: string(dj.UID),
 		TeacherModel:       snap.Teacher.Model,
@@ -54,7 +57,7 @@ func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig)
 		TeacherMaxTokens:   int32(snap.Teacher.MaxTokens),
 		PromptHash:         contract.PromptHash(snap.Task),
 		Dataset:            datasetDescription(dj),
-		Mode:               dj.Spec.Training.Mode,
+		Mode:               run.mode,
 	}
 	if a := dj.Status.Annotation; a != nil {
 		p.DatasetHash = a.DatasetHash
@@ -62,10 +65,3 @@ func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig)
 	return p
 }
 
-// baseModelDescription is the hub id, or "pvc/<claim>/<path>".
-func baseModelDescription(dj *v1alpha1.DistillationJob) string {
-	if from := dj.Spec.Student.BaseModelFrom; from != nil {
-		return "pvc/" + from.ClaimName + "/" + from.Path
-	}
-	return dj.Spec.Student.BaseModel
-}

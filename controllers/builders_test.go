@@ -185,7 +185,7 @@ func TestTheAnnotatorGetsTheSampleAndTheAnswerLimit(t *testing.T) {
 	if got := renderAnnotateConfig(dj, nil).Teacher.MaxResponseBytes; got != 32<<10+64*1000 {
 		t.Errorf("teacher.maxResponseBytes = %d, want 32 KiB + 64 bytes per token", got)
 	}
-	b, _ := json.Marshal(renderTrainConfig(dj, nil))
+	b, _ := json.Marshal(renderTrainConfig(dj, nil, trainingPoints(dj)[0]))
 	if strings.Contains(string(b), "maxExamples") {
 		t.Errorf("train.json carries maxExamples, which the annotator's sample already applied: %s", b)
 	}
@@ -217,7 +217,7 @@ func TestTrainingJob(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			j := trainingJob(tc.dj, testImages)
+			j := trainingJob(tc.dj, testImages, trainingPoints(tc.dj)[0])
 			spec := j.Spec.Template.Spec
 			c := spec.Containers[0]
 			if c.Image != "student:test" || c.Command[0] != tc.wantCommand {
@@ -256,7 +256,7 @@ func TestTrainingJob(t *testing.T) {
 					t.Errorf("PET_NODE_RANK = %+v, want the completion index", rank)
 				}
 			}
-			svc := trainingService(tc.dj)
+			svc := trainingService(tc.dj, trainingPoints(tc.dj)[0])
 			if (svc != nil) != tc.wantService {
 				t.Fatalf("training service = %v, want one: %v", svc, tc.wantService)
 			}
@@ -287,12 +287,12 @@ func TestTrainingResourcesKeepTheUsersAndSetGPUs(t *testing.T) {
 
 func TestTrainingJobMountsBaseModelFromPVC(t *testing.T) {
 	dj := utiltesting.MakeJob("dj", "ns").BaseModel("").BaseModelFrom("models", "t5-base").Obj()
-	j := trainingJob(dj, testImages)
+	j := trainingJob(dj, testImages, trainingPoints(dj)[0])
 	m, ok := mountByName(j.Spec.Template.Spec.Containers[0])[volBaseModel]
 	if !ok || !m.ReadOnly || m.MountPath != "/models/base" {
 		t.Errorf("base model mount = %+v", m)
 	}
-	if got := renderTrainConfig(dj, nil).Student.BaseModel; got != "/models/base/t5-base" {
+	if got := renderTrainConfig(dj, nil, trainingPoints(dj)[0]).Student.BaseModel; got != "/models/base/t5-base" {
 		t.Errorf("train.json student.baseModel = %q", got)
 	}
 }
@@ -339,13 +339,13 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
 	}
 	// Keys a vector may leave out because they are optional (omitempty) in the contract.
-	optional := map[string]bool{"dataset.maxExamples": true, "dataset.seed": true}
+	optional := map[string]bool{"dataset.maxExamples": true, "dataset.seed": true, "point": true, "point.index": true, "point.total": true}
 	for _, tc := range []struct {
 		key, vector string
 		into        any
 	}{
 		{annotateConfigKey, "annotate.json", &contract.AnnotateConfig{}},
-		{trainConfigKey, "train.json", &contract.TrainConfig{}},
+		{contract.TrainConfigKey(singleRun), "train.json", &contract.TrainConfig{}},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			rendered := []byte(cm.Data[tc.key])
@@ -381,7 +381,7 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 		t.Errorf("annotate.json = %+v", ac)
 	}
 	var tcfg contract.TrainConfig
-	decodeStrict(t, []byte(cm.Data[trainConfigKey]), &tcfg)
+	decodeStrict(t, []byte(cm.Data[contract.TrainConfigKey(singleRun)]), &tcfg)
 	if tcfg.Training.Mode != contract.ModeStepByStep || tcfg.Training.RationaleWeight != 1 || tcfg.Data.EvalPath != "/data/eval/eval.jsonl" ||
 		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, inlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq ||
 		tcfg.Training.Strategy != contract.StrategyDDP || tcfg.Training.LoRA == nil || tcfg.Training.LoRA.Alpha != 32 || tcfg.Training.LoRA.Dropout != 0.05 {
@@ -495,7 +495,7 @@ func TestJobsSharingAClaimGetTheirOwnFolders(t *testing.T) {
 	again := utiltesting.MakeJob("a", "ns").UID("uid-a2").ExistingClaim("shared").Obj()
 	dirs := map[string]string{}
 	for _, dj := range []*v1alpha1.DistillationJob{a, b, again} {
-		ac, tc := renderAnnotateConfig(dj, nil), renderTrainConfig(dj, nil)
+		ac, tc := renderAnnotateConfig(dj, nil), renderTrainConfig(dj, nil, trainingPoints(dj)[0])
 		want := "/workspace/jobs/" + dj.Name + "-" + string(dj.UID)
 		if ac.Output.JobDir != want || tc.Output.JobDir != want || ac.JobUID != string(dj.UID) || tc.JobUID != string(dj.UID) {
 			t.Errorf("%s: job folders %s and %s, uids %s and %s; want %s", dj.Name, ac.Output.JobDir, tc.Output.JobDir, ac.JobUID, tc.JobUID, want)
@@ -569,13 +569,13 @@ func TestServingDeployment(t *testing.T) {
 	}
 }
 
-func TestStageRoleAllowsOnlyTheProgressConfigMap(t *testing.T) {
+func TestStageRoleAllowsOnlyTheProgressAndReportConfigMaps(t *testing.T) {
 	role := stageRole(utiltesting.MakeJob("dj", "ns").Obj())
 	if len(role.Rules) != 1 {
 		t.Fatalf("rules = %+v", role.Rules)
 	}
 	r := role.Rules[0]
-	if strings.Join(r.Resources, ",") != "configmaps" || strings.Join(r.ResourceNames, ",") != "dj-progress" || strings.Join(r.Verbs, ",") != "get,patch" {
+	if strings.Join(r.Resources, ",") != "configmaps" || strings.Join(r.ResourceNames, ",") != "dj-progress,dj-report" || strings.Join(r.Verbs, ",") != "get,patch" {
 		t.Errorf("rule = %+v", r)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
 // Rendezvous settings of multi-worker training.
@@ -29,21 +30,26 @@ func distributed(dj *v1alpha1.DistillationJob) bool {
 	return dj.Spec.Training.Workers > 1 || gpusPerWorker(dj) > 1
 }
 
-// trainingJob runs the student trainer: one pod, or an Indexed Job of workers pods that find each other
-// through trainingService and torchrun's PET_* variables.
-func trainingJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
-	t := dj.Spec.Training
-	image := t.Image
-	if image == "" {
-		image = cfg.TrainerImage
+// trainerImage is spec.training.image, or the operator's --trainer-image.
+func trainerImage(dj *v1alpha1.DistillationJob, cfg Config) string {
+	if dj.Spec.Training.Image != "" {
+		return dj.Spec.Training.Image
 	}
-	args := []string{"-m", "distillery_student", "train", "--config", configDir + "/" + trainConfigKey}
+	return cfg.TrainerImage
+}
+
+// trainingJob runs the student trainer for one training run (the single run, or a sweep's point): one
+// pod, or an Indexed Job of workers pods that find each other through trainingService and torchrun's
+// PET_* variables. The run's config key and base model are its own; everything else is spec.training.
+func trainingJob(dj *v1alpha1.DistillationJob, cfg Config, p trainingPoint) *batchv1.Job {
+	t := dj.Spec.Training
+	args := []string{"-m", "distillery_student", "train", "--config", configDir + "/" + contract.TrainConfigKey(p.index)}
 	command := append([]string{"python3"}, args...)
 	if distributed(dj) {
 		command = append([]string{"torchrun"}, args...)
 	}
 	vols, mounts := stageVolumes(dj, true)
-	if from := dj.Spec.Student.BaseModelFrom; from != nil {
+	if from := p.student.BaseModelFrom; from != nil {
 		vols = append(vols, corev1.Volume{Name: volBaseModel, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: from.ClaimName, ReadOnly: true},
 		}})
@@ -51,11 +57,11 @@ func trainingJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 	}
 	c := corev1.Container{
 		Name:         "trainer",
-		Image:        image,
+		Image:        trainerImage(dj, cfg),
 		Command:      command,
 		VolumeMounts: mounts,
 		Resources:    trainingResources(dj),
-		Env:          torchrunEnv(dj),
+		Env:          torchrunEnv(dj, p),
 	}
 	workers := t.Workers
 	spec := stagePodSpec(dj, c, vols)
@@ -64,8 +70,8 @@ func trainingJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 	job := &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: trainingJobName(dj), Namespace: dj.Namespace,
-			Labels: kueueLabels(dj, jobLabels(dj, StageTraining)), OwnerReferences: jobOwnerRef(dj),
+			Name: trainingJobName(dj, p), Namespace: dj.Namespace,
+			Labels: kueueLabels(dj, trainingLabels(dj, p)), OwnerReferences: jobOwnerRef(dj),
 		},
 		Spec: batchv1.JobSpec{
 			Completions:      ptr.To(workers),
@@ -73,14 +79,14 @@ func trainingJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 			BackoffLimit:     ptr.To(ptr.Deref(t.BackoffLimit, 3)),
 			PodFailurePolicy: stagePodFailurePolicy(),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: jobLabels(dj, StageTraining)},
+				ObjectMeta: metav1.ObjectMeta{Labels: trainingLabels(dj, p)},
 				Spec:       spec,
 			},
 		},
 	}
 	if t.Workers > 1 {
 		job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
-		job.Spec.Template.Spec.Subdomain = trainingServiceName(dj)
+		job.Spec.Template.Spec.Subdomain = trainingServiceName(dj, p)
 	}
 	withSpecHash(&job.ObjectMeta, job.Spec)
 	job.Spec.Suspend = stageSuspendField(dj)
@@ -104,7 +110,7 @@ func trainingResources(dj *v1alpha1.DistillationJob) corev1.ResourceRequirements
 }
 
 // torchrunEnv is torchrun's configuration as PET_* variables; the node rank is the completion index.
-func torchrunEnv(dj *v1alpha1.DistillationJob) []corev1.EnvVar {
+func torchrunEnv(dj *v1alpha1.DistillationJob, p trainingPoint) []corev1.EnvVar {
 	if !distributed(dj) {
 		return nil
 	}
@@ -120,26 +126,30 @@ func torchrunEnv(dj *v1alpha1.DistillationJob) []corev1.EnvVar {
 		{Name: "PET_NODE_RANK", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 			FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']",
 		}}},
-		{Name: "PET_MASTER_ADDR", Value: fmt.Sprintf("%s-0.%s", trainingJobName(dj), trainingServiceName(dj))},
+		{Name: "PET_MASTER_ADDR", Value: fmt.Sprintf("%s-0.%s", trainingJobName(dj, p), trainingServiceName(dj, p))},
 		{Name: "PET_MASTER_PORT", Value: strconv.Itoa(torchrunPort)},
 	}...)
 }
 
-// trainingService is the headless Service behind the training pods' DNS names, for multi-worker runs.
-func trainingService(dj *v1alpha1.DistillationJob) *corev1.Service {
+// trainingService is the headless Service behind a training run's pods' DNS names, for multi-worker runs.
+func trainingService(dj *v1alpha1.DistillationJob, p trainingPoint) *corev1.Service {
 	if dj.Spec.Training.Workers < 2 {
 		return nil
+	}
+	selector := map[string]string{LabelJob: dj.Name, LabelStage: StageTraining}
+	if p.inSweep() {
+		selector[LabelPoint] = strconv.Itoa(p.index)
 	}
 	svc := &corev1.Service{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: trainingServiceName(dj), Namespace: dj.Namespace,
-			Labels: jobLabels(dj, StageTraining), OwnerReferences: jobOwnerRef(dj),
+			Name: trainingServiceName(dj, p), Namespace: dj.Namespace,
+			Labels: trainingLabels(dj, p), OwnerReferences: jobOwnerRef(dj),
 		},
 		Spec: corev1.ServiceSpec{
 			ClusterIP:                corev1.ClusterIPNone,
 			PublishNotReadyAddresses: true,
-			Selector:                 map[string]string{LabelJob: dj.Name, LabelStage: StageTraining},
+			Selector:                 selector,
 			Ports:                    []corev1.ServicePort{{Name: "rendezvous", Port: torchrunPort}},
 		},
 	}

@@ -60,17 +60,35 @@ func workspaceMeta(dj *v1alpha1.DistillationJob, name string) metav1.ObjectMeta 
 	}
 }
 
-// stageConfigMap holds annotate.json and train.json, rendered from the spec and the examples: the job's
-// snapshot, created once and never re-rendered (reconcileWorkspace).
+// stageConfigMap holds annotate.json and the training configs (train.json, or a sweep's
+// train-<index>.json per point), rendered from the spec and the examples: the job's snapshot, created
+// once and never re-rendered (reconcileWorkspace). A sweep's report config is added to it once its
+// points ended (reportStageConfig).
 func stageConfigMap(dj *v1alpha1.DistillationJob, examples []contract.Example) *corev1.ConfigMap {
 	annotate, _ := json.MarshalIndent(renderAnnotateConfig(dj, examples), "", "  ")
-	train, _ := json.MarshalIndent(renderTrainConfig(dj, examples), "", "  ")
+	data := map[string]string{annotateConfigKey: string(annotate)}
+	for _, p := range trainingPoints(dj) {
+		train, _ := json.MarshalIndent(renderTrainConfig(dj, examples, p), "", "  ")
+		data[contract.TrainConfigKey(p.index)] = string(train)
+	}
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: workspaceMeta(dj, configMapName(dj)),
-		Data:       map[string]string{annotateConfigKey: string(annotate), trainConfigKey: string(train)},
+		Data:       data,
 	}
 	withSpecHash(&cm.ObjectMeta, cm.Data)
+	return cm
+}
+
+// reportConfigMap is ConfigMap <job>-report, where the report is written (report.json, report.svg): the
+// operator creates it empty and never writes its data (a single run's trainer, or a sweep's report Job,
+// merge-patches it).
+func reportConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: workspaceMeta(dj, contract.ReportConfigMapName(dj.Name)),
+	}
+	withSpecHash(&cm.ObjectMeta, "report")
 	return cm
 }
 
@@ -95,7 +113,7 @@ func stageServiceAccount(dj *v1alpha1.DistillationJob) *corev1.ServiceAccount {
 	return sa
 }
 
-// stageRole lets stage pods get and patch the job's progress ConfigMap, and nothing else.
+// stageRole lets stage pods get and patch the job's progress and report ConfigMaps, and nothing else.
 func stageRole(dj *v1alpha1.DistillationJob) *rbacv1.Role {
 	role := &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
@@ -103,7 +121,7 @@ func stageRole(dj *v1alpha1.DistillationJob) *rbacv1.Role {
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups:     []string{""},
 			Resources:     []string{"configmaps"},
-			ResourceNames: []string{contract.ProgressConfigMapName(dj.Name)},
+			ResourceNames: []string{contract.ProgressConfigMapName(dj.Name), contract.ReportConfigMapName(dj.Name)},
 			Verbs:         []string{"get", "patch"},
 		}},
 	}

@@ -38,6 +38,12 @@ func annotateMsg(t *testing.T, r contract.AnnotateResult) string {
 	return string(b)
 }
 
+// goldEvaluation is a trainer's evaluation on an eval split with gold labels.
+func goldEvaluation(examples int, student, teacher, agreement float64) *contract.Evaluation {
+	return &contract.Evaluation{Metric: contract.MetricAccuracy, Examples: examples,
+		StudentAccuracy: &student, TeacherAccuracy: &teacher, Agreement: &agreement}
+}
+
 func trainMsg(t *testing.T, r contract.TrainResult) string {
 	t.Helper()
 	r.Stage = contract.StageTrain
@@ -127,11 +133,20 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 
 	// Succeeded: a StudentModel not owned by the job, with the job's metrics and provenance in its spec
 	// (its status is the StudentModel controller's alone); the workspace PVC now belongs to the model.
-	finishTraining(t, ns, dj.Name, trainMsg(t, contract.TrainResult{Steps: 100, TrainLoss: 0.42, EvalAccuracy: 0.875, EvalExamples: 400, ModelDir: "/workspace/model"}))
+	finishTraining(t, ns, dj.Name, trainMsg(t, contract.TrainResult{Steps: 100, TrainLoss: 0.42, EvalAccuracy: 0.875, EvalExamples: 400, ModelDir: "/workspace/model",
+		BestStep: 80, WallSeconds: 61.5, Evaluation: goldEvaluation(400, 0.875, 0.9, 0.91)}))
 	got = waitForStage(t, ns, dj.Name, v1alpha1.StageSucceeded)
-	if got.Status.StudentModel != dj.Name || got.Status.Evaluation == nil || got.Status.Evaluation.Accuracy != "0.8750" ||
-		got.Status.CompletionTime == nil || got.Status.ObservedGeneration != got.Generation {
-		t.Errorf("succeeded status = %+v", got.Status)
+	wantEval := v1alpha1.EvaluationStatus{Metric: v1alpha1.MetricAccuracy, Examples: 400, Accuracy: "0.8750", TeacherAccuracy: "0.9000",
+		Agreement: "0.9100", BestStep: 80}
+	if got.Status.StudentModel != dj.Name || got.Status.Evaluation == nil || *got.Status.Evaluation != wantEval ||
+		got.Status.CompletionTime == nil || got.Status.ObservedGeneration != got.Generation || len(got.Status.Experiments) != 0 {
+		t.Errorf("succeeded status = %+v, evaluation %+v, want %+v", got.Status, got.Status.Evaluation, wantEval)
+	}
+	if c := findCondition(got, v1alpha1.ConditionTrained); c == nil || !strings.Contains(c.Message, "student accuracy 0.8750, teacher accuracy 0.9000") {
+		t.Errorf("Trained condition = %+v, want the student's and the teacher's accuracy", c)
+	}
+	if cells := tableRow(t, "distillationjobs", ns, dj.Name); cells["Accuracy"] != "0.8750" || cells["Teacher"] != "0.9000" || cells["Agreement"] != "0.9100" {
+		t.Errorf("kubectl get dj columns = %v, want Accuracy 0.8750 and Teacher 0.9000 side by side", cells)
 	}
 	if c := findCondition(got, v1alpha1.ConditionComplete); c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonSucceeded) {
 		t.Errorf("Complete condition = %+v", c)
@@ -143,8 +158,10 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 	if len(sm.OwnerReferences) != 0 {
 		t.Errorf("StudentModel is owned by %v; it must outlive the job", sm.OwnerReferences)
 	}
-	if m := sm.Spec.Metrics; m == nil || m.Accuracy != "0.8750" || m.EvalExamples != 400 {
-		t.Errorf("StudentModel metrics = %+v", m)
+	wantMetrics := v1alpha1.ModelMetrics{Metric: v1alpha1.MetricAccuracy, Accuracy: "0.8750", TeacherAccuracy: "0.9000", Agreement: "0.9100",
+		EvalExamples: 400, BestStep: 80}
+	if m := sm.Spec.Metrics; m == nil || *m != wantMetrics {
+		t.Errorf("StudentModel metrics = %+v, want %+v", m, wantMetrics)
 	}
 	wantProvenance := v1alpha1.ModelProvenance{Job: dj.Name, JobUID: string(dj.UID), TeacherModel: "teacher-70b",
 		TeacherTemperature: "0", TeacherMaxTokens: 256, PromptHash: contract.PromptHash(contractTask(dj, inlineExamples(dj))),

@@ -46,7 +46,7 @@ func isWarning(c metav1.Condition) bool {
 		return c.Status == metav1.ConditionTrue
 	}
 	switch v1alpha1.ConditionReason(c.Reason) {
-	case v1alpha1.ReasonUnschedulable, v1alpha1.ReasonInvalidSpec, v1alpha1.ReasonReconcileError,
+	case v1alpha1.ReasonUnschedulable, v1alpha1.ReasonInvalidSpec, v1alpha1.ReasonReconcileError, v1alpha1.ReasonReportFailed,
 		v1alpha1.ReasonProgressDeadlineExceeded, v1alpha1.ReasonReplicaFailure:
 		return true
 	}

@@ -228,8 +228,8 @@ func refusedChild(err error) string {
 // deleteStageJobs stops the stage Jobs still running of a job that failed (its deadline passed, a stage
 // pod cannot start). Finished stage Jobs stay, with their pods and logs, for the user to inspect.
 func (r *DistillationJobReconciler) deleteStageJobs(ctx context.Context, o *observed) error {
-	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
-		if j == nil || jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed) {
+	for _, j := range o.stageJobsFound() {
+		if jobFinished(j) {
 			continue
 		}
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),

@@ -52,6 +52,12 @@ func activeStage(dj *v1alpha1.DistillationJob) (v1alpha1.ConditionReason, string
 	if c := findCondition(dj, v1alpha1.ConditionComplete); c != nil && c.Reason != string(v1alpha1.ReasonInProgress) {
 		return v1alpha1.ConditionReason(c.Reason), c.Message
 	}
+	if c := findCondition(dj, v1alpha1.ConditionReported); c != nil {
+		if c.Status == "True" || c.Reason == string(v1alpha1.ReasonReportFailed) {
+			return v1alpha1.ReasonPending, "creating the StudentModel"
+		}
+		return v1alpha1.ConditionReason(c.Reason), c.Message
+	}
 	if c := findCondition(dj, v1alpha1.ConditionTrained); c != nil {
 		if c.Status == "True" {
 			return v1alpha1.ReasonPending, "creating the StudentModel"

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,40 +23,79 @@ type observed struct {
 	claim          *corev1.PersistentVolumeClaim
 	configMap      *corev1.ConfigMap
 	progress       *corev1.ConfigMap
+	report         *corev1.ConfigMap
 	serviceAccount *corev1.ServiceAccount
 	role           *rbacv1.Role
 	roleBinding    *rbacv1.RoleBinding
 
-	annotationJob  *batchv1.Job
-	annotationPods []corev1.Pod
-
-	trainingJob     *batchv1.Job
-	trainingService *corev1.Service
-	trainingPods    []corev1.Pod
+	annotation jobPods
+	// training holds each training run's Job and pods by point index (singleRun without a sweep), and
+	// trainingServices the headless Services of multi-worker runs.
+	training         map[int]*jobPods
+	trainingServices map[int]*corev1.Service
+	reportJob        jobPods
 
 	model *v1alpha1.StudentModel
 }
 
+// jobPods is a stage Job and the pods it controls; job is nil when it does not exist.
+type jobPods struct {
+	job  *batchv1.Job
+	pods []corev1.Pod
+}
+
+// podsOf is a run's pods, none when the run is nil.
+func podsOf(run *jobPods) []corev1.Pod {
+	if run == nil {
+		return nil
+	}
+	return run.pods
+}
+
+// stageJobsFound are every stage Job that exists, in stage order.
+func (o *observed) stageJobsFound() []*batchv1.Job {
+	var out []*batchv1.Job
+	runs := []*jobPods{&o.annotation}
+	for _, p := range slices.Sorted(maps.Keys(o.training)) {
+		runs = append(runs, o.training[p])
+	}
+	for _, run := range append(runs, &o.reportJob) {
+		if run.job != nil {
+			out = append(out, run.job)
+		}
+	}
+	return out
+}
+
 // observe lists the job's children from the informer cache, through the job-label index (index.go).
 func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob) (*observed, error) {
-	o := &observed{}
+	o := &observed{training: map[int]*jobPods{}, trainingServices: map[int]*corev1.Service{}}
 	sel := []client.ListOption{client.InNamespace(dj.Namespace), client.MatchingFields{indexJob: dj.Name}}
 
 	var jobs batchv1.JobList
 	if err := c.List(ctx, &jobs, sel...); err != nil {
 		return nil, fmt.Errorf("listing stage jobs: %w", err)
 	}
+	byUID := map[types.UID]*jobPods{}
 	for i := range jobs.Items {
 		j := &jobs.Items[i]
 		if !metav1.IsControlledBy(j, dj) {
 			continue
 		}
+		var run *jobPods
 		switch j.Labels[LabelStage] {
 		case StageAnnotation:
-			o.annotationJob = j
+			run = &o.annotation
 		case StageTraining:
-			o.trainingJob = j
+			run = &jobPods{}
+			o.training[pointOf(j.Labels)] = run
+		case StageReport:
+			run = &o.reportJob
+		default:
+			continue
 		}
+		run.job = j
+		byUID[j.UID] = run
 	}
 
 	var pods corev1.PodList
@@ -62,11 +103,8 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 		return nil, fmt.Errorf("listing stage pods: %w", err)
 	}
 	for _, p := range pods.Items {
-		switch {
-		case o.annotationJob != nil && controlledByUID(&p, o.annotationJob.UID):
-			o.annotationPods = append(o.annotationPods, p)
-		case o.trainingJob != nil && controlledByUID(&p, o.trainingJob.UID):
-			o.trainingPods = append(o.trainingPods, p)
+		if ref := metav1.GetControllerOf(&p); ref != nil && byUID[ref.UID] != nil {
+			byUID[ref.UID].pods = append(byUID[ref.UID].pods, p)
 		}
 	}
 
@@ -84,6 +122,8 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 			o.configMap = cm
 		case contract.ProgressConfigMapName(dj.Name):
 			o.progress = cm
+		case contract.ReportConfigMapName(dj.Name):
+			o.report = cm
 		}
 	}
 
@@ -106,7 +146,12 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 	if err := c.List(ctx, &svcs, sel...); err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
-	o.trainingService = firstControlled(dj, svcs.Items)
+	for i := range svcs.Items {
+		svc := &svcs.Items[i]
+		if metav1.IsControlledBy(svc, dj) && svc.Labels[LabelStage] == StageTraining {
+			o.trainingServices[pointOf(svc.Labels)] = svc
+		}
+	}
 
 	var models v1alpha1.StudentModelList
 	if err := c.List(ctx, &models, sel...); err != nil {

@@ -176,15 +176,18 @@ func nameConflict(cs []conflictError) *specError {
 // child it will ever create.
 func derivedNames(dj *v1alpha1.DistillationJob, o *observed) []derivedName {
 	controlled := func(obj client.Object) bool { return controlledByUID(obj, dj.UID) }
-	preflight := o.annotationJob == nil && !isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated)
+	preflight := o.annotation.job == nil && !isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated)
 	annotated := isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated)
 	trained := isTrue(dj.Status.Conditions, v1alpha1.ConditionTrained)
+	reported := stageDone(dj, reportStage)
 
 	out := []derivedName{
 		{"ConfigMap", configMapName(dj), func() client.Object { return &corev1.ConfigMap{} }, o.configMap, controlled,
 			func(obj client.Object) { o.configMap = obj.(*corev1.ConfigMap) }},
 		{"ConfigMap", contract.ProgressConfigMapName(dj.Name), func() client.Object { return &corev1.ConfigMap{} }, o.progress, controlled,
 			func(obj client.Object) { o.progress = obj.(*corev1.ConfigMap) }},
+		{"ConfigMap", contract.ReportConfigMapName(dj.Name), func() client.Object { return &corev1.ConfigMap{} }, o.report, controlled,
+			func(obj client.Object) { o.report = obj.(*corev1.ConfigMap) }},
 		{"ServiceAccount", serviceAccountName(dj), func() client.Object { return &corev1.ServiceAccount{} }, o.serviceAccount, controlled,
 			func(obj client.Object) { o.serviceAccount = obj.(*corev1.ServiceAccount) }},
 		{"Role", serviceAccountName(dj), func() client.Object { return &rbacv1.Role{} }, o.role, controlled,
@@ -200,21 +203,43 @@ func derivedNames(dj *v1alpha1.DistillationJob, o *observed) []derivedName {
 			func(obj client.Object) { o.claim = obj.(*corev1.PersistentVolumeClaim) }})
 	}
 	if !annotated {
-		out = append(out, derivedName{"Job", annotationJobName(dj), func() client.Object { return &batchv1.Job{} }, o.annotationJob, controlled,
-			func(obj client.Object) { o.annotationJob = obj.(*batchv1.Job) }})
+		out = append(out, derivedName{"Job", annotationJobName(dj), func() client.Object { return &batchv1.Job{} }, o.annotation.job, controlled,
+			func(obj client.Object) { o.annotation.job = obj.(*batchv1.Job) }})
 	}
 	if (preflight || annotated) && !trained {
-		out = append(out, derivedName{"Job", trainingJobName(dj), func() client.Object { return &batchv1.Job{} }, o.trainingJob, controlled,
-			func(obj client.Object) { o.trainingJob = obj.(*batchv1.Job) }})
-		if trainingService(dj) != nil {
-			out = append(out, derivedName{"Service", trainingServiceName(dj), func() client.Object { return &corev1.Service{} }, o.trainingService, controlled,
-				func(obj client.Object) { o.trainingService = obj.(*corev1.Service) }})
-		}
+		out = append(out, trainingNames(dj, o, controlled)...)
+	}
+	if dj.Spec.Experiments != nil && (preflight || trained) && !reported {
+		out = append(out, derivedName{"Job", reportJobName(dj), func() client.Object { return &batchv1.Job{} }, o.reportJob.job, controlled,
+			func(obj client.Object) { o.reportJob.job = obj.(*batchv1.Job) }})
 	}
 	if preflight || trained {
 		out = append(out, derivedName{"StudentModel", studentModelName(dj), func() client.Object { return &v1alpha1.StudentModel{} }, o.model,
 			func(obj client.Object) bool { return obj.GetLabels()[LabelJobUID] == string(dj.UID) },
 			func(obj client.Object) { o.model = obj.(*v1alpha1.StudentModel) }})
+	}
+	return out
+}
+
+// trainingNames are the names of every training run's Job (and headless Service), one run per point of
+// a sweep.
+func trainingNames(dj *v1alpha1.DistillationJob, o *observed, controlled func(client.Object) bool) []derivedName {
+	var out []derivedName
+	for _, p := range trainingPoints(dj) {
+		var current client.Object
+		if run := o.training[p.index]; run != nil && run.job != nil {
+			current = run.job
+		}
+		out = append(out, derivedName{"Job", trainingJobName(dj, p), func() client.Object { return &batchv1.Job{} }, current, controlled,
+			func(obj client.Object) { o.training[p.index] = &jobPods{job: obj.(*batchv1.Job)} }})
+		if trainingService(dj, p) != nil {
+			var svc client.Object
+			if cur := o.trainingServices[p.index]; cur != nil {
+				svc = cur
+			}
+			out = append(out, derivedName{"Service", trainingServiceName(dj, p), func() client.Object { return &corev1.Service{} }, svc, controlled,
+				func(obj client.Object) { o.trainingServices[p.index] = obj.(*corev1.Service) }})
+		}
 	}
 	return out
 }

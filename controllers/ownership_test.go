@@ -31,7 +31,8 @@ import (
 func runToSucceeded(t *testing.T, ns, name string) *v1alpha1.DistillationJob {
 	t.Helper()
 	finishShards(t, ns, name, annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10, DatasetHash: datasetHash}))
-	finishTraining(t, ns, name, trainMsg(t, contract.TrainResult{Steps: 5, EvalAccuracy: 0.9, EvalExamples: 10}))
+	finishTraining(t, ns, name, trainMsg(t, contract.TrainResult{Steps: 5, EvalAccuracy: 0.9, EvalExamples: 10,
+		Evaluation: goldEvaluation(10, 0.9, 0.95, 0.9)}))
 	return waitForStage(t, ns, name, v1alpha1.StageSucceeded)
 }
 
@@ -341,23 +342,23 @@ func TestModelProvenanceAndMetricsAreImmutable(t *testing.T) {
 	}
 
 	// `kubectl get sm` prints the table the API server builds from the CRD's printer columns.
-	cells := modelTable(t, ns, "fixed")
-	for col, want := range map[string]string{"Accuracy": "0.9000", "Base": "google/t5-v1_1-small", "Job": "fixed"} {
+	cells := tableRow(t, "studentmodels", ns, "fixed")
+	for col, want := range map[string]string{"Accuracy": "0.9000", "Teacher": "0.9500", "Base": "google/t5-v1_1-small", "Job": "fixed"} {
 		if got := cells[col]; got != want {
 			t.Errorf("kubectl get sm column %s = %q, want %q (all: %v)", col, got, want, cells)
 		}
 	}
 }
 
-// modelTable is the row `kubectl get sm NAME -o wide` prints, by column name.
-func modelTable(t *testing.T, ns, name string) map[string]any {
+// tableRow is the row `kubectl get <resource> NAME -o wide` prints, by column name.
+func tableRow(t *testing.T, resource, ns, name string) map[string]any {
 	t.Helper()
 	hc, err := rest.HTTPClientFor(restConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/apis/%s/namespaces/%s/studentmodels/%s",
-		strings.TrimSuffix(restConfig.Host, "/"), v1alpha1.GroupVersion.String(), ns, name), nil)
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/apis/%s/namespaces/%s/%s/%s",
+		strings.TrimSuffix(restConfig.Host, "/"), v1alpha1.GroupVersion.String(), ns, resource, name), nil)
 	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
 	resp, err := hc.Do(req)
 	if err != nil {

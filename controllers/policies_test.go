@@ -255,7 +255,7 @@ func TestStageOf(t *testing.T) {
 		}
 		return dj
 	}
-	running := &observed{annotationJob: &batchv1.Job{}}
+	running := &observed{annotation: jobPods{job: &batchv1.Job{}}}
 	cases := []struct {
 		name string
 		dj   *v1alpha1.DistillationJob

@@ -42,9 +42,18 @@ func trainingProgress(cm *corev1.ConfigMap) (contract.TrainProgress, bool) {
 	return p, true
 }
 
-// progressString is the PROGRESS column: "4500/5000" while annotating, "step 300/1000" while training.
+// progressString is the PROGRESS column: "4500/5000" while annotating, "step 300/1000" while training,
+// "points 3/8" (finished of all) for a sweep.
 func progressString(st *v1alpha1.DistillationJobStatus) string {
 	switch {
+	case len(st.Experiments) > 0:
+		done := 0
+		for _, row := range st.Experiments {
+			if finishedState(row.State) {
+				done++
+			}
+		}
+		return fmt.Sprintf("points %d/%d", done, len(st.Experiments))
 	case st.Training != nil && st.Training.TotalSteps > 0:
 		return fmt.Sprintf("step %d/%d", st.Training.Step, st.Training.TotalSteps)
 	case st.Annotation != nil && st.Annotation.Total > 0:

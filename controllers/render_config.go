@@ -24,8 +24,8 @@ const (
 	baseModelMountDir  = "/models/base"
 	datasetFileName    = "train.jsonl"
 	evalFileName       = "eval.jsonl"
+	metricsFileName    = "metrics.json"
 	annotateConfigKey  = "annotate.json"
-	trainConfigKey     = "train.json"
 	teacherAPIKeyEnv   = "DISTILLERY_TEACHER_API_KEY"
 	defaultLabelPrefix = "[label] "
 	defaultRatPrefix   = "[rationale] "
@@ -37,6 +37,14 @@ func datasetPath(src v1alpha1.DataSource, mountDir, fileName string) string {
 		return path.Join(mountDir, src.PersistentVolumeClaim.Path)
 	}
 	return path.Join(mountDir, fileName)
+}
+
+// evalPath is where spec.dataset.eval appears in a stage pod, or "" when it is not set.
+func evalPath(dj *v1alpha1.DistillationJob) string {
+	if dj.Spec.Dataset.Eval == nil {
+		return ""
+	}
+	return datasetPath(*dj.Spec.Dataset.Eval, evalMountDir, evalFileName)
 }
 
 // contractTask is the job's task in the contract's form, with the examples resolved.
@@ -122,6 +130,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 			LabelField:  s.Dataset.LabelField,
 			MaxExamples: int(ptr.Deref(s.Dataset.MaxExamples, 0)),
 			Seed:        int64(s.Training.Seed),
+			EvalPath:    evalPath(dj),
 		},
 		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
 		Output: contract.AnnotateOut{
@@ -132,23 +141,39 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 	}
 }
 
-// renderTrainConfig is train.json for the job.
-func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.TrainConfig {
+// renderTrainConfig is the training config of one training run: train.json for a single run, or
+// train-<index>.json for a sweep's point, which trains its own fraction, mode, weight, base model and
+// seed into its own folder (points/<index>) and leaves the report ConfigMap to the report Job.
+func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example, p trainingPoint) contract.TrainConfig {
 	s := dj.Spec
 	data := contract.TrainData{
-		AnnotationsDir: path.Join(workspaceDir, jobDir(dj), "annotations"),
-		EvalFraction:   parseDecimal(s.Dataset.EvalFraction, 0.1),
-		IDField:        s.Dataset.IDField,
-		InputField:     s.Dataset.InputField,
-		LabelField:     s.Dataset.LabelField,
+		AnnotationsDir:     path.Join(workspaceDir, jobDir(dj), "annotations"),
+		EvalFraction:       parseDecimal(s.Dataset.EvalFraction, 0.1),
+		IDField:            s.Dataset.IDField,
+		InputField:         s.Dataset.InputField,
+		LabelField:         s.Dataset.LabelField,
+		ValidationFraction: parseDecimal(s.Training.ValidationFraction, 0.1),
+		Fraction:           parseDecimal(p.fraction, 1),
+		SubsetSeed:         int(p.seed),
 	}
-	if s.Dataset.Eval != nil {
-		data.EvalPath = datasetPath(*s.Dataset.Eval, evalMountDir, evalFileName)
+	data.EvalPath = evalPath(dj)
+	dir := path.Join(workspaceDir, pointDir(dj, p))
+	out := contract.TrainOut{
+		JobDir:        path.Join(workspaceDir, jobDir(dj)),
+		CheckpointDir: path.Join(dir, "checkpoints"),
+		ModelDir:      path.Join(dir, modelSubPath),
+		MetricsPath:   path.Join(dir, metricsFileName),
+	}
+	var point *contract.TrainPoint
+	if p.inSweep() {
+		point = &contract.TrainPoint{Index: p.index, Total: p.total}
+	} else {
+		out.ReportConfigMap = contract.ReportConfigMapName(dj.Name)
 	}
 	return contract.TrainConfig{
 		Job:     dj.Name,
 		JobUID:  string(dj.UID),
-		Student: contract.Student{BaseModel: baseModelRef(dj), Architecture: contractArchitecture(s.Student.Architecture)},
+		Student: contract.Student{BaseModel: baseModelRef(p.student), Architecture: contractArchitecture(s.Student.Architecture)},
 		Data:    data,
 		Task: contract.TrainTask{
 			Type:            strings.ToLower(string(s.Task.Type)),
@@ -157,8 +182,8 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 			RationalePrefix: defaultRatPrefix,
 		},
 		Training: contract.Training{
-			Mode:                    contractMode(s.Training.Mode),
-			RationaleWeight:         parseDecimal(s.Training.RationaleWeight, 1),
+			Mode:                    contractMode(p.mode),
+			RationaleWeight:         parseDecimal(p.rationaleWeight, 1),
 			Epochs:                  int(s.Training.Epochs),
 			MaxSteps:                int(ptr.Deref(s.Training.MaxSteps, 0)),
 			BatchSize:               int(s.Training.BatchSize),
@@ -166,32 +191,55 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 			MaxInputLength:          int(s.Training.MaxInputLength),
 			MaxTargetLength:         int(s.Training.MaxTargetLength),
 			Precision:               strings.ToLower(string(s.Training.Precision)),
-			Seed:                    int(s.Training.Seed),
+			Seed:                    int(p.seed),
 			CheckpointEverySteps:    int(s.Training.CheckpointEverySteps),
+			EvalEverySteps:          int(s.Training.EvalEverySteps),
 			Strategy:                contractStrategy(s.Training.Strategy),
 			LoRA:                    contractLoRA(s.Training.LoRA),
 			ActivationCheckpointing: s.Training.ActivationCheckpointing,
 		},
-		Output: contract.TrainOut{
-			JobDir:        path.Join(workspaceDir, jobDir(dj)),
-			CheckpointDir: path.Join(workspaceDir, jobDir(dj), "checkpoints"),
-			ModelDir:      path.Join(workspaceDir, jobDir(dj), modelSubPath),
-			MetricsPath:   path.Join(workspaceDir, jobDir(dj), "metrics.json"),
-		},
+		Output: out,
 		Provenance: contract.TrainProvenance{
 			TeacherModel: s.Teacher.Model,
 			PromptHash:   contract.PromptHash(contractTask(dj, examples)),
 			DatasetPath:  datasetDescription(dj),
 		},
+		Point: point,
 	}
 }
 
-// baseModelRef is the hub id, or the mounted directory of spec.student.baseModelFrom.
-func baseModelRef(dj *v1alpha1.DistillationJob) string {
-	if from := dj.Spec.Student.BaseModelFrom; from != nil {
+// renderReportConfig is report.json, the config of a sweep's report Job: the points that succeeded (from
+// status.experiments), where their metrics are, and the point served.
+func renderReportConfig(dj *v1alpha1.DistillationJob) contract.ReportConfig {
+	succeeded := map[int]bool{}
+	for _, row := range dj.Status.Experiments {
+		succeeded[int(row.Index)] = row.State == v1alpha1.ExperimentSucceeded
+	}
+	cfg := contract.ReportConfig{
+		JobDir:          path.Join(workspaceDir, jobDir(dj)),
+		Points:          []contract.ReportPoint{},
+		ServedIndex:     servedTrainingPoint(dj).index,
+		ReportConfigMap: contract.ReportConfigMapName(dj.Name),
+	}
+	for _, p := range trainingPoints(dj) {
+		if !succeeded[p.index] {
+			continue
+		}
+		cfg.Points = append(cfg.Points, contract.ReportPoint{
+			Index: p.index, MetricsPath: path.Join(workspaceDir, pointDir(dj, p), metricsFileName),
+			Mode: contractMode(p.mode), RationaleWeight: parseDecimal(p.rationaleWeight, 1),
+			Fraction: parseDecimal(p.fraction, 1), Seed: int(p.seed), BaseModel: baseModelRef(p.student),
+		})
+	}
+	return cfg
+}
+
+// baseModelRef is a run's hub id, or the mounted directory of its baseModelFrom.
+func baseModelRef(s v1alpha1.ExperimentStudent) string {
+	if from := s.BaseModelFrom; from != nil {
 		return path.Join(baseModelMountDir, from.Path)
 	}
-	return dj.Spec.Student.BaseModel
+	return s.BaseModel
 }
 
 // datasetDescription names the dataset the way a user would find it again.

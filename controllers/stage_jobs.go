@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -12,100 +13,221 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// The stage-Job policy: annotation and training are each one batch Job. A stageJob describes a stage
-// once (its builder, where its Job and pods are observed, how its results are read, which condition and
-// reasons report it) and reconcileStageJob runs either of them the same way.
+// The stage-Job policy: annotation, training and (for a sweep) its report are each batch Jobs. A stageJob
+// describes a stage once (the Jobs it runs, how many at a time, how its results are read, which condition
+// and reasons report it) and reconcileStageJob runs any of them the same way. A stage has one Job, except
+// training in a sweep: one Job per point (experiments.go). The stage succeeds once every Job finished and
+// one succeeded; it fails when every Job failed. An optional stage (the report) never fails the job: its
+// failure is recorded on its condition and the job goes on.
 
-// stageJob describes one stage that runs as a batch Job.
+// stageJob describes one stage that runs as batch Jobs.
 type stageJob struct {
 	// what names the stage in messages ("annotation").
 	what string
 	// condition reports the stage; True once it succeeded.
 	condition v1alpha1.ConditionType
-	// running and failed are the condition's reasons while the Job runs and when it failed.
+	// running and failed are the condition's reasons while the Jobs run and when the stage failed.
 	running, failed v1alpha1.ConditionReason
 	// runningMessage says what runs.
 	runningMessage string
-	// build is the stage's pure Job builder; service, when set, the headless Service its pods need.
-	build   func(*v1alpha1.DistillationJob, Config) *batchv1.Job
-	service func(*v1alpha1.DistillationJob) *corev1.Service
-	// job and pods are the stage's Job and pods as observed.
-	job  func(*observed) *batchv1.Job
-	pods func(*observed) []corev1.Pod
-	// report writes the stage's live status (progress, sums of finished pods).
+	// optional stages record their failure on their condition instead of failing the job.
+	optional bool
+	// runs are the stage's Jobs, built by the stage's pure builders, with what observe found of each; none
+	// when the stage does not apply to the job.
+	runs func(*v1alpha1.DistillationJob, *observed, Config) []stageRun
+	// maxParallel is how many of the stage's Jobs may run at once; nil: all of them.
+	maxParallel func(*v1alpha1.DistillationJob) int
+	// report writes the stage's live status (progress, sums of finished pods, a sweep's rows).
 	report func(*v1alpha1.DistillationJob, *observed)
-	// succeeded reads the results of a completed Job: the reason and message of the stage's success, or a
-	// failure when the results are unusable.
+	// succeeded reads the results once every Job finished and one succeeded: the reason and message of the
+	// stage's success, or a failure when the results are unusable.
 	succeeded func(*v1alpha1.DistillationJob, *observed) (v1alpha1.ConditionReason, string, *stageFailure)
 }
 
+// stageRun is one Job of a stage: what the builder wants and what exists of it.
+type stageRun struct {
+	// what names the Job in messages ("training point 3").
+	what    string
+	desired *batchv1.Job
+	// companion is what the Job needs applied before it (the headless Service of multi-worker training,
+	// the report's config), and companionCurrent what exists of it; companion is nil when nothing.
+	companion, companionCurrent client.Object
+	jobPods
+}
+
 // stageJobs are the job's Job stages, in order.
-var stageJobs = []*stageJob{annotationStage, trainingStage}
+var stageJobs = []*stageJob{annotationStage, trainingStage, reportStage}
 
 var annotationStage = &stageJob{
 	what: "annotation", condition: v1alpha1.ConditionAnnotated,
 	running: v1alpha1.ReasonAnnotating, failed: v1alpha1.ReasonAnnotationFailed,
 	runningMessage: "annotation shards are running",
-	build:          annotationJob,
-	job:            func(o *observed) *batchv1.Job { return o.annotationJob },
-	pods:           func(o *observed) []corev1.Pod { return o.annotationPods },
-	report:         updateAnnotationStatus,
-	succeeded:      annotationSucceeded,
+	runs: func(dj *v1alpha1.DistillationJob, o *observed, cfg Config) []stageRun {
+		return []stageRun{{what: "annotation", desired: annotationJob(dj, cfg), jobPods: o.annotation}}
+	},
+	report:    updateAnnotationStatus,
+	succeeded: annotationSucceeded,
 }
 
 var trainingStage = &stageJob{
 	what: "training", condition: v1alpha1.ConditionTrained,
 	running: v1alpha1.ReasonTraining, failed: v1alpha1.ReasonTrainingFailed,
 	runningMessage: "the trainer is running",
-	build:          trainingJob,
-	service:        trainingService,
-	job:            func(o *observed) *batchv1.Job { return o.trainingJob },
-	pods:           func(o *observed) []corev1.Pod { return o.trainingPods },
-	report:         updateTrainingProgress,
-	succeeded:      trainingSucceeded,
+	runs:           trainingRuns,
+	maxParallel: func(dj *v1alpha1.DistillationJob) int {
+		if e := dj.Spec.Experiments; e != nil {
+			return int(e.MaxParallel)
+		}
+		return 1
+	},
+	report:    updateTrainingStatus,
+	succeeded: trainingSucceeded,
 }
 
-// reconcileStageJob runs one stage Job and reports whether the stage is done.
-func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed, s *stageJob) (bool, ctrl.Result, error) {
-	if isTrue(dj.Status.Conditions, s.condition) {
-		return true, ctrl.Result{}, nil
-	}
-	if s.job(o) == nil { // about to create it: its names must be free (ownership.go)
-		if err := r.checkDerivedNames(ctx, dj, o); err != nil {
-			return false, ctrl.Result{}, err
+var reportStage = &stageJob{
+	what: "report", condition: v1alpha1.ConditionReported,
+	running: v1alpha1.ReasonReporting, failed: v1alpha1.ReasonReportFailed,
+	runningMessage: "the report Job is drawing the sweep's report",
+	optional:       true,
+	runs:           reportRuns,
+	report:         func(*v1alpha1.DistillationJob, *observed) {},
+	succeeded: func(dj *v1alpha1.DistillationJob, _ *observed) (v1alpha1.ConditionReason, string, *stageFailure) {
+		return v1alpha1.ReasonReportSucceeded, fmt.Sprintf("the report is in ConfigMap %s (keys %s, %s)",
+			contract.ReportConfigMapName(dj.Name), contract.ReportJSONKey, contract.ReportSVGKey), nil
+	},
+}
+
+// trainingRuns are the job's training Jobs: its single run, or one per point of its sweep.
+func trainingRuns(dj *v1alpha1.DistillationJob, o *observed, cfg Config) []stageRun {
+	points := trainingPoints(dj)
+	runs := make([]stageRun, 0, len(points))
+	for _, p := range points {
+		run := stageRun{what: pointWhat(p), desired: trainingJob(dj, cfg, p)}
+		if found := o.training[p.index]; found != nil {
+			run.jobPods = *found
 		}
-	}
-	if s.service != nil {
-		if svc := s.service(dj); svc != nil {
-			if _, err := ensure(ctx, r.Client, o.trainingService, svc); err != nil {
-				return false, ctrl.Result{}, fmt.Errorf("ensuring %s service: %w", s.what, err)
+		if svc := trainingService(dj, p); svc != nil {
+			run.companion = svc
+			if cur := o.trainingServices[p.index]; cur != nil {
+				run.companionCurrent = cur
 			}
 		}
+		runs = append(runs, run)
 	}
-	if err := r.ensureStageJob(ctx, dj, s.job(o), s.build(dj, r.Config)); err != nil {
-		return false, ctrl.Result{}, fmt.Errorf("ensuring %s job: %w", s.what, err)
+	return runs
+}
+
+// reportRuns is a sweep's report Job, once its served point is known; a single run has none (its trainer
+// writes the report).
+func reportRuns(dj *v1alpha1.DistillationJob, o *observed, cfg Config) []stageRun {
+	if dj.Spec.Experiments == nil || dj.Status.ServedExperiment == nil || o.configMap == nil {
+		return nil
+	}
+	return []stageRun{{what: "report", desired: reportJob(dj, cfg), jobPods: o.reportJob,
+		companion: reportStageConfig(dj, o.configMap), companionCurrent: o.configMap}}
+}
+
+// reconcileStageJob runs one stage's Jobs and reports whether the stage is done.
+func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed, s *stageJob) (bool, ctrl.Result, error) {
+	if stageDone(dj, s) {
+		return true, ctrl.Result{}, nil
+	}
+	runs := s.runs(dj, o, r.Config)
+	if len(runs) == 0 {
+		return true, ctrl.Result{}, nil
+	}
+	if err := r.startRuns(ctx, dj, o, s, runs); err != nil {
+		return false, ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
 	markStarted(dj, now)
 	s.report(dj, o)
-	job, pods := s.job(o), s.pods(o)
+	return r.judgeStage(ctx, dj, o, s, runs, now)
+}
+
+// stageDone reports whether the stage needs nothing more: it succeeded, or an optional stage failed.
+func stageDone(dj *v1alpha1.DistillationJob, s *stageJob) bool {
+	c := findCondition(dj, s.condition)
+	return c != nil && (c.Status == metav1.ConditionTrue || (s.optional && c.Reason == string(s.failed)))
+}
+
+// startRuns applies the stage's Jobs: those that run are kept as wanted (suspend), and new ones start in
+// order while fewer than maxParallel run. Finished Jobs are left alone.
+func (r *DistillationJobReconciler) startRuns(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed, s *stageJob, runs []stageRun) error {
+	limit := len(runs)
+	if s.maxParallel != nil {
+		limit = max(s.maxParallel(dj), 1)
+	}
+	active, missing := 0, false
+	for _, run := range runs {
+		if run.job == nil {
+			missing = true
+		} else if !jobFinished(run.job) {
+			active++
+		}
+	}
+	if missing && active < limit { // about to create a Job: its names must be free (ownership.go)
+		if err := r.checkDerivedNames(ctx, dj, o); err != nil {
+			return err
+		}
+		runs = s.runs(dj, o, r.Config) // with what the check adopted
+	}
+	for _, run := range runs {
+		if jobFinished(run.job) {
+			continue
+		}
+		if run.job == nil {
+			if active >= limit {
+				continue
+			}
+			active++
+		}
+		if run.companion != nil {
+			if _, err := ensure(ctx, r.Client, run.companionCurrent, run.companion); err != nil {
+				return fmt.Errorf("ensuring what the %s job needs: %w", run.what, err)
+			}
+		}
+		if err := r.ensureStageJob(ctx, dj, run.job, run.desired); err != nil {
+			return fmt.Errorf("ensuring %s job: %w", run.what, err)
+		}
+	}
+	return nil
+}
+
+// judgeStage decides about a stage from its Jobs: done once every Job finished and one succeeded; failed
+// once every Job failed; otherwise its condition says what runs or waits.
+func (r *DistillationJobReconciler) judgeStage(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed, s *stageJob, runs []stageRun, now time.Time) (bool, ctrl.Result, error) {
+	var failures []stageFailure
+	var live []stageRun
+	for _, run := range runs {
+		switch {
+		case jobCondition(run.job, batchv1.JobFailed):
+			failures = append(failures, failedStage(run.job, run.pods, s.failed, run.what))
+		case !jobCondition(run.job, batchv1.JobComplete):
+			live = append(live, run)
+		}
+	}
 	switch {
-	case jobCondition(job, batchv1.JobFailed):
-		failStage(dj, s, failedStage(job, pods, s.failed, s.what), now)
-		return false, ctrl.Result{}, nil
-	case jobCondition(job, batchv1.JobComplete):
+	case len(failures) == len(runs):
+		return r.stageFailed(dj, s, allFailed(failures, s.failed), now), ctrl.Result{}, nil
+	case len(live) == 0:
 		reason, msg, f := s.succeeded(dj, o)
 		if f != nil {
-			failStage(dj, s, *f, now)
-			return false, ctrl.Result{}, nil
+			return r.stageFailed(dj, s, *f, now), ctrl.Result{}, nil
 		}
 		setCondition(dj, s.condition, true, reason, msg)
 		return true, ctrl.Result{}, nil
 	}
-	if msg := queuedMessage(dj, job); msg != "" {
-		setCondition(dj, s.condition, false, v1alpha1.ReasonQueued, msg)
+	var pods []corev1.Pod
+	for _, run := range live {
+		pods = append(pods, run.pods...)
+	}
+	running := s.runningMessage + sweepNote(runs, live, failures)
+	if queued := allQueued(dj, live); queued != "" {
+		setCondition(dj, s.condition, false, v1alpha1.ReasonQueued, queued)
 		return false, ctrl.Result{}, nil
 	}
 	if msg := unschedulable(pods); msg != "" {
@@ -113,7 +235,7 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 		return false, ctrl.Result{}, nil
 	}
 	fail, wait, retryIn := stuckStage(pods, now, r.Config.podStartGrace())
-	if fail != nil {
+	if fail != nil && !s.optional { // an optional stage's Job has its own deadline
 		f := *fail
 		f.message = fmt.Sprintf("%s cannot start: %s", s.what, f.message)
 		failStage(dj, s, f, now)
@@ -124,11 +246,75 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 		if m := mountProblem(ctx, r.APIReader, dj.Namespace, wait, now, r.Config.podStartGrace()); m != "" {
 			msg = m
 		}
-		setCondition(dj, s.condition, false, v1alpha1.ReasonPodsWaiting, withRetryNote(s.runningMessage+"; "+msg, pods))
+		setCondition(dj, s.condition, false, v1alpha1.ReasonPodsWaiting, withRetryNote(running+"; "+msg, pods))
 		return false, ctrl.Result{RequeueAfter: retryIn}, nil
 	}
-	setCondition(dj, s.condition, false, s.running, withRetryNote(s.runningMessage, pods))
+	setCondition(dj, s.condition, false, s.running, withRetryNote(running, pods))
 	return false, ctrl.Result{}, nil
+}
+
+// stageFailed records a failed stage: an optional stage on its own condition (done: the job goes on),
+// any other by failing the job.
+func (r *DistillationJobReconciler) stageFailed(dj *v1alpha1.DistillationJob, s *stageJob, f stageFailure, now time.Time) bool {
+	if s.optional {
+		setCondition(dj, s.condition, false, s.failed, f.message)
+		return true
+	}
+	failStage(dj, s, f, now)
+	return false
+}
+
+// allFailed is the failure of a stage every Job of which failed: the one Job's own, or, for a sweep, every
+// point's in one message, with their common reason (else the stage's).
+func allFailed(fs []stageFailure, reason v1alpha1.ConditionReason) stageFailure {
+	if len(fs) == 1 {
+		return fs[0]
+	}
+	msgs := make([]string, 0, len(fs))
+	common := fs[0].reason
+	for _, f := range fs {
+		msgs = append(msgs, f.message)
+		if f.reason != common {
+			common = reason
+		}
+	}
+	return stageFailure{reason: common, message: fmt.Sprintf("every one of the %d points failed: %s", len(fs), strings.Join(msgs, "; "))}
+}
+
+// sweepNote counts a sweep's points for the running message; "" for a stage of one Job.
+func sweepNote(runs, live []stageRun, failures []stageFailure) string {
+	if len(runs) < 2 {
+		return ""
+	}
+	started := 0
+	for _, run := range live {
+		if run.job != nil {
+			started++
+		}
+	}
+	return fmt.Sprintf(" (points: %d finished, %d failed, %d running, %d waiting for a slot of spec.experiments.maxParallel)",
+		len(runs)-len(live), len(failures), started, len(live)-started)
+}
+
+// allQueued is the queued message of the first unfinished Job when every one of them waits for Kueue to
+// admit it, else "".
+func allQueued(dj *v1alpha1.DistillationJob, live []stageRun) string {
+	first := ""
+	for _, run := range live {
+		msg := queuedMessage(dj, run.job)
+		if msg == "" {
+			return ""
+		}
+		if first == "" {
+			first = msg
+		}
+	}
+	return first
+}
+
+// jobFinished reports whether a stage Job completed or failed (false for none).
+func jobFinished(j *batchv1.Job) bool {
+	return jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed)
 }
 
 // admitStagePods asks the apiserver, before the first stage starts, whether it would admit each stage's
@@ -137,11 +323,15 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 // waiting silently, and for training only after the teacher was paid. A refusal fails the job with
 // InvalidSpec, naming the stage Job.
 func (r *DistillationJobReconciler) admitStagePods(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) error {
-	if o.annotationJob != nil {
+	if o.annotation.job != nil {
 		return nil // checked before the annotation Job was created
 	}
 	for _, s := range stageJobs {
-		job := s.build(dj, r.Config)
+		runs := s.runs(dj, o, r.Config)
+		if len(runs) == 0 {
+			continue // a stage that does not run yet (a sweep's report)
+		}
+		job := runs[0].desired // a sweep's points differ only in their config key and base model
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
 				GenerateName: job.Name + "-0-", Namespace: dj.Namespace,
@@ -163,7 +353,7 @@ func (r *DistillationJobReconciler) admitStagePods(ctx context.Context, dj *v1al
 // message also names the skipped dataset lines, if any.
 func annotationSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.ConditionReason, string, *stageFailure) {
 	a := dj.Status.Annotation
-	sum, _ := annotationResults(o.annotationPods)
+	sum, _ := annotationResults(o.annotation.pods)
 	skipped := ""
 	if note := skippedNote(sum); note != "" {
 		skipped = "; " + note
@@ -176,8 +366,13 @@ func annotationSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.Co
 		a.OK, a.Total, a.Rejected, a.TeacherErrors, a.CacheHits, skipped), nil
 }
 
-// updateTrainingProgress copies rank 0's live progress report into status.
-func updateTrainingProgress(dj *v1alpha1.DistillationJob, o *observed) {
+// updateTrainingStatus writes the training stage's live status: a single run's progress, or a sweep's
+// rows (a sweep's points all report to the same progress key, so their live step is not shown).
+func updateTrainingStatus(dj *v1alpha1.DistillationJob, o *observed) {
+	if dj.Spec.Experiments != nil {
+		updateExperiments(dj, o)
+		return
+	}
 	if p, ok := trainingProgress(o.progress); ok {
 		dj.Status.Training = &v1alpha1.TrainingStatus{
 			Step: int64(p.Step), TotalSteps: int64(p.TotalSteps),
@@ -186,20 +381,33 @@ func updateTrainingProgress(dj *v1alpha1.DistillationJob, o *observed) {
 	}
 }
 
-// trainingSucceeded reads the trainer's summary of a completed training Job into status.
+// trainingSucceeded reads the trainers' summaries into status once every training Job finished and one
+// succeeded: a single run's, or the sweep's served point's (chosen here).
 func trainingSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.ConditionReason, string, *stageFailure) {
-	res, ok := trainResult(o.trainingPods)
+	if dj.Spec.Experiments != nil {
+		served, note := servedPoint(dj)
+		if served < 0 {
+			return "", "", &stageFailure{reason: v1alpha1.ReasonTrainingFailed, message: "no point of the sweep succeeded"}
+		}
+		markServed(dj, o, served)
+		return v1alpha1.ReasonTrainingSucceeded, sweepSummary(dj, served, note), nil
+	}
+	res, ok := trainResult(podsOf(o.training[singleRun]))
 	if !ok {
 		return v1alpha1.ReasonTrainingSucceeded, "the trainer saved the model", nil
 	}
-	dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Accuracy: formatDecimal(res.EvalAccuracy, 4), Examples: int64(res.EvalExamples)}
+	recordTrainResult(dj, res)
+	return v1alpha1.ReasonTrainingSucceeded, fmt.Sprintf("trained %d steps; %s", res.Steps, evaluationSummary(dj.Status.Evaluation)), nil
+}
+
+// recordTrainResult puts a trainer's summary (the single run's, or the served point's) into status.
+func recordTrainResult(dj *v1alpha1.DistillationJob, res contract.TrainResult) {
+	dj.Status.Evaluation = evaluationStatus(dj, res)
 	if dj.Status.Training == nil {
 		dj.Status.Training = &v1alpha1.TrainingStatus{}
 	}
 	dj.Status.Training.Step, dj.Status.Training.TotalSteps = int64(res.Steps), int64(res.Steps)
 	dj.Status.Training.Loss = formatDecimal(res.TrainLoss, 4)
-	return v1alpha1.ReasonTrainingSucceeded, fmt.Sprintf("trained %d steps; eval accuracy %s on %d examples",
-		res.Steps, formatDecimal(res.EvalAccuracy, 4), res.EvalExamples), nil
 }
 
 // markStarted records when the job first ran a stage.

@@ -41,6 +41,7 @@ func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *
 	first := []child{
 		{o.configMap, config},
 		{o.progress, progressConfigMap(dj)},
+		{o.report, reportConfigMap(dj)},
 		{o.serviceAccount, stageServiceAccount(dj)},
 		{o.role, stageRole(dj)},
 	}
@@ -123,7 +124,7 @@ func (e *specError) conditionReason() v1alpha1.ConditionReason {
 
 // updateAnnotationStatus sums finished shards' summaries and running shards' progress.
 func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
-	sum, shardsDone := annotationResults(o.annotationPods)
+	sum, shardsDone := annotationResults(o.annotation.pods)
 	done, total := annotationProgress(o.progress)
 	prev := dj.Status.Annotation
 	a := &v1alpha1.AnnotationStatus{
@@ -131,7 +132,7 @@ func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 		OK: int64(sum.OK), Rejected: int64(sum.Unparseable + sum.LabelMismatch), TeacherErrors: int64(sum.TeacherErrors),
 		PromptTokens: sum.PromptTokens, CompletionTokens: sum.CompletionTokens, CacheHits: int64(sum.CacheHits),
 		SkippedLines: int64(sum.SkippedLines), ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
-		DatasetHash: datasetHashes(o.annotationPods),
+		DatasetHash: datasetHashes(o.annotation.pods),
 	}
 	// Pods of finished shards can vanish (node loss, manual deletion): never report less than before.
 	if prev != nil && prev.ShardsSucceeded > a.ShardsSucceeded {
@@ -177,9 +178,11 @@ func stageOf(dj *v1alpha1.DistillationJob, o *observed) v1alpha1.Stage {
 		return v1alpha1.StageSucceeded
 	case isTrue(c, v1alpha1.ConditionSuspended):
 		return v1alpha1.StageSuspended
+	case isTrue(c, v1alpha1.ConditionTrained) && dj.Spec.Experiments != nil:
+		return v1alpha1.StageReporting
 	case isTrue(c, v1alpha1.ConditionAnnotated):
 		return v1alpha1.StageTraining
-	case o != nil && o.annotationJob != nil:
+	case o != nil && o.annotation.job != nil:
 		return v1alpha1.StageAnnotating
 	}
 	return v1alpha1.StagePending

@@ -91,10 +91,10 @@ func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, 
 	}
 	suspend := stageSuspended(dj)
 	var wait time.Duration
-	for _, j := range []*batchv1.Job{o.annotationJob, o.trainingJob} {
+	for _, j := range o.stageJobsFound() {
 		// Only a suspended Job can have a Workload this operator deactivated (Kueue suspends the Job of
 		// an inactive Workload); a running one needs a look only when the user suspends.
-		if j == nil || jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed) || (!suspend && !ptr.Deref(j.Spec.Suspend, false)) {
+		if jobFinished(j) || (!suspend && !ptr.Deref(j.Spec.Suspend, false)) {
 			continue
 		}
 		workloads, err := r.stageWorkloads(ctx, j)

@@ -15,7 +15,7 @@ import (
 
 func TestStageJobsCarryKueueLabels(t *testing.T) {
 	dj := utiltesting.MakeJob("dj", "ns").UID("u").Label(LabelKueueQueue, "team-a").Label(LabelKueuePriorityClass, "high").Label("other", "x").Obj()
-	for _, j := range []*batchv1.Job{annotationJob(dj, testImages), trainingJob(dj, testImages)} {
+	for _, j := range []*batchv1.Job{annotationJob(dj, testImages), trainingJob(dj, testImages, trainingPoints(dj)[0]), reportJob(dj, testImages)} {
 		if j.Labels[LabelKueueQueue] != "team-a" || j.Labels[LabelKueuePriorityClass] != "high" {
 			t.Errorf("%s: labels %v, want Kueue's queue-name and priority-class copied", j.Name, j.Labels)
 		}
@@ -27,7 +27,7 @@ func TestStageJobsCarryKueueLabels(t *testing.T) {
 		}
 	}
 	plain := utiltesting.MakeJob("dj", "ns").UID("u").Obj()
-	if j := trainingJob(plain, testImages); j.Labels[LabelKueueQueue] != "" || j.Labels[LabelKueuePriorityClass] != "" || j.Spec.Suspend == nil {
+	if j := trainingJob(plain, testImages, trainingPoints(plain)[0]); j.Labels[LabelKueueQueue] != "" || j.Labels[LabelKueuePriorityClass] != "" || j.Spec.Suspend == nil {
 		t.Errorf("unqueued job: labels %v, suspend %v", j.Labels, j.Spec.Suspend)
 	}
 }

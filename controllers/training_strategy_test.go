@@ -26,10 +26,10 @@ func renderedTrainConfig(t *testing.T, ns, djName string) contract.TrainConfig {
 		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: djName + "-config"}, &cm); err != nil {
 			return err
 		}
-		if cm.Data[trainConfigKey] == "" {
-			return fmt.Errorf("no %s in %s", trainConfigKey, cm.Name)
+		if cm.Data[contract.TrainConfigKey(singleRun)] == "" {
+			return fmt.Errorf("no %s in %s", contract.TrainConfigKey(singleRun), cm.Name)
 		}
-		decodeStrict(t, []byte(cm.Data[trainConfigKey]), &cfg)
+		decodeStrict(t, []byte(cm.Data[contract.TrainConfigKey(singleRun)]), &cfg)
 		return nil
 	})
 	return cfg
@@ -80,7 +80,7 @@ func TestTrainingStrategyAndLoRAReachTrainJSONAndPods(t *testing.T) {
 			tj := waitForStageJob(t, ns, dj.Name, StageTraining)
 			pod := tj.Spec.Template.Spec
 			c := pod.Containers[0]
-			if (c.Command[0] == "torchrun") != tc.wantTorchrun || !slices.Contains(c.Command, configDir+"/"+trainConfigKey) {
+			if (c.Command[0] == "torchrun") != tc.wantTorchrun || !slices.Contains(c.Command, configDir+"/"+contract.TrainConfigKey(singleRun)) {
 				t.Errorf("trainer command = %v", c.Command)
 			}
 			mounted := false

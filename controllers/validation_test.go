@@ -298,7 +298,7 @@ func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
 		return []client.Object{
 			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj),
 			stageServiceAccount(dj), stageRole(dj), stageRoleBinding(dj),
-			annotationJob(dj, testImages), trainingJob(dj, testImages), trainingService(dj),
+			annotationJob(dj, testImages), trainingJob(dj, testImages, trainingPoints(dj)[0]), trainingService(dj, trainingPoints(dj)[0]),
 			sm, servingDeployment(sm, testImages), servingService(sm),
 		}
 	}

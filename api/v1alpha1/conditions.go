@@ -9,8 +9,12 @@ const (
 	ConditionSuspended ConditionType = "Suspended"
 	// ConditionAnnotated is True once every annotation shard succeeded with usable annotations.
 	ConditionAnnotated ConditionType = "Annotated"
-	// ConditionTrained is True once the trainer saved the model.
+	// ConditionTrained is True once the trainer saved the model; for a sweep, once every point finished and
+	// at least one saved its model (the served point is chosen then).
 	ConditionTrained ConditionType = "Trained"
+	// ConditionReported is set for a sweep only: True once its report Job wrote ConfigMap <job>-report,
+	// False with reason ReportFailed when it did not (the job still succeeds).
+	ConditionReported ConditionType = "Reported"
 	// ConditionComplete is True once the job succeeded.
 	ConditionComplete ConditionType = "Complete"
 	// ConditionFailed is True once the job failed; no further stage starts.
@@ -69,6 +73,13 @@ const (
 	ReasonTrainingSucceeded ConditionReason = "TrainingSucceeded"
 	// ReasonTrainingFailed: the training Job failed.
 	ReasonTrainingFailed ConditionReason = "TrainingFailed"
+	// ReasonReporting: a sweep's report Job is running.
+	ReasonReporting ConditionReason = "Reporting"
+	// ReasonReportSucceeded: the report Job wrote report.json and report.svg into ConfigMap <job>-report.
+	ReasonReportSucceeded ConditionReason = "ReportSucceeded"
+	// ReasonReportFailed: the report Job failed; the message quotes it. The sweep's students, status and
+	// StudentModel do not depend on it, so the job goes on.
+	ReasonReportFailed ConditionReason = "ReportFailed"
 	// ReasonDeadlineExceeded: the job ran longer than spec.activeDeadlineSeconds.
 	ReasonDeadlineExceeded ConditionReason = "DeadlineExceeded"
 	// ReasonSucceeded: the job finished and its StudentModel exists.

@@ -5,7 +5,7 @@ import (
 )
 
 // Stage is where a DistillationJob is, for humans; conditions are the truth.
-// +kubebuilder:validation:Enum=Pending;Annotating;Training;Succeeded;Failed;Suspended
+// +kubebuilder:validation:Enum=Pending;Annotating;Training;Reporting;Succeeded;Failed;Suspended
 type Stage string
 
 // The stages of a DistillationJob.
@@ -13,7 +13,9 @@ const (
 	StagePending    Stage = "Pending"
 	StageAnnotating Stage = "Annotating"
 	StageTraining   Stage = "Training"
-	StageSucceeded  Stage = "Succeeded"
+	// StageReporting: a sweep's points are trained and its report Job runs.
+	StageReporting Stage = "Reporting"
+	StageSucceeded Stage = "Succeeded"
 	StageFailed     Stage = "Failed"
 	StageSuspended  Stage = "Suspended"
 )
@@ -25,7 +27,8 @@ type DistillationJobStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Suspended, Annotated, Trained, and the summary conditions Complete and Failed.
+	// conditions: Suspended, Annotated, Trained, Reported (sweeps), and the summary conditions Complete and
+	// Failed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -33,11 +36,12 @@ type DistillationJobStatus struct {
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
-	// stage is Pending, Annotating, Training, Succeeded, Failed or Suspended.
+	// stage is Pending, Annotating, Training, Reporting, Succeeded, Failed or Suspended.
 	// +optional
 	Stage Stage `json:"stage,omitempty"`
 
-	// progress is a short human summary of the running stage, e.g. "4500/5000" or "step 300/1000".
+	// progress is a short human summary of the running stage, e.g. "4500/5000", "step 300/1000" or, for a
+	// sweep, "points 3/8" (finished of all).
 	// +optional
 	Progress string `json:"progress,omitempty"`
 
@@ -49,9 +53,21 @@ type DistillationJobStatus struct {
 	// +optional
 	Training *TrainingStatus `json:"training,omitempty"`
 
-	// evaluation is the trained student's score on the eval split.
+	// evaluation is the trained student's score on the eval split, beside the teacher's; for a sweep, the
+	// served point's.
 	// +optional
 	Evaluation *EvaluationStatus `json:"evaluation,omitempty"`
+
+	// experiments is one row per point of spec.experiments: its settings, state and scores.
+	// +optional
+	// +listType=map
+	// +listMapKey=index
+	// +kubebuilder:validation:MaxItems=100
+	Experiments []ExperimentStatus `json:"experiments,omitempty"`
+
+	// servedExperiment is the index of the sweep's point whose student is the job's StudentModel.
+	// +optional
+	ServedExperiment *int32 `json:"servedExperiment,omitempty"`
 
 	// studentModel is the name of the StudentModel this job created.
 	// +optional
@@ -115,12 +131,109 @@ type TrainingStatus struct {
 	RationaleLoss string `json:"rationaleLoss,omitempty"`
 }
 
-// EvaluationStatus is the student's eval score.
+// EvaluationMetric names the primary score of an evaluation.
+// +kubebuilder:validation:Enum=accuracy;agreement;exactMatch
+type EvaluationMetric string
+
+// The primary scores.
+const (
+	// MetricAccuracy: the eval split has gold labels; the student's label accuracy against them.
+	MetricAccuracy EvaluationMetric = "accuracy"
+	// MetricAgreement: no gold labels; how often the student's label is the teacher's. Never called
+	// accuracy.
+	MetricAgreement EvaluationMetric = "agreement"
+	// MetricExactMatch: a Generation task; how often the student's answer equals the reference after
+	// label normalisation.
+	MetricExactMatch EvaluationMetric = "exactMatch"
+)
+
+// EvaluationStatus is the student's score on the eval split, beside the teacher's on the same inputs.
+// Scores are decimal strings such as "0.8750"; a score that does not apply is absent.
 type EvaluationStatus struct {
-	// accuracy is exact-match label accuracy on the eval split, a decimal string such as "0.8750".
-	Accuracy string `json:"accuracy"`
+	// metric is the primary score: accuracy (gold labels), agreement (no gold labels) or exactMatch
+	// (Generation).
+	// +optional
+	Metric EvaluationMetric `json:"metric,omitempty"`
 	// examples is the size of the eval split.
 	Examples int64 `json:"examples"`
+	// accuracy is the student's label accuracy against the gold labels; only with gold labels.
+	// +optional
+	Accuracy string `json:"accuracy,omitempty"`
+	// teacherAccuracy is the teacher's label accuracy on the same inputs (an input it gave no usable answer
+	// for counts as wrong); only with gold labels.
+	// +optional
+	TeacherAccuracy string `json:"teacherAccuracy,omitempty"`
+	// agreement is how often the student's label is the teacher's, over the inputs the teacher labelled.
+	// +optional
+	Agreement string `json:"agreement,omitempty"`
+	// exactMatch is the share of answers equal to the reference after normalisation (Generation).
+	// +optional
+	ExactMatch string `json:"exactMatch,omitempty"`
+	// tokenF1 is the mean bag-of-tokens F1 of the answers against the reference (Generation).
+	// +optional
+	TokenF1 string `json:"tokenF1,omitempty"`
+	// bestStep is the step of the checkpoint served: the best on the validation slice.
+	// +optional
+	BestStep int64 `json:"bestStep,omitempty"`
+}
+
+// ExperimentState is where one point of a sweep is.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type ExperimentState string
+
+// The states of a sweep's point.
+const (
+	// ExperimentPending: its training Job waits for a free slot of spec.experiments.maxParallel.
+	ExperimentPending ExperimentState = "Pending"
+	// ExperimentRunning: its training Job exists and has not finished (queued or waiting pods included).
+	ExperimentRunning ExperimentState = "Running"
+	// ExperimentSucceeded: its trainer saved its model.
+	ExperimentSucceeded ExperimentState = "Succeeded"
+	// ExperimentFailed: its training Job failed; the message says why.
+	ExperimentFailed ExperimentState = "Failed"
+)
+
+// ExperimentStatus is one point of a sweep: its settings, state and scores on the eval split.
+type ExperimentStatus struct {
+	// index is the point's number in the order of spec.experiments; its training Job is
+	// <job>-train-<index>.
+	Index int32 `json:"index"`
+	// fraction is the share of the training records it trained on, a decimal string.
+	Fraction string `json:"fraction"`
+	// mode is its training mode.
+	Mode TrainingMode `json:"mode"`
+	// rationaleWeight is its λ, a decimal string.
+	RationaleWeight string `json:"rationaleWeight"`
+	// baseModel is its student: a hub id or "pvc/<claim>/<path>".
+	BaseModel string `json:"baseModel"`
+	// seed is its seed (initialisation, data order, data subset).
+	Seed int32 `json:"seed"`
+	// state is Pending, Running, Succeeded or Failed.
+	State ExperimentState `json:"state"`
+	// accuracy is its label accuracy against gold labels, a decimal string; only with gold labels.
+	// +optional
+	Accuracy string `json:"accuracy,omitempty"`
+	// agreement is how often its label is the teacher's, a decimal string.
+	// +optional
+	Agreement string `json:"agreement,omitempty"`
+	// exactMatch is its exact match against the reference, a decimal string (Generation).
+	// +optional
+	ExactMatch string `json:"exactMatch,omitempty"`
+	// steps is how many optimizer steps it trained.
+	// +optional
+	Steps int64 `json:"steps,omitempty"`
+	// bestStep is the step of its checkpoint kept (the best on the validation slice).
+	// +optional
+	BestStep int64 `json:"bestStep,omitempty"`
+	// wallSeconds is how long its trainer ran, in seconds.
+	// +optional
+	WallSeconds int64 `json:"wallSeconds,omitempty"`
+	// served is true for the point whose student is the job's StudentModel.
+	// +optional
+	Served bool `json:"served,omitempty"`
+	// message says why a point failed, or why it waits.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -128,10 +241,12 @@ type EvaluationStatus struct {
 // +kubebuilder:resource:shortName=dj;distjob,categories=distillery
 // +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.status.stage`
 // +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
-// +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.status.evaluation.accuracy`
+// +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.status.evaluation.accuracy`,description="the served student's accuracy on the eval split (gold labels)"
+// +kubebuilder:printcolumn:name="Teacher",type=string,JSONPath=`.status.evaluation.teacherAccuracy`,description="the teacher's accuracy on the same eval split"
 // +kubebuilder:printcolumn:name="Student",type=string,JSONPath=`.status.studentModel`
+// +kubebuilder:printcolumn:name="Agreement",type=string,JSONPath=`.status.evaluation.agreement`,priority=1,description="how often the student's label is the teacher's"
 // +kubebuilder:printcolumn:name="Complete",type=string,JSONPath=`.status.conditions[?(@.type=="Complete")].status`,priority=1
-// +kubebuilder:printcolumn:name="Teacher",type=string,JSONPath=`.spec.teacher.model`,priority=1
+// +kubebuilder:printcolumn:name="Teacher-Model",type=string,JSONPath=`.spec.teacher.model`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 50",message="metadata.name must be at most 50 characters: the longest name derived from it, the annotation pod hostname <name>-annotate-255, must fit in 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-' (no dots): it names the Services <name>-train and <name>-student, which must be DNS labels (starting with a letter before Kubernetes 1.36)"

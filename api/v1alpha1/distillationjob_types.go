@@ -9,6 +9,8 @@ import (
 // ttlSecondsAfterFinished, activeDeadlineSeconds and serving is immutable after creation, like a batch
 // Job's template: a different teacher, task or dataset is a different job.
 // +kubebuilder:validation:XValidation:rule="!has(self.storage.accessModes) || !('ReadWriteOncePod' in self.storage.accessModes) || ((!has(self.annotation.shards) || self.annotation.shards == 1) && (!has(self.training.workers) || self.training.workers == 1))",message="spec.storage.accessModes: ReadWriteOncePod lets only one pod use the workspace at a time, so spec.annotation.shards and spec.training.workers must be 1",fieldPath=".storage.accessModes"
+// +kubebuilder:validation:XValidation:rule="!has(self.storage.accessModes) || !('ReadWriteOncePod' in self.storage.accessModes) || !has(self.experiments) || !has(self.experiments.maxParallel) || self.experiments.maxParallel == 1",message="spec.storage.accessModes: ReadWriteOncePod lets only one pod use the workspace at a time, so spec.experiments.maxParallel must be 1",fieldPath=".storage.accessModes"
+// +kubebuilder:validation:XValidation:rule="has(self.experiments) == has(oldSelf.experiments)",message="spec.experiments is immutable: it cannot be added or removed after creation"
 type DistillationJobSpec struct {
 	// teacher is the large LLM that writes a rationale and a label for every input.
 	// Immutable.
@@ -47,6 +49,14 @@ type DistillationJobSpec struct {
 	// +kubebuilder:default={}
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.training is immutable"
 	Training TrainingSpec `json:"training,omitempty"`
+
+	// experiments, when set, makes the job a sweep: it annotates once, then trains one student per point of
+	// the lists' Cartesian product, each in a training Job of its own, evaluates every one on the same eval
+	// split and serves one of them. Default: unset, one student from spec.training and spec.student.
+	// Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.experiments is immutable"
+	Experiments *ExperimentsSpec `json:"experiments,omitempty"`
 
 	// serving configures the StudentModel the job creates when training succeeds. Mutable; changes apply to
 	// a StudentModel the job has not created yet.
@@ -301,8 +311,9 @@ type DatasetSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	LabelField string `json:"labelField,omitempty"`
 
-	// evalFraction of the usable annotations is held out as the eval split when eval is not set, a
-	// decimal string in (0, 0.5]. Default: "0.1".
+	// evalFraction of the dataset's records is held out as the eval split when eval is not set, chosen by
+	// a hash of the record id before any teacher answer or filter is seen; a decimal string in (0, 0.5].
+	// The teacher annotates them too, so its accuracy is measured on the same inputs. Default: "0.1".
 	// +optional
 	// +kubebuilder:default="0.1"
 	// +kubebuilder:validation:Pattern=`^0(\.[0-9]+)?$`
@@ -526,6 +537,22 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	Seed int32 `json:"seed,omitempty"`
 
+	// validationFraction of the training records (never the eval split) is held out as a validation slice,
+	// on which the trainer scores checkpoints to keep and serve the best one; a decimal string in [0, 0.5].
+	// "0" disables it: the last step is served. Default: "0.1".
+	// +optional
+	// +kubebuilder:default="0.1"
+	// +kubebuilder:validation:Pattern=`^0(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="double(self) <= 0.5",message="spec.training.validationFraction must be at most 0.5"
+	ValidationFraction string `json:"validationFraction,omitempty"`
+
+	// evalEverySteps is how often, in optimizer steps, the trainer scores the model on the validation slice
+	// (always also at the end). Default: 0, about 10 times per run.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	EvalEverySteps int32 `json:"evalEverySteps,omitempty"`
+
 	// checkpointEverySteps is how often a checkpoint is written; a restarted pod resumes from the newest.
 	// Default: 500.
 	// +optional
@@ -673,4 +700,93 @@ type StorageSpec struct {
 	// +kubebuilder:validation:items:Enum=ReadWriteOnce;ReadWriteMany;ReadWriteOncePod
 	// +kubebuilder:validation:XValidation:rule="!('ReadWriteOncePod' in self) || size(self) == 1",message="spec.storage.accessModes: ReadWriteOncePod cannot be combined with other access modes"
 	AccessModes []corev1.PersistentVolumeAccessMode `json:"accessModes,omitempty"`
+}
+
+// MaxExperimentPoints bounds a sweep: the point index is at most two digits in the training Jobs'
+// names <job>-train-<index> (TestTheLongestAdmittedNamesMakeValidChildren).
+const MaxExperimentPoints = 100
+
+// ExperimentsSpec is a sweep over training settings, all from one annotation. Every list that is set is a
+// dimension; one that is left out is the single value of spec.training (mode, rationaleWeight, seed),
+// spec.student (baseModels) or 1 (dataFractions). The points are the lists' Cartesian product, numbered
+// from 0 in this order, the last list varying fastest: baseModels, modes, rationaleWeights, dataFractions,
+// seeds (each list in the order written).
+// +kubebuilder:validation:XValidation:rule="has(self.dataFractions) || has(self.modes) || has(self.rationaleWeights) || has(self.baseModels) || has(self.seeds)",message="spec.experiments must list at least one of dataFractions, modes, rationaleWeights, baseModels or seeds"
+// +kubebuilder:validation:XValidation:rule="(has(self.baseModels) ? size(self.baseModels) : 1) * (has(self.modes) ? size(self.modes) : 1) * (has(self.rationaleWeights) ? size(self.rationaleWeights) : 1) * (has(self.dataFractions) ? size(self.dataFractions) : 1) * (has(self.seeds) ? size(self.seeds) : 1) <= 100",message="spec.experiments has more than 100 points (the product of the lists' sizes)"
+// +kubebuilder:validation:XValidation:rule="!has(self.servePoint) || self.servePoint < (has(self.baseModels) ? size(self.baseModels) : 1) * (has(self.modes) ? size(self.modes) : 1) * (has(self.rationaleWeights) ? size(self.rationaleWeights) : 1) * (has(self.dataFractions) ? size(self.dataFractions) : 1) * (has(self.seeds) ? size(self.seeds) : 1)",message="spec.experiments.servePoint must be the index of a point: less than the number of points (the product of the lists' sizes)",fieldPath=".servePoint"
+type ExperimentsSpec struct {
+	// dataFractions are the shares of the training records each student trains on, decimal strings in
+	// (0, 1]. The subsets are nested for one seed: 0.25 takes a part of what 0.5 takes. Default: unset, all.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:items:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.all(f, double(f) > 0.0 && double(f) <= 1.0)",message="spec.experiments.dataFractions must each be greater than 0 and at most 1"
+	DataFractions []string `json:"dataFractions,omitempty"`
+
+	// modes are the training modes to compare. Default: unset, spec.training.mode.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=3
+	Modes []TrainingMode `json:"modes,omitempty"`
+
+	// rationaleWeights are values of λ, decimal strings greater than 0. Default: unset,
+	// spec.training.rationaleWeight.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:items:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.all(w, double(w) > 0.0)",message="spec.experiments.rationaleWeights must each be greater than 0"
+	RationaleWeights []string `json:"rationaleWeights,omitempty"`
+
+	// baseModels are the students to compare (sizes of one family: spec.student.architecture applies to
+	// every one). Default: unset, spec.student.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	BaseModels []ExperimentStudent `json:"baseModels,omitempty"`
+
+	// seeds vary the initialisation, the data order and the data subset. Default: unset,
+	// spec.training.seed.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Minimum=0
+	Seeds []int32 `json:"seeds,omitempty"`
+
+	// maxParallel is how many training Jobs of the sweep run at once. Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxParallel int32 `json:"maxParallel,omitempty"`
+
+	// servePoint is the index of the point whose student becomes the job's StudentModel. Default: unset,
+	// the point with the best eval score (accuracy with gold labels, else exact match for Generation,
+	// else agreement with the teacher), the lowest index on a tie. A named point that failed is not
+	// served: the best one is, and the Trained condition says so.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ServePoint *int32 `json:"servePoint,omitempty"`
+}
+
+// ExperimentStudent is one base model of a sweep: a Hugging Face hub id, or a model directory on a PVC.
+// +kubebuilder:validation:XValidation:rule="has(self.baseModel) != has(self.baseModelFrom)",message="every entry of spec.experiments.baseModels must set exactly one of baseModel or baseModelFrom"
+type ExperimentStudent struct {
+	// baseModel is a Hugging Face hub id, e.g. "google/t5-v1_1-small".
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	BaseModel string `json:"baseModel,omitempty"`
+
+	// baseModelFrom is a model directory (save_pretrained layout) on a PVC.
+	// +optional
+	BaseModelFrom *VolumeFileRef `json:"baseModelFrom,omitempty"`
 }

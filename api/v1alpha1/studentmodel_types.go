@@ -40,15 +40,33 @@ type StudentModelSpec struct {
 	Provenance *ModelProvenance `json:"provenance,omitempty"`
 }
 
-// ModelMetrics is the student's eval score, as the job that trained it measured it.
+// ModelMetrics is the student's eval score beside the teacher's, as the job that trained it measured
+// them on its eval split.
 type ModelMetrics struct {
-	// accuracy is exact-match label accuracy on the eval split, a decimal string.
+	// metric is the primary score: accuracy (gold labels), agreement (no gold labels) or exactMatch
+	// (Generation).
+	// +optional
+	Metric EvaluationMetric `json:"metric,omitempty"`
+	// accuracy is the student's label accuracy against the gold labels, a decimal string; only with gold
+	// labels.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Accuracy string `json:"accuracy,omitempty"`
+	// teacherAccuracy is the teacher's label accuracy on the same inputs, a decimal string; only with gold
+	// labels.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	TeacherAccuracy string `json:"teacherAccuracy,omitempty"`
+	// agreement is how often the student's label is the teacher's, a decimal string.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Agreement string `json:"agreement,omitempty"`
 	// evalExamples is the size of the eval split.
 	// +optional
 	EvalExamples int64 `json:"evalExamples,omitempty"`
+	// bestStep is the training step of the checkpoint this model is (the best on the validation slice).
+	// +optional
+	BestStep int64 `json:"bestStep,omitempty"`
 }
 
 // ModelProvenance says what made the student. Everything here comes from the job's snapshot (the
@@ -130,9 +148,11 @@ type StudentModelStatus struct {
 // +kubebuilder:subresource:scale:specpath=.spec.serving.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=sm,categories=distillery
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.spec.metrics.accuracy`
+// +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.spec.metrics.accuracy`,description="the student's accuracy on its job's eval split (gold labels)"
+// +kubebuilder:printcolumn:name="Teacher",type=string,JSONPath=`.spec.metrics.teacherAccuracy`,description="the teacher's accuracy on the same eval split"
 // +kubebuilder:printcolumn:name="Base",type=string,JSONPath=`.spec.baseModel`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
+// +kubebuilder:printcolumn:name="Agreement",type=string,JSONPath=`.spec.metrics.agreement`,priority=1,description="how often the student's label is the teacher's"
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Job",type=string,JSONPath=`.spec.provenance.job`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -82,6 +82,9 @@ type DatasetRef struct {
 	// Seed seeds that sample: the same file, maxExamples and seed give the same sample on every shard
 	// and every retry.
 	Seed int64 `json:"seed,omitempty"`
+	// EvalPath, when set, is a separate eval split (same fields) that the annotator also annotates, into
+	// EvalShardFileName files, so the teacher's accuracy is measured on it; it is never sampled.
+	EvalPath string `json:"evalPath,omitempty"`
 }
 
 // Filter drops annotations that must not become training targets.

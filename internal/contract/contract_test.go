@@ -45,9 +45,32 @@ func assertRoundTrip(t *testing.T, name string, raw []byte, v any) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}
+	// A score that does not apply is absent; a vector may spell it null (termination-train.json does).
+	want, got = withoutNulls(want), withoutNulls(got)
 	if !reflect.DeepEqual(want, got) {
 		t.Errorf("%s does not round-trip:\nwant %v\ngot  %v", name, want, got)
 	}
+}
+
+// withoutNulls drops the object keys whose value is null, at every depth.
+func withoutNulls(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, child := range x {
+			if child != nil {
+				out[k] = withoutNulls(child)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, child := range x {
+			out[i] = withoutNulls(child)
+		}
+		return out
+	}
+	return v
 }
 
 func TestVectorsRoundTrip(t *testing.T) {
@@ -57,6 +80,7 @@ func TestVectorsRoundTrip(t *testing.T) {
 		"termination-annotate.json":        func() any { return &AnnotateResult{} },
 		"termination-annotate-failed.json": func() any { return &AnnotateResult{} },
 		"termination-train.json":           func() any { return &TrainResult{} },
+		"report-config.json":               func() any { return &ReportConfig{} },
 		"progress-annotate.json":           func() any { return &AnnotateProgress{} },
 		"progress-train.json":              func() any { return &TrainProgress{} },
 	}
@@ -207,5 +231,59 @@ func TestClaimJobDirConcurrently(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// The termination vector carries the evaluation the operator puts in status: absent scores are nil, and
+// the primary metric is repeated in evalAccuracy for the operators of the last release.
+func TestTrainResultVectorEvaluation(t *testing.T) {
+	var r TrainResult
+	readVector(t, "termination-train.json", &r)
+	e := r.Evaluation
+	if e == nil || e.Metric != MetricAccuracy || e.Examples != 400 || e.StudentAccuracy == nil || *e.StudentAccuracy != 0.875 ||
+		e.TeacherAccuracy == nil || *e.TeacherAccuracy != 0.9 || e.Agreement == nil || *e.Agreement != 0.91 ||
+		e.ExactMatch != nil || e.TokenF1 != nil {
+		t.Fatalf("evaluation = %+v", e)
+	}
+	if r.EvalAccuracy != *e.StudentAccuracy || r.EvalExamples != e.Examples || r.BestStep != 1200 || r.WallSeconds != 812.5 {
+		t.Errorf("termination-train.json = %+v", r)
+	}
+	b, _ := json.Marshal(Evaluation{Metric: MetricAgreement, Examples: 3})
+	if strings.Contains(string(b), "Accuracy") || strings.Contains(string(b), "null") {
+		t.Errorf("absent scores are written: %s", b)
+	}
+}
+
+// A sweep's names: per-point config keys and folders, and the report ConfigMap.
+func TestSweepNames(t *testing.T) {
+	if got := TrainConfigKey(-1); got != "train.json" {
+		t.Errorf("TrainConfigKey(-1) = %s", got)
+	}
+	if got := TrainConfigKey(12); got != "train-12.json" {
+		t.Errorf("TrainConfigKey(12) = %s", got)
+	}
+	if got := PointDir(3); got != "points/3" {
+		t.Errorf("PointDir(3) = %s", got)
+	}
+	if got := ReportConfigMapName("anli-t5"); got != "anli-t5-report" {
+		t.Errorf("ReportConfigMapName = %s", got)
+	}
+	if got := EvalShardFileName(3, 8); got != "eval-shard-00003-of-00008.jsonl" {
+		t.Errorf("EvalShardFileName(3, 8) = %s", got)
+	}
+	var tr TrainConfig
+	var rc ReportConfig
+	readVector(t, "train.json", &tr)
+	readVector(t, "report-config.json", &rc)
+	if tr.Output.ReportConfigMap != ReportConfigMapName(tr.Job) || rc.ReportConfigMap != ReportConfigMapName(tr.Job) {
+		t.Errorf("report ConfigMaps %s and %s, want %s", tr.Output.ReportConfigMap, rc.ReportConfigMap, ReportConfigMapName(tr.Job))
+	}
+	if tr.Data.ValidationFraction != 0.1 || tr.Data.Fraction != 1 || tr.Point == nil || tr.Point.Index != 2 || tr.Point.Total != 8 {
+		t.Errorf("train.json data %+v point %+v", tr.Data, tr.Point)
+	}
+	for _, p := range rc.Points {
+		if want := filepath.Join(rc.JobDir, PointDir(p.Index), "metrics.json"); p.MetricsPath != want {
+			t.Errorf("point %d: metricsPath %s, want %s", p.Index, p.MetricsPath, want)
+		}
 	}
 }

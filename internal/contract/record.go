@@ -34,6 +34,12 @@ func ShardFileName(index, shards int) string {
 	return fmt.Sprintf("shard-%05d-of-%05d.jsonl", index, shards)
 }
 
+// EvalShardFileName is the annotations file of one shard's part of a separate eval split
+// (spec.dataset.eval), e.g. "eval-shard-00003-of-00008.jsonl". The trainer never trains on these.
+func EvalShardFileName(index, shards int) string {
+	return "eval-" + ShardFileName(index, shards)
+}
+
 // InShard reports whether the dataset record at position (0-based, counting every line) belongs to shard
 // index of shards.
 func InShard(position, index, shards int) bool {

@@ -52,14 +52,40 @@ const (
 
 // TrainResult is the trainer's one-line termination summary.
 type TrainResult struct {
-	Stage        string  `json:"stage"`
-	Steps        int     `json:"steps"`
-	TrainLoss    float64 `json:"trainLoss"`
+	Stage     string  `json:"stage"`
+	Steps     int     `json:"steps"`
+	TrainLoss float64 `json:"trainLoss"`
+	// EvalAccuracy and EvalExamples repeat Evaluation's primary metric and size, for one release.
 	EvalAccuracy float64 `json:"evalAccuracy"`
 	EvalExamples int     `json:"evalExamples"`
 	ModelDir     string  `json:"modelDir"`
-	Error        string  `json:"error,omitempty"`
-	Reason       string  `json:"reason,omitempty"`
+	// BestStep is the step of the checkpoint written to ModelDir (the best on the validation slice).
+	BestStep int `json:"bestStep,omitempty"`
+	// WallSeconds is how long the trainer ran.
+	WallSeconds float64 `json:"wallSeconds,omitempty"`
+	// Evaluation is the student's and the teacher's score on the eval split.
+	Evaluation *Evaluation `json:"evaluation,omitempty"`
+	Error      string      `json:"error,omitempty"`
+	Reason     string      `json:"reason,omitempty"`
+}
+
+// The primary metrics of an Evaluation.
+const (
+	MetricAccuracy   = "accuracy"
+	MetricAgreement  = "agreement"
+	MetricExactMatch = "exactMatch"
+)
+
+// Evaluation is the eval split's scores. Metric is MetricAccuracy with gold labels, MetricAgreement
+// without, MetricExactMatch for generation. A score that does not apply is absent (nil), never 0.
+type Evaluation struct {
+	Metric          string   `json:"metric"`
+	Examples        int      `json:"examples"`
+	StudentAccuracy *float64 `json:"studentAccuracy,omitempty"`
+	TeacherAccuracy *float64 `json:"teacherAccuracy,omitempty"`
+	Agreement       *float64 `json:"agreement,omitempty"`
+	ExactMatch      *float64 `json:"exactMatch,omitempty"`
+	TokenF1         *float64 `json:"tokenF1,omitempty"`
 }
 
 // AnnotateProgress is one shard's key in ConfigMap <job>-progress ("annotate-3").
@@ -81,6 +107,16 @@ type TrainProgress struct {
 
 // ProgressConfigMapName is the ConfigMap a job's stage pods report progress to.
 func ProgressConfigMapName(job string) string { return job + "-progress" }
+
+// ReportConfigMapName is the ConfigMap that holds a job's report (ReportJSONKey, ReportSVGKey): the
+// operator creates it empty; a single run's trainer, or a sweep's report Job, patches it.
+func ReportConfigMapName(job string) string { return job + "-report" }
+
+// The keys of the report ConfigMap.
+const (
+	ReportJSONKey = "report.json"
+	ReportSVGKey  = "report.svg"
+)
 
 // AnnotateProgressKey and TrainProgressKey are the keys of that ConfigMap.
 func AnnotateProgressKey(shard int) string { return "annotate-" + itoa(shard) }

@@ -21,6 +21,15 @@ type TrainConfig struct {
 	Training   Training        `json:"training"`
 	Output     TrainOut        `json:"output"`
 	Provenance TrainProvenance `json:"provenance"`
+	// Point is set only in a sweep: which of its points this config trains.
+	Point *TrainPoint `json:"point,omitempty"`
+}
+
+// TrainPoint is one point of a sweep: its index (0-based, in the documented order of spec.experiments)
+// and how many points the sweep has.
+type TrainPoint struct {
+	Index int `json:"index"`
+	Total int `json:"total"`
 }
 
 // Student is the model to fine-tune: a hub id or a local directory.
@@ -29,16 +38,23 @@ type Student struct {
 	Architecture string `json:"architecture"`
 }
 
-// TrainData says where the annotations and the eval split are.
+// TrainData says where the annotations and the eval split are, and which training records are used.
 type TrainData struct {
 	AnnotationsDir string `json:"annotationsDir"`
-	// EvalPath is a JSONL file with gold labels; when empty, EvalFraction of the ok records (chosen by a
-	// hash of their id) is held out instead.
+	// EvalPath is a JSONL file with gold labels (the annotator also annotates it, EvalShardFileName); when
+	// empty, the records of any status whose id hashes below EvalFraction are held out instead.
 	EvalPath     string  `json:"evalPath,omitempty"`
 	EvalFraction float64 `json:"evalFraction"`
 	IDField      string  `json:"idField"`
 	InputField   string  `json:"inputField"`
 	LabelField   string  `json:"labelField,omitempty"`
+	// ValidationFraction of the ok training records (never eval) is the validation slice the best
+	// checkpoint is chosen on; 0 disables it (the last step is served).
+	ValidationFraction float64 `json:"validationFraction"`
+	// Fraction (0 < f <= 1) of the training records left after eval and validation is trained on: those
+	// whose id hashes, with SubsetSeed, below it, so a smaller fraction is a subset of a larger one.
+	Fraction   float64 `json:"fraction"`
+	SubsetSeed int     `json:"subsetSeed"`
 }
 
 // TrainTask is what the student learns; prefixes select the task for one model.
@@ -62,6 +78,9 @@ type Training struct {
 	Precision            string  `json:"precision"`
 	Seed                 int     `json:"seed"`
 	CheckpointEverySteps int     `json:"checkpointEverySteps"`
+	// EvalEverySteps is how often the validation slice is scored; 0 means about 10 times per run. The last
+	// step is always scored.
+	EvalEverySteps int `json:"evalEverySteps"`
 	// Strategy is StrategyDDP or StrategyFSDP.
 	Strategy string `json:"strategy"`
 	// LoRA, when set, trains adapters instead of all weights; nil is full fine-tuning.
@@ -86,11 +105,30 @@ type LoRA struct {
 
 // TrainOut says where the trainer writes.
 type TrainOut struct {
-	// JobDir is the job run's own folder (JobDir); the other paths are inside it.
+	// JobDir is the job run's own folder (JobDir); the other paths are inside it (a sweep's point writes
+	// in PointDir).
 	JobDir        string `json:"jobDir"`
 	CheckpointDir string `json:"checkpointDir"`
 	ModelDir      string `json:"modelDir"`
 	MetricsPath   string `json:"metricsPath"`
+	// ReportConfigMap, when set, is the ConfigMap (ReportConfigMapName) the trainer of a single run patches
+	// with ReportJSONKey and ReportSVGKey at its end; absent (a sweep's point), it writes only its files.
+	ReportConfigMap string `json:"reportConfigMap,omitempty"`
+}
+
+// PointsDir is the folder of a sweep's points inside its job folder; PointDir one point's folder.
+const PointsDir = "points"
+
+// PointDir is a sweep point's folder relative to the job folder: points/<index>.
+func PointDir(index int) string { return PointsDir + "/" + itoa(index) }
+
+// TrainConfigKey is the key of a training config in ConfigMap <job>-config: train.json for a single run,
+// train-<index>.json for a sweep's point (index >= 0).
+func TrainConfigKey(index int) string {
+	if index < 0 {
+		return "train.json"
+	}
+	return "train-" + itoa(index) + ".json"
 }
 
 // TrainProvenance is copied into distillery.json so a model says what made it.
