@@ -64,4 +64,3 @@ func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig,
 	}
 	return p
 }
-

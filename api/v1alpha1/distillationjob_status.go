@@ -16,8 +16,8 @@ const (
 	// StageReporting: a sweep's points are trained and its report Job runs.
 	StageReporting Stage = "Reporting"
 	StageSucceeded Stage = "Succeeded"
-	StageFailed     Stage = "Failed"
-	StageSuspended  Stage = "Suspended"
+	StageFailed    Stage = "Failed"
+	StageSuspended Stage = "Suspended"
 )
 
 // DistillationJobStatus is what the operator observed.
