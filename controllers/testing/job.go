@@ -45,7 +45,7 @@ func MakeJob(name, ns string) *JobWrapper {
 			Training: v1alpha1.TrainingSpec{
 				Mode: v1alpha1.TrainingModeStepByStep, RationaleWeight: "1.0", Epochs: 3, BatchSize: 64, LearningRate: "5e-5",
 				MaxInputLength: 512, MaxTargetLength: 256, Precision: v1alpha1.PrecisionAuto, CheckpointEverySteps: 500,
-				Workers: 1, GPUsPerWorker: ptr.To[int32](1), BackoffLimit: ptr.To[int32](3),
+				Workers: 1, GPUsPerWorker: ptr.To[int32](1), BackoffLimit: ptr.To[int32](3), ValidationFraction: "0.1",
 				Strategy: v1alpha1.TrainingStrategyDDP,
 			},
 			Serving: v1alpha1.JobServingSpec{Enabled: ptr.To(true), ServingTemplate: v1alpha1.ServingTemplate{Replicas: ptr.To[int32](1)}},
@@ -181,6 +181,19 @@ func (w *JobWrapper) BaseModelFrom(claim, path string) *JobWrapper {
 
 // BaseModel sets spec.student.baseModel.
 func (w *JobWrapper) BaseModel(id string) *JobWrapper { w.Spec.Student.BaseModel = id; return w }
+
+// Experiments makes the job a sweep (spec.experiments), with maxParallel defaulted to 1 as the API server
+// would.
+func (w *JobWrapper) Experiments(e v1alpha1.ExperimentsSpec) *JobWrapper {
+	if e.MaxParallel == 0 {
+		e.MaxParallel = 1
+	}
+	w.Spec.Experiments = &e
+	return w
+}
+
+// LabelField sets spec.dataset.labelField (gold labels).
+func (w *JobWrapper) LabelField(f string) *JobWrapper { w.Spec.Dataset.LabelField = f; return w }
 
 // ServingEnabled sets spec.serving.enabled.
 func (w *JobWrapper) ServingEnabled(on bool) *JobWrapper {
