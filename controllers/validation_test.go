@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,6 +122,42 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		// Images.
 		{name: "image with a space", job: edited(valid(), func(dj *v1alpha1.DistillationJob) { dj.Spec.Training.Image = "student: 1" }),
 			wantField: "spec.training.image"},
+
+		// Model selection and sweeps.
+		{name: "validationFraction above 0.5", job: edited(valid(), func(dj *v1alpha1.DistillationJob) { dj.Spec.Training.ValidationFraction = "0.6" }),
+			wantField: "spec.training.validationFraction"},
+		{name: "experiments listing nothing", job: valid().Experiments(v1alpha1.ExperimentsSpec{}).Obj(), wantField: "spec.experiments"},
+		{name: "experiments of 112 points", job: valid().Experiments(v1alpha1.ExperimentsSpec{
+			DataFractions: fractions(16), Seeds: []int32{0, 1, 2, 3, 4, 5, 6},
+		}).Obj(), wantField: "spec.experiments"},
+		{name: "servePoint past the last point", job: valid().Experiments(v1alpha1.ExperimentsSpec{
+			Seeds: []int32{0, 1}, ServePoint: ptr.To[int32](2),
+		}).Obj(), wantField: "spec.experiments.servePoint"},
+		{name: "data fraction 0", job: valid().Experiments(v1alpha1.ExperimentsSpec{DataFractions: []string{"0", "1"}}).Obj(),
+			wantField: "spec.experiments.dataFractions"},
+		{name: "data fraction 1.5", job: valid().Experiments(v1alpha1.ExperimentsSpec{DataFractions: []string{"1.5"}}).Obj(),
+			wantField: "spec.experiments.dataFractions"},
+		{name: "data fraction not a number", job: valid().Experiments(v1alpha1.ExperimentsSpec{DataFractions: []string{"half"}}).Obj(),
+			wantField: "spec.experiments.dataFractions[0]"},
+		{name: "rationale weight 0", job: valid().Experiments(v1alpha1.ExperimentsSpec{RationaleWeights: []string{"1", "0"}}).Obj(),
+			wantField: "spec.experiments.rationaleWeights"},
+		{name: "negative seed", job: valid().Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{-1}}).Obj(),
+			wantField: "spec.experiments.seeds[0]"},
+		{name: "a mode twice", job: valid().Experiments(v1alpha1.ExperimentsSpec{
+			Modes: []v1alpha1.TrainingMode{v1alpha1.TrainingModeStandard, v1alpha1.TrainingModeStandard},
+		}).Obj(), wantField: "spec.experiments.modes[1]"},
+		{name: "unknown mode", job: valid().Experiments(v1alpha1.ExperimentsSpec{Modes: []v1alpha1.TrainingMode{"Distill"}}).Obj(),
+			wantField: "spec.experiments.modes[0]"},
+		{name: "base model entry with both sources", job: valid().Experiments(v1alpha1.ExperimentsSpec{BaseModels: []v1alpha1.ExperimentStudent{
+			{BaseModel: "t5-small", BaseModelFrom: &v1alpha1.VolumeFileRef{ClaimName: "models", Path: "t5"}},
+		}}).Obj(), wantField: "spec.experiments.baseModels[0]"},
+		{name: "maxParallel 0", job: valid().Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}}).Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, int64(0), "spec", "experiments", "maxParallel")
+		}, wantField: "spec.experiments.maxParallel"},
+		{name: "ReadWriteOncePod with points in parallel", job: edited(valid().Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}),
+			func(dj *v1alpha1.DistillationJob) {
+				dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
+			}), wantField: "spec.storage.accessModes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,6 +183,15 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 	}
 }
 
+// fractions are n distinct data fractions, "0.01" to "0.<n>".
+func fractions(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("0.%02d", i+1)
+	}
+	return out
+}
+
 // edited applies edit to the wrapper's job, for fields the wrapper has no method for.
 func edited(w *utiltesting.JobWrapper, edit func(*v1alpha1.DistillationJob)) *v1alpha1.DistillationJob {
 	dj := w.Obj()
@@ -166,6 +212,15 @@ func TestValidationAcceptsTheLongestNamesAndEdgeValues(t *testing.T) {
 			Input: "2+2", Rationale: "Two and two make four.", Label: "4",
 		}).Obj()},
 		{"secret key with dots and dashes", utiltesting.MakeJob("secretkey", ns).APIKey("teacher-key", "api.key_1-x").Obj()},
+		{"a sweep of 100 points serving the last", utiltesting.MakeJob("sweep", ns).Experiments(v1alpha1.ExperimentsSpec{
+			DataFractions: append(fractions(9), "1"), Seeds: []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, MaxParallel: 100, ServePoint: ptr.To[int32](99),
+		}).Obj()},
+		{"every sweep dimension", utiltesting.MakeJob("dims", ns).Experiments(v1alpha1.ExperimentsSpec{
+			DataFractions: []string{"0.125", "1.0"}, Modes: []v1alpha1.TrainingMode{v1alpha1.TrainingModeStepByStep, v1alpha1.TrainingModeStandard, v1alpha1.TrainingModeSingleTask},
+			RationaleWeights: []string{"0.1", "10"}, Seeds: []int32{0},
+			BaseModels: []v1alpha1.ExperimentStudent{{BaseModel: "t5-small"}, {BaseModelFrom: &v1alpha1.VolumeFileRef{ClaimName: "models", Path: "t5"}}},
+		}).Obj()},
+		{"validation disabled", edited(utiltesting.MakeJob("noval", ns), func(dj *v1alpha1.DistillationJob) { dj.Spec.Training.ValidationFraction = "0" })},
 		{"ReadWriteOncePod alone, size 1Gi", edited(utiltesting.MakeJob("rwop", ns).StorageSize("1Gi"), func(dj *v1alpha1.DistillationJob) {
 			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
 		})},
@@ -282,6 +337,31 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 	}
 }
 
+// A sweep is immutable like the rest of training: it cannot be changed, added or removed.
+func TestValidationKeepsTheSweepImmutable(t *testing.T) {
+	ns := newNamespace(t)
+	createJob(t, utiltesting.MakeJob("plain", ns).Suspend(true).Obj())
+	createJob(t, utiltesting.MakeJob("sweep", ns).Suspend(true).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}}).Obj())
+	for _, tc := range []struct {
+		name, job string
+		mutate    func(*v1alpha1.DistillationJob)
+	}{
+		{"adding a sweep", "plain", func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Experiments = &v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 1}
+		}},
+		{"removing the sweep", "sweep", func(dj *v1alpha1.DistillationJob) { dj.Spec.Experiments = nil }},
+		{"changing maxParallel", "sweep", func(dj *v1alpha1.DistillationJob) { dj.Spec.Experiments.MaxParallel = 2 }},
+		{"adding a seed", "sweep", func(dj *v1alpha1.DistillationJob) { dj.Spec.Experiments.Seeds = []int32{0, 1, 2} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := updateJobSpec(ns, tc.job, tc.mutate)
+			if err == nil || !strings.Contains(err.Error(), "spec.experiments") || !strings.Contains(err.Error(), "immutable") {
+				t.Errorf("%s: %v, want a refusal saying spec.experiments is immutable", tc.name, err)
+			}
+		})
+	}
+}
+
 // The name limits are exactly the ones the derived names need: with the longest admitted names (and the
 // most shards and workers), the apiserver admits every child the builders make; one character more and
 // it refuses one, as it does for a dot. This is what the CEL rules on metadata.name were derived from.
@@ -295,12 +375,17 @@ func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
 	jobChildren := func(dj *v1alpha1.DistillationJob) []client.Object {
 		sm := studentModel(dj, renderAnnotateConfig(dj, inlineExamples(dj)))
 		sm.UID = "u2"
-		return []client.Object{
-			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj),
+		objs := []client.Object{
+			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj), reportConfigMap(dj),
 			stageServiceAccount(dj), stageRole(dj), stageRoleBinding(dj),
 			annotationJob(dj, testImages), trainingJob(dj, testImages, trainingPoints(dj)[0]), trainingService(dj, trainingPoints(dj)[0]),
 			sm, servingDeployment(sm, testImages), servingService(sm),
 		}
+		// The longest a sweep admits: point 99, an Indexed Job of 128 workers (hostnames <job>-train-99-127).
+		sweep := dj.DeepCopy()
+		sweep.Spec.Experiments = &v1alpha1.ExperimentsSpec{DataFractions: fractions(10), Seeds: []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, MaxParallel: 1}
+		last := trainingPoints(sweep)[v1alpha1.MaxExperimentPoints-1]
+		return append(objs, trainingJob(sweep, testImages, last), trainingService(sweep, last), reportJob(sweep, testImages))
 	}
 	modelChildren := func(sm *v1alpha1.StudentModel) []client.Object {
 		return []client.Object{servingDeployment(sm, testImages), servingService(sm)}
