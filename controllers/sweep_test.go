@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
@@ -288,8 +289,14 @@ func TestSweepServesTheNamedPointAndSucceedsWithoutItsReport(t *testing.T) {
 		t.Errorf("served %v with evaluation %+v, want the named point 0", got.Status.ServedExperiment, got.Status.Evaluation)
 	}
 	rj := waitForStageJob(t, ns, "named", StageReport)
-	updateJobStatus(t, rj, func(j *batchv1.Job) { utiltesting.FailJob(j, "DeadlineExceeded", "Job was active longer than specified deadline") })
+	if res := waitForKstatus(t, "DistillationJob", ns, "named", kstatus.InProgressStatus); !strings.Contains(res.Message, "report") {
+		t.Errorf("kstatus message %q while reporting should say the report runs", res.Message)
+	}
+	updateJobStatus(t, rj, func(j *batchv1.Job) {
+		utiltesting.FailJob(j, "DeadlineExceeded", "Job was active longer than specified deadline")
+	})
 	got = waitForStage(t, ns, "named", v1alpha1.StageSucceeded)
+	waitForKstatus(t, "DistillationJob", ns, "named", kstatus.CurrentStatus)
 	c := findCondition(got, v1alpha1.ConditionReported)
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != string(v1alpha1.ReasonReportFailed) || !strings.Contains(c.Message, "DeadlineExceeded") {
 		t.Errorf("Reported condition = %+v, want False/ReportFailed quoting the Job", c)
