@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/distillery-dev/distillery/internal/annotator/budget"
 	"github.com/distillery-dev/distillery/internal/annotator/progress"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
@@ -13,10 +14,16 @@ import (
 type Options struct {
 	Config contract.AnnotateConfig
 	Shard  int
-	// DatasetPath, OutputDir and CacheDir default to the config's; an empty CacheDir disables the cache.
+	// DatasetPath, EvalPath, OutputDir and CacheDir default to the config's; an empty CacheDir disables
+	// the cache.
 	DatasetPath string
+	EvalPath    string
 	OutputDir   string
 	CacheDir    string
+	// Ledger is the shared book of the teacher budget (config "budget"); nil takes the file
+	// contract.BudgetLedgerFileName in the job folder (or the output folder), which serves shards that
+	// run on one machine.
+	Ledger budget.Ledger
 	// Strict fails the shard on the first bad dataset line instead of counting and skipping it.
 	Strict bool
 	// APIKey is the teacher's key, read from the environment by the caller.
@@ -38,6 +45,9 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.DatasetPath == "" {
 		o.DatasetPath = o.Config.Dataset.Path
+	}
+	if o.EvalPath == "" {
+		o.EvalPath = o.Config.Dataset.EvalPath
 	}
 	if o.OutputDir == "" {
 		o.OutputDir = o.Config.Output.Dir

@@ -3,9 +3,6 @@ package annotator
 import (
 	"fmt"
 	"sync"
-
-	"github.com/distillery-dev/distillery/internal/annotator/dataset"
-	"github.com/distillery-dev/distillery/internal/contract"
 )
 
 // outageGuard tells a poisoned input from a teacher that went down mid-shard. An input that failed
@@ -21,7 +18,7 @@ type outageGuard struct {
 }
 
 type heldInput struct {
-	rec contract.Record
+	rec annotated
 	// seq numbers the holds from 1.
 	seq int
 }
@@ -34,11 +31,11 @@ func (g *outageGuard) ticket() int {
 }
 
 // failed holds the input back; it returns an error once limit inputs are held.
-func (g *outageGuard) failed(item dataset.Item, err error) error {
+func (g *outageGuard) failed(w workItem, err error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.holds++
-	g.held = append(g.held, heldInput{rec: teacherError(item, err), seq: g.holds})
+	g.held = append(g.held, heldInput{rec: annotated{rec: teacherError(w.item, err), eval: w.eval}, seq: g.holds})
 	if len(g.held) < g.limit {
 		return nil
 	}
@@ -47,10 +44,10 @@ func (g *outageGuard) failed(item dataset.Item, err error) error {
 
 // succeeded returns the inputs held before the successful request started, to be written as
 // teacher_error.
-func (g *outageGuard) succeeded(ticket int) []contract.Record {
+func (g *outageGuard) succeeded(ticket int) []annotated {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var release []contract.Record
+	var release []annotated
 	kept := g.held[:0]
 	for _, h := range g.held {
 		if h.seq <= ticket {
@@ -64,6 +61,6 @@ func (g *outageGuard) succeeded(ticket int) []contract.Record {
 }
 
 // remaining returns every held input, at the end of a shard that did not fail.
-func (g *outageGuard) remaining() []contract.Record {
+func (g *outageGuard) remaining() []annotated {
 	return g.succeeded(int(^uint(0) >> 1))
 }

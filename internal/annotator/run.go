@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/distillery-dev/distillery/internal/annotator/budget"
 	"github.com/distillery-dev/distillery/internal/annotator/cache"
 	"github.com/distillery-dev/distillery/internal/annotator/dataset"
 	"github.com/distillery-dev/distillery/internal/annotator/progress"
@@ -26,6 +27,10 @@ type shardRun struct {
 	teacher *teacher.Client
 	cache   cache.Dir
 	out     *store.Shard
+	// evalOut is the eval file's shard, nil without dataset.evalPath.
+	evalOut *store.Shard
+	// meter enforces the teacher budget, nil without one.
+	meter   *budget.Meter
 	tally   tally
 	guard   outageGuard
 	badLogs int
@@ -57,6 +62,13 @@ func (r *shardRun) run(ctx context.Context) error {
 	if err != nil {
 		return invalidInput(fmt.Errorf("counting the shard's lines: %w", err))
 	}
+	if r.opts.EvalPath != "" {
+		n, err := dataset.CountShard(r.opts.EvalPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards, nil)
+		if err != nil {
+			return invalidInput(fmt.Errorf("counting the shard's lines of the eval file: %w", err))
+		}
+		total += n
+	}
 	r.tally.setTotalLines(total)
 	if r.tally.result.DatasetHash, err = dataset.HashFile(r.opts.DatasetPath); err != nil {
 		return invalidInput(err)
@@ -65,12 +77,45 @@ func (r *shardRun) run(ctx context.Context) error {
 		return err
 	}
 	r.teacher = teacher.New(r.teacherConfig())
+	r.meter = r.newMeter()
 	err = r.annotateAll(ctx)
-	if cerr := r.out.Close(); err == nil {
-		err = cerr
+	if r.meter != nil {
+		if cerr := r.meter.Close(context.WithoutCancel(ctx)); cerr != nil {
+			r.opts.Log.Error(cerr, "giving back the unspent budget claim; the other shards cannot use it")
+		}
+	}
+	for _, out := range []*store.Shard{r.out, r.evalOut} {
+		if out == nil {
+			continue
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if res := r.tally.snapshot(); res.BudgetExceeded {
+		r.opts.Log.Info("the teacher budget ran out; inputs were left unasked", "unasked", res.Unasked,
+			"requests", res.Requests, "promptTokens", res.PromptTokens, "completionTokens", res.CompletionTokens)
 	}
 	progress.Once(context.WithoutCancel(ctx), r.opts.Progress, r.tally.progress(), r.opts.Log)
 	return err
+}
+
+// newMeter is the shard's side of the teacher budget, nil without one. It starts from what the shard's
+// files already spent (an earlier attempt's paid answers).
+func (r *shardRun) newMeter() *budget.Meter {
+	b := r.cfg.Budget
+	if b == nil {
+		return nil
+	}
+	ledger := r.opts.Ledger
+	if ledger == nil {
+		dir := r.cfg.Output.JobDir
+		if dir == "" {
+			dir = r.opts.OutputDir
+		}
+		ledger = &budget.FileLedger{Path: filepath.Join(dir, contract.BudgetLedgerFileName), Caps: b.BudgetCaps}
+	}
+	return budget.New(ledger, r.opts.Shard, r.cfg.Shards, r.cfg.Teacher.MaxTokens, b.BudgetCaps, r.tally.snapshot().Spend())
 }
 
 // claimJobDir makes sure the job folder is this job run's (contract.ClaimJobDir) before any file in it
@@ -103,19 +148,40 @@ func (r *shardRun) drawSample() error {
 	return nil
 }
 
-// openOutput opens the shard file, counting what an earlier attempt wrote.
+// openOutput opens the shard file (and the eval file's shard), counting what an earlier attempt wrote.
 func (r *shardRun) openOutput() error {
-	path := filepath.Join(r.opts.OutputDir, contract.ShardFileName(r.opts.Shard, r.cfg.Shards))
-	out, err := store.Open(path, func(rec contract.Record) { r.tally.addRecord(rec, true) })
-	if err != nil {
+	var err error
+	if r.out, err = r.openShardFile(contract.ShardFileName(r.opts.Shard, r.cfg.Shards), false); err != nil {
 		return err
 	}
-	r.out = out
+	if r.opts.EvalPath != "" {
+		if r.evalOut, err = r.openShardFile(contract.EvalShardFileName(r.opts.Shard, r.cfg.Shards), true); err != nil {
+			r.out.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *shardRun) openShardFile(name string, eval bool) (*store.Shard, error) {
+	path := filepath.Join(r.opts.OutputDir, name)
+	out, err := store.Open(path, func(rec contract.Record) { r.tally.addRecord(rec, eval) })
+	if err != nil {
+		return nil, err
+	}
 	r.tally.addLines(out.Existing.Count)
 	if out.Existing.Count > 0 || out.Existing.RepairedBytes > 0 {
 		r.opts.Log.Info("resuming shard", "file", path, "done", out.Existing.Count, "tornBytesCut", out.Existing.RepairedBytes)
 	}
-	return nil
+	return out, nil
+}
+
+// outFor is the file a record goes to.
+func (r *shardRun) outFor(eval bool) *store.Shard {
+	if eval {
+		return r.evalOut
+	}
+	return r.out
 }
 
 func (r *shardRun) teacherConfig() teacher.Config {
@@ -133,7 +199,7 @@ func (r *shardRun) teacherConfig() teacher.Config {
 // stops everything; records completed before it are written.
 func (r *shardRun) annotateAll(ctx context.Context) error {
 	r.guard.limit = max(r.opts.UnreachableAfter, teacher.DefaultUnreachableAfter)
-	items := make(chan dataset.Item, r.cfg.Teacher.MaxConcurrency)
+	items := make(chan workItem, r.cfg.Teacher.MaxConcurrency)
 	records := make(chan annotated, r.cfg.Teacher.MaxConcurrency)
 	g, gctx := errgroup.WithContext(ctx)
 	progressCtx, stopProgress := context.WithCancel(ctx)
@@ -158,10 +224,10 @@ func (r *shardRun) annotateAll(ctx context.Context) error {
 	return err
 }
 
-// annotated is a record on its way to the shard file.
+// annotated is a record on its way to its shard file (eval: the eval file's).
 type annotated struct {
 	rec  contract.Record
-	paid bool
+	eval bool
 }
 
 func (r *shardRun) writeRecords(records <-chan annotated) error {
@@ -171,32 +237,85 @@ func (r *shardRun) writeRecords(records <-chan annotated) error {
 		if err != nil {
 			continue // drain, so workers never block
 		}
-		if err = r.out.Append(a.rec); err != nil {
+		if err = r.outFor(a.eval).Append(a.rec); err != nil {
 			continue
 		}
-		r.tally.addRecord(a.rec, a.paid)
+		r.tally.addRecord(a.rec, a.eval)
 		r.tally.addLines(1)
 		if time.Since(lastSync) > r.opts.SyncInterval {
-			err, lastSync = r.out.Sync(), time.Now()
+			err, lastSync = r.syncAll(), time.Now()
 		}
 	}
 	return err
 }
 
-func (r *shardRun) writeAll(recs []contract.Record) error {
-	for _, rec := range recs {
-		if err := r.out.Append(rec); err != nil {
+func (r *shardRun) syncAll() error {
+	if err := r.out.Sync(); err != nil || r.evalOut == nil {
+		return err
+	}
+	return r.evalOut.Sync()
+}
+
+func (r *shardRun) writeAll(recs []annotated) error {
+	for _, a := range recs {
+		if err := r.outFor(a.eval).Append(a.rec); err != nil {
 			return err
 		}
-		r.tally.addRecord(rec, true)
+		r.tally.addRecord(a.rec, a.eval)
 		r.tally.addLines(1)
 	}
 	return nil
 }
 
-// readShard sends the shard's inputs (those in the sample, when there is one) that are not done yet. Bad
-// lines are counted and skipped, or fail the shard with --strict.
-func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) error {
+// readShard sends the shard's inputs that are not done yet: the eval file's first (they are few, and the
+// teacher's score on the eval split needs them), then the dataset's (those in the sample, when there is
+// one).
+func (r *shardRun) readShard(ctx context.Context, items chan<- workItem) error {
+	if r.opts.EvalPath != "" {
+		if err := r.readEval(ctx, items); err != nil {
+			return err
+		}
+	}
+	return r.readDataset(ctx, items)
+}
+
+// readEval sends the shard's eval lines. Bad lines are counted (not named: the summary names the
+// dataset's first), or fail the shard with --strict.
+func (r *shardRun) readEval(ctx context.Context, items chan<- workItem) error {
+	in, err := dataset.Open(r.opts.EvalPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards)
+	if err != nil {
+		return invalidInput(fmt.Errorf("eval file: %w", err))
+	}
+	defer in.Close()
+	for {
+		item, err := in.Next()
+		var bad *dataset.BadLineError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.As(err, &bad):
+			if r.opts.Strict {
+				return invalidInput(fmt.Errorf("eval file: %w (--strict)", bad))
+			}
+			r.tally.addSkippedEval()
+			continue
+		case err != nil:
+			return invalidInput(fmt.Errorf("eval file: %w", err))
+		}
+		if r.evalOut.IsDone(item.ID) {
+			continue
+		}
+		select {
+		case items <- workItem{item: item, eval: true}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// readDataset sends the shard's dataset inputs (those in the sample, when there is one) that are not done
+// yet. Bad lines are counted and skipped, or fail the shard with --strict.
+func (r *shardRun) readDataset(ctx context.Context, items chan<- workItem) error {
 	in, err := dataset.Open(r.opts.DatasetPath, r.cfg.Dataset, r.opts.Shard, r.cfg.Shards)
 	if err != nil {
 		return invalidInput(err)
@@ -228,7 +347,7 @@ func (r *shardRun) readShard(ctx context.Context, items chan<- dataset.Item) err
 			continue
 		}
 		select {
-		case items <- item:
+		case items <- workItem{item: item}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

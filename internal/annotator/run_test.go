@@ -60,7 +60,8 @@ func TestEveryAnswerGetsTheRightStatus(t *testing.T) {
 		t.Errorf("teacher_error record should carry the server's message: %q", byID["2"].Error)
 	}
 	data, _ := os.ReadFile(f.cfg.Dataset.Path)
-	wantRes := contract.AnnotateResult{Stage: "annotate", Shard: 0, Total: 40, OK: 35, Unparseable: 3, LabelMismatch: 1, TeacherErrors: 1,
+	// Every answer but the refused one (teacher_error) is a paid request.
+	wantRes := contract.AnnotateResult{Stage: "annotate", Shard: 0, Total: 40, OK: 35, Unparseable: 3, LabelMismatch: 1, TeacherErrors: 1, Requests: 39,
 		DatasetHash: fmt.Sprintf("sha256:%x", sha256.Sum256(data))}
 	got := res
 	got.PromptTokens, got.CompletionTokens = 0, 0

@@ -7,7 +7,7 @@ import (
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// tally counts what the shard file holds and what this run did; it becomes the termination summary and
+// tally counts what the shard files hold and what this run did; it becomes the termination summary and
 // the progress reports.
 type tally struct {
 	mu     sync.Mutex
@@ -17,12 +17,16 @@ type tally struct {
 	totalLines int
 }
 
-// addRecord counts a record of the shard file. paid is false for answers taken from the cache, whose
-// tokens were paid by an earlier request.
-func (t *tally) addRecord(r contract.Record, paid bool) {
+// addRecord counts a record of a shard file (eval: of the eval file's). A cached answer costs nothing
+// here: its tokens are what the cache saved. A teacher_error record was not billed (a refusal, or no
+// answer at all); every other record not from the cache is one paid answer.
+func (t *tally) addRecord(r contract.Record, eval bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.result.Total++
+	if eval {
+		t.result.EvalTotal++
+	}
 	switch r.Status {
 	case contract.StatusOK:
 		t.result.OK++
@@ -33,11 +37,16 @@ func (t *tally) addRecord(r contract.Record, paid bool) {
 	case contract.StatusTeacherError:
 		t.result.TeacherErrors++
 	}
-	if paid {
-		t.result.PromptTokens += int64(r.Usage.PromptTokens)
-		t.result.CompletionTokens += int64(r.Usage.CompletionTokens)
-	} else {
+	if r.Cached {
 		t.result.CacheHits++
+		t.result.CacheSavedPromptTokens += int64(r.Usage.PromptTokens)
+		t.result.CacheSavedCompletionTokens += int64(r.Usage.CompletionTokens)
+		return
+	}
+	t.result.PromptTokens += int64(r.Usage.PromptTokens)
+	t.result.CompletionTokens += int64(r.Usage.CompletionTokens)
+	if r.Status != contract.StatusTeacherError {
+		t.result.Requests++
 	}
 }
 
@@ -45,6 +54,14 @@ func (t *tally) addLines(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lines += n
+}
+
+// addUnasked counts an input the budget left without a teacher request.
+func (t *tally) addUnasked() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.result.BudgetExceeded = true
+	t.result.Unasked++
 }
 
 // addSkipped counts a skipped dataset line and keeps the first one's number and error for the summary.
@@ -62,6 +79,15 @@ func (t *tally) addSkipped(line int, why string) {
 	}
 }
 
+// addSkippedEval counts a skipped line of the eval file; the first skipped line named in the summary is
+// always one of the dataset's.
+func (t *tally) addSkippedEval() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines++
+	t.result.SkippedLines++
+}
+
 func (t *tally) setTotalLines(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -77,7 +103,12 @@ func (t *tally) snapshot() contract.AnnotateResult {
 func (t *tally) progress() contract.AnnotateProgress {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	r := t.result
 	return contract.AnnotateProgress{
-		Done: t.lines, Total: max(t.totalLines, t.lines), UpdatedAt: time.Now().UTC().Format(time.RFC3339),
+		Done: t.lines, Total: max(t.totalLines, t.lines),
+		Requests: r.Requests, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CacheHits: r.CacheHits,
+		CacheSavedPromptTokens: r.CacheSavedPromptTokens, CacheSavedCompletionTokens: r.CacheSavedCompletionTokens,
+		BudgetExceeded: r.BudgetExceeded,
+		UpdatedAt:      time.Now().UTC().Format(time.RFC3339),
 	}
 }

@@ -11,6 +11,8 @@ type AnnotateConfig struct {
 	Dataset DatasetRef  `json:"dataset"`
 	Filter  Filter      `json:"filter"`
 	Output  AnnotateOut `json:"output"`
+	// Budget caps what the shards together may spend on the teacher; nil means no budget.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 // Teacher says how to reach the teacher LLM and how hard to push it.
@@ -82,8 +84,8 @@ type DatasetRef struct {
 	// Seed seeds that sample: the same file, maxExamples and seed give the same sample on every shard
 	// and every retry.
 	Seed int64 `json:"seed,omitempty"`
-	// EvalPath, when set, is a separate eval split (same fields) that the annotator also annotates, into
-	// EvalShardFileName files, so the teacher's accuracy is measured on it; it is never sampled.
+	// EvalPath, when set, is the eval split's JSONL (same fields). Shard i also annotates the eval lines
+	// whose position modulo shards is i, into EvalShardFileName(i, shards); maxExamples does not apply.
 	EvalPath string `json:"evalPath,omitempty"`
 }
 

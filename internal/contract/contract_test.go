@@ -79,6 +79,9 @@ func TestVectorsRoundTrip(t *testing.T) {
 		"train.json":                       func() any { return &TrainConfig{} },
 		"termination-annotate.json":        func() any { return &AnnotateResult{} },
 		"termination-annotate-failed.json": func() any { return &AnnotateResult{} },
+		"termination-annotate-budget.json": func() any { return &AnnotateResult{} },
+		"budget-caps.json":                 func() any { return &BudgetCaps{} },
+		"budget-share.json":                func() any { return &BudgetShare{} },
 		"termination-train.json":           func() any { return &TrainResult{} },
 		"report-config.json":               func() any { return &ReportConfig{} },
 		"progress-annotate.json":           func() any { return &AnnotateProgress{} },
@@ -158,6 +161,9 @@ func TestNormalizeLabelVector(t *testing.T) {
 func TestShardFileNameAndInShard(t *testing.T) {
 	if got := ShardFileName(3, 8); got != "shard-00003-of-00008.jsonl" {
 		t.Errorf("ShardFileName(3, 8) = %s", got)
+	}
+	if got := EvalShardFileName(3, 8); got != "eval-shard-00003-of-00008.jsonl" {
+		t.Errorf("EvalShardFileName(3, 8) = %s", got)
 	}
 	seen := make([]int, 100)
 	for shard := 0; shard < 7; shard++ {

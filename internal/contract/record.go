@@ -21,6 +21,9 @@ type Record struct {
 	// Error says why a record is not ok (the teacher's message, or what could not be parsed).
 	Error string `json:"error,omitempty"`
 	Usage Usage  `json:"usage"`
+	// Cached is true when the answer came from the shared cache: Usage is what it cost when it was
+	// paid, not a cost of this job.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // Usage is the teacher's token count for one request, from the response's "usage".

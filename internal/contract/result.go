@@ -25,6 +25,17 @@ type AnnotateResult struct {
 	CacheHits        int    `json:"cacheHits"`
 	PromptTokens     int64  `json:"promptTokens"`
 	CompletionTokens int64  `json:"completionTokens"`
+	// Requests counts the teacher's paid answers (Spend.Requests); the tokens above are theirs.
+	Requests int64 `json:"requests"`
+	// CacheSavedPromptTokens and CacheSavedCompletionTokens are what the cache hits would have cost.
+	CacheSavedPromptTokens     int64 `json:"cacheSavedPromptTokens,omitempty"`
+	CacheSavedCompletionTokens int64 `json:"cacheSavedCompletionTokens,omitempty"`
+	// EvalTotal counts the records of the eval file's shard (EvalShardFileName); Total includes them.
+	EvalTotal int `json:"evalTotal,omitempty"`
+	// BudgetExceeded is true when the teacher budget ran out: the shard stopped asking the teacher and
+	// left Unasked inputs without a record (a later run with a larger budget asks them).
+	BudgetExceeded bool `json:"budgetExceeded,omitempty"`
+	Unasked        int  `json:"unasked,omitempty"`
 	// DatasetHash is "sha256:<hex>" of the dataset file as this shard read it.
 	DatasetHash string `json:"datasetHash,omitempty"`
 	// SkippedLines counts the shard's dataset lines that were not valid JSON or lacked the input field.
@@ -41,6 +52,11 @@ type AnnotateResult struct {
 
 // MaxSkippedErrorBytes bounds AnnotateResult.FirstSkippedError, so the summary stays under 4 KiB.
 const MaxSkippedErrorBytes = 512
+
+// Spend is the shard's paid spend.
+func (r AnnotateResult) Spend() Spend {
+	return Spend{Requests: r.Requests, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens}
+}
 
 // Failure reasons a stage pod may put in its termination summary.
 const (
@@ -88,11 +104,19 @@ type Evaluation struct {
 	TokenF1         *float64 `json:"tokenF1,omitempty"`
 }
 
-// AnnotateProgress is one shard's key in ConfigMap <job>-progress ("annotate-3").
+// AnnotateProgress is one shard's key in ConfigMap <job>-progress ("annotate-3"). The spend is the
+// shard's so far, records of earlier attempts included, as in AnnotateResult.
 type AnnotateProgress struct {
-	Done      int    `json:"done"`
-	Total     int    `json:"total"`
-	UpdatedAt string `json:"updatedAt"`
+	Done                       int    `json:"done"`
+	Total                      int    `json:"total"`
+	Requests                   int64  `json:"requests"`
+	PromptTokens               int64  `json:"promptTokens"`
+	CompletionTokens           int64  `json:"completionTokens"`
+	CacheHits                  int    `json:"cacheHits"`
+	CacheSavedPromptTokens     int64  `json:"cacheSavedPromptTokens,omitempty"`
+	CacheSavedCompletionTokens int64  `json:"cacheSavedCompletionTokens,omitempty"`
+	BudgetExceeded             bool   `json:"budgetExceeded,omitempty"`
+	UpdatedAt                  string `json:"updatedAt"`
 }
 
 // TrainProgress is the trainer's key in ConfigMap <job>-progress ("train-0").
