@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 
 	"github.com/distillery-dev/distillery/internal/annotator"
+	"github.com/distillery-dev/distillery/internal/annotator/budget"
 	"github.com/distillery-dev/distillery/internal/annotator/progress"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/secreturl"
@@ -90,6 +91,7 @@ func run(args []string) int {
 	}
 	log.Info("shard done", "total", res.Total, "ok", res.OK, "unparseable", res.Unparseable,
 		"labelMismatch", res.LabelMismatch, "teacherErrors", res.TeacherErrors, "cacheHits", res.CacheHits,
+		"requests", res.Requests, "evalTotal", res.EvalTotal, "budgetExceeded", res.BudgetExceeded, "unasked", res.Unasked,
 		"skippedLines", res.SkippedLines, "firstSkippedLine", res.FirstSkippedLine,
 		"promptTokens", res.PromptTokens, "completionTokens", res.CompletionTokens)
 	return 0
@@ -105,7 +107,7 @@ func options(f flags, cfg contract.AnnotateConfig, apiKey string, log logr.Logge
 	}
 	return annotator.Options{
 		Config: cfg, Shard: f.shard, DatasetPath: f.dataset, OutputDir: f.outputDir, CacheDir: cacheDir,
-		Strict: f.strict, APIKey: apiKey, Progress: progressReporter(f, cfg, log),
+		Strict: f.strict, APIKey: apiKey, Progress: progressReporter(f, cfg, log), Ledger: budgetLedger(f, cfg),
 		ProgressInterval: f.progressInterval, RetryBaseDelay: f.retryBaseDelay, RetryMaxDelay: f.retryMaxDelay,
 		UnreachableAfter: f.unreachableAfter, Log: log,
 	}
@@ -121,6 +123,23 @@ func progressReporter(f flags, cfg contract.AnnotateConfig, log logr.Logger) pro
 		return progress.LogReporter{Log: log}
 	}
 	return r
+}
+
+// budgetLedger is the budget's ledger ConfigMap in a pod; outside a cluster (or without a budget) nil,
+// which takes the ledger file in the job folder. A pod that cannot set up its API client asks the teacher
+// nothing: a shard must never spend outside the ledger the others share.
+func budgetLedger(f flags, cfg contract.AnnotateConfig) budget.Ledger {
+	if cfg.Budget == nil || cfg.Budget.LedgerConfigMap == "" {
+		return nil
+	}
+	l, ok, err := budget.InClusterLedger(f.serviceAccountDir, cfg.Budget.LedgerConfigMap)
+	switch {
+	case err != nil:
+		return budget.Unavailable{Err: err}
+	case !ok:
+		return nil
+	}
+	return l
 }
 
 // apiKey reads the key from the variable the config names. It is passed to the teacher client only.

@@ -3,10 +3,11 @@
 // caps and one share per shard: what the shard claimed and what it spent. A shard asks the teacher only
 // within its claim, and claims a slice of what is left, under optimistic concurrency, when its claim is
 // used up; no slice is left once the claims of all shards reach the caps. A request in flight holds an
-// estimate of its cost (its prompt's bytes at the largest tokens-per-byte seen, plus the completion
-// limit), and a shard starts a request only while its claim has room beyond the estimates in flight, so a
-// shard overshoots its claims by at most the one request that started last, and the job its caps by at
-// most one request per shard.
+// estimate of its cost (its prompt's bytes at the largest tokens per byte answered so far, one token per
+// byte before the first answer, plus the completion limit), and a shard starts a request only while its
+// claim has room beyond its spend and the estimates in flight. The estimates are upper bounds, so what a
+// shard spends passes its claim by at most the cost of the one request that started last, and the job
+// passes its caps by at most one request per shard.
 package budget
 
 import (
@@ -134,4 +135,12 @@ func Describe(caps contract.BudgetCaps, used contract.Spend) string {
 		parts = append(parts, fmt.Sprintf("cost %.4f", caps.Cost(used)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Unavailable is a ledger that cannot be reached; every update fails with Err, so no request starts.
+type Unavailable struct{ Err error }
+
+// Update implements Ledger.
+func (u Unavailable) Update(context.Context, int, func(State) (contract.BudgetShare, error)) (State, error) {
+	return State{}, fmt.Errorf("the budget ledger is unavailable: %w", u.Err)
 }

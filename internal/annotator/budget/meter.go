@@ -160,14 +160,16 @@ func (m *Meter) estimate(promptBytes int) contract.BudgetAmount {
 // claim reads the ledger and claims a slice of what is left, or finds that nothing is.
 func (m *Meter) claim(ctx context.Context, est contract.BudgetAmount) error {
 	m.mu.Lock()
-	used, inflight := m.used, m.inflight
+	used := m.used
 	m.mu.Unlock()
 	var empty bool
 	var mine contract.BudgetShare
 	state, err := m.ledger.Update(ctx, m.shard, func(s State) (contract.BudgetShare, error) {
 		share := s.Shares[m.shard]
 		share.Used = share.Used.Max(used) // the ledger may know answers a killed attempt never wrote
-		base := maxAmount(share.Granted, addAmount(measure(s.Caps, share.Used), inflight))
+		// The estimates in flight never become part of the claim: a request that started within the
+		// claim may pass it by its own cost, and the claims must not grow by estimates.
+		base := maxAmount(share.Granted, measure(s.Caps, share.Used))
 		if !s.Caps.Capped() {
 			empty = false
 			return share, nil

@@ -102,18 +102,17 @@ func TestATokenCapIsOvershotByAtMostOneRequestPerShard(t *testing.T) {
 	caps := contract.BudgetCaps{MaxTokens: 20_000}
 	var mu sync.Mutex
 	rng := rand.New(rand.NewPCG(1, 2))
-	maxPrompt := 0
+	largest := 0
 	next := func() contract.Usage {
 		mu.Lock()
 		defer mu.Unlock()
 		u := contract.Usage{PromptTokens: 60 + rng.IntN(40), CompletionTokens: 5 + rng.IntN(maxCompletion-5)}
-		maxPrompt = max(maxPrompt, u.PromptTokens)
+		largest = max(largest, u.PromptTokens+u.CompletionTokens)
 		return u
 	}
 	used := sum(spendUntilExceeded(t, &memoryLedger{caps: caps}, caps, shards, 8, maxCompletion, next))
-	// A request's estimate is its prompt (400 bytes at the largest tokens per byte seen) plus the
-	// completion limit; the one request a shard starts last may go beyond its claim by at most that.
-	worst := int64(shards * (maxPrompt + maxCompletion))
+	// The one request a shard starts last may pass its claim by its own cost, at most the largest.
+	worst := int64(shards * largest)
 	if used.Tokens() > caps.MaxTokens+worst {
 		t.Errorf("the shards spent %d tokens under a cap of %d: more than one request per shard (%d) beyond it", used.Tokens(), caps.MaxTokens, worst)
 	}
