@@ -78,7 +78,9 @@ func TestTheEvalFileIsAnnotatedByPositionIntoItsOwnShardFiles(t *testing.T) {
 		t.Errorf("%d records (%d eval) for %d inputs and %d eval lines; %d teacher calls", total, evalTotal, n, evalN, f.fake.Calls())
 	}
 	b, err := os.ReadFile(filepath.Join(f.cfg.Output.Dir, contract.BudgetLedgerFileName))
-	var ledger struct{ Shares map[string]contract.BudgetShare }
+	var ledger struct {
+		Shares map[string]contract.BudgetShare
+	}
 	if err != nil || json.Unmarshal(b, &ledger) != nil {
 		t.Fatalf("reading the budget ledger: %s (%v)", b, err)
 	}
