@@ -21,7 +21,7 @@ func annotationJob(dj *v1alpha1.DistillationJob, cfg Config) *batchv1.Job {
 	if image == "" {
 		image = cfg.AnnotatorImage
 	}
-	vols, mounts := stageVolumes(dj, true)
+	vols, mounts := stageVolumes(dj, true) // the annotator also annotates spec.dataset.eval
 	c := corev1.Container{
 		Name:         "annotator",
 		Image:        image,

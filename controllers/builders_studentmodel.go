@@ -47,8 +47,8 @@ func studentModel(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v
 }
 
 // modelProvenance says what made the model: the teacher, its sampling and the prompt as the job's
-// snapshot holds them (never the examplesFrom ConfigMap as it is now), and the dataset as the annotator
-// read it; the mode is the served run's.
+// snapshot holds them (never the examplesFrom ConfigMap as it is now), the dataset as the annotator read
+// it, and what the teacher was paid; the mode is the served run's.
 func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig, run trainingPoint) *v1alpha1.ModelProvenance {
 	p := &v1alpha1.ModelProvenance{
 		Job: dj.Name, JobUID: string(dj.UID),
@@ -61,6 +61,10 @@ func modelProvenance(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig,
 	}
 	if a := dj.Status.Annotation; a != nil {
 		p.DatasetHash = a.DatasetHash
+		p.TeacherSpend = &v1alpha1.TeacherSpend{
+			Requests: a.Requests, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens, Cost: a.Cost,
+			CacheHits: a.CacheHits, BudgetExceeded: a.BudgetExceeded,
+		}
 	}
 	return p
 }

@@ -11,6 +11,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -339,7 +340,9 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
 	}
 	// Keys a vector may leave out because they are optional (omitempty) in the contract.
-	optional := map[string]bool{"dataset.maxExamples": true, "dataset.seed": true, "point": true, "point.index": true, "point.total": true}
+	optional := map[string]bool{"dataset.maxExamples": true, "dataset.seed": true, "point": true, "point.index": true, "point.total": true,
+		"budget": true, "budget.maxTokens": true, "budget.maxRequests": true, "budget.maxCost": true, "budget.promptPricePerMillion": true,
+		"budget.completionPricePerMillion": true, "budget.ledgerConfigMap": true}
 	for _, tc := range []struct {
 		key, vector string
 		into        any
@@ -466,7 +469,8 @@ func TestStudentModelBuilder(t *testing.T) {
 func TestStudentModelCarriesProvenanceAndMetricsInItsSpec(t *testing.T) {
 	dj := utiltesting.MakeJob("anli", "ns").UID("u1").Obj()
 	dj.Spec.Teacher.Temperature, dj.Spec.Teacher.MaxTokens = "0.7", 96
-	dj.Status.Annotation = &v1alpha1.AnnotationStatus{DatasetHash: "sha256:abc"}
+	dj.Status.Annotation = &v1alpha1.AnnotationStatus{DatasetHash: "sha256:abc", Requests: 390, PromptTokens: 200000,
+		CompletionTokens: 30000, Cost: "1.0500", CacheHits: 10, BudgetExceeded: true}
 	dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Accuracy: "0.8750", Examples: 400}
 	snap := renderAnnotateConfig(dj, inlineExamples(dj))
 	// The snapshot, not the spec, is the truth: a snapshot with another example gives another hash.
@@ -475,9 +479,10 @@ func TestStudentModelCarriesProvenanceAndMetricsInItsSpec(t *testing.T) {
 	want := v1alpha1.ModelProvenance{
 		Job: "anli", JobUID: "u1", TeacherModel: "teacher-70b", TeacherTemperature: "0.7", TeacherMaxTokens: 96,
 		PromptHash: contract.PromptHash(snap.Task), Dataset: "configmap/dataset/train.jsonl", DatasetHash: "sha256:abc",
-		Mode: v1alpha1.TrainingModeStepByStep,
+		Mode:         v1alpha1.TrainingModeStepByStep,
+		TeacherSpend: &v1alpha1.TeacherSpend{Requests: 390, PromptTokens: 200000, CompletionTokens: 30000, Cost: "1.0500", CacheHits: 10, BudgetExceeded: true},
 	}
-	if sm.Spec.Provenance == nil || *sm.Spec.Provenance != want {
+	if sm.Spec.Provenance == nil || !equality.Semantic.DeepEqual(*sm.Spec.Provenance, want) {
 		t.Errorf("provenance = %+v, want %+v", sm.Spec.Provenance, want)
 	}
 	if want.PromptHash == contract.PromptHash(contractTask(dj, inlineExamples(dj))) {

@@ -103,6 +103,23 @@ func progressConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
 	return cm
 }
 
+// budgetConfigMap is the budget's ledger, nil without a budget. The operator owns its caps key and
+// re-applies it whenever spec.teacher.budget changes; each shard merge-patches its own share key, which
+// this apply leaves alone (server-side apply removes only fields its manager set).
+func budgetConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
+	if dj.Spec.Teacher.Budget == nil {
+		return nil
+	}
+	caps, _ := json.Marshal(budgetCaps(dj.Spec.Teacher.Budget))
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: workspaceMeta(dj, contract.BudgetConfigMapName(dj.Name)),
+		Data:       map[string]string{contract.BudgetCapsKey: string(caps)},
+	}
+	withSpecHash(&cm.ObjectMeta, cm.Data)
+	return cm
+}
+
 // stageServiceAccount is the identity of the job's stage pods.
 func stageServiceAccount(dj *v1alpha1.DistillationJob) *corev1.ServiceAccount {
 	sa := &corev1.ServiceAccount{
@@ -113,15 +130,20 @@ func stageServiceAccount(dj *v1alpha1.DistillationJob) *corev1.ServiceAccount {
 	return sa
 }
 
-// stageRole lets stage pods get and patch the job's progress and report ConfigMaps, and nothing else.
+// stageRole lets stage pods get and patch the job's progress and report ConfigMaps (and its budget
+// ledger), and nothing else.
 func stageRole(dj *v1alpha1.DistillationJob) *rbacv1.Role {
+	names := []string{contract.ProgressConfigMapName(dj.Name), contract.ReportConfigMapName(dj.Name)}
+	if dj.Spec.Teacher.Budget != nil {
+		names = append(names, contract.BudgetConfigMapName(dj.Name))
+	}
 	role := &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: workspaceMeta(dj, serviceAccountName(dj)),
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups:     []string{""},
 			Resources:     []string{"configmaps"},
-			ResourceNames: []string{contract.ProgressConfigMapName(dj.Name), contract.ReportConfigMapName(dj.Name)},
+			ResourceNames: names,
 			Verbs:         []string{"get", "patch"},
 		}},
 	}

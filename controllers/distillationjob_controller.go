@@ -78,6 +78,7 @@ func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // order until one is not done yet.
 func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.DistillationJob) (ctrl.Result, error) {
 	now := r.Clock.Now()
+	reopenWithRaisedBudget(dj)
 	if finished(dj) {
 		return r.reconcileFinished(ctx, dj, now)
 	}
@@ -87,7 +88,7 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	}
 	if left, ok := deadlineLeft(dj, now); ok && left <= 0 {
 		markFailed(dj, v1alpha1.ReasonDeadlineExceeded, deadlineMessage(dj), now)
-		dj.Status.Stage = stageOf(dj, o)
+		dj.Status.Stage, dj.Status.Rate = stageOf(dj, o), nil
 		return ctrl.Result{RequeueAfter: stopRunningAfter}, nil
 	}
 	setSuspendedCondition(dj)
@@ -101,6 +102,10 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	}
 	dj.Status.Stage = stageOf(dj, o)
 	dj.Status.Progress = progressString(&dj.Status)
+	var stale time.Duration
+	if dj.Status.Rate, stale = updateRate(dj.Status.Rate, runningStageReport(dj, o.progress), now); stale > 0 {
+		res.RequeueAfter = minPositive(res.RequeueAfter, stale)
+	}
 	if left, ok := deadlineLeft(dj, now); ok && !finished(dj) {
 		res.RequeueAfter = minPositive(res.RequeueAfter, left)
 	}
@@ -118,7 +123,8 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 // never leaves a job that looks pending with its stage Job gone.
 const stopRunningAfter = time.Second
 
-// runStages runs workspace, annotation, training and model in order, stopping at the first not done.
+// runStages runs workspace, annotation (again, under a raised budget), training and model in order,
+// stopping at the first not done.
 // Before anything is created, the operator's own refusals (spec_policy.go) are checked; before the first
 // stage starts, the apiserver is asked whether it would admit every stage's pod. Either way a spec that
 // cannot run fails before the teacher is paid.
@@ -131,6 +137,9 @@ func (r *DistillationJobReconciler) runStages(ctx context.Context, dj *v1alpha1.
 	}
 	if err := r.admitStagePods(ctx, dj, o); err != nil {
 		return r.specProblem(dj, err)
+	}
+	if wait, err := r.continueWithRaisedBudget(ctx, dj, o); err != nil || wait {
+		return ctrl.Result{RequeueAfter: time.Second}, err // the Job's deletion brings the next pass sooner
 	}
 	for _, s := range stageJobs {
 		done, res, err := r.reconcileStageJob(ctx, dj, o, s)
@@ -198,6 +207,7 @@ func (r *DistillationJobReconciler) writeStatus(ctx context.Context, orig, dj *v
 	}
 	emitTransitionEvents(r.Recorder, dj, orig.Status.Conditions, dj.Status.Conditions)
 	recordOutcome(orig, dj)
+	recordSpend(orig, dj)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -107,13 +108,13 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 
 	// Training: once every shard succeeded, status.annotation sums the shards' termination messages.
 	finishShards(t, ns, dj.Name,
-		annotateMsg(t, contract.AnnotateResult{Shard: 0, Total: 500, OK: 480, Unparseable: 12, LabelMismatch: 5, TeacherErrors: 3, CacheHits: 40, PromptTokens: 256000, CompletionTokens: 40000, DatasetHash: datasetHash,
+		annotateMsg(t, contract.AnnotateResult{Shard: 0, Total: 500, OK: 480, Unparseable: 12, LabelMismatch: 5, TeacherErrors: 3, CacheHits: 40, PromptTokens: 256000, CompletionTokens: 40000, Requests: 457, DatasetHash: datasetHash,
 			SkippedLines: 1, FirstSkippedLine: 41, FirstSkippedError: "not a JSON object: unexpected end of JSON input"}),
-		annotateMsg(t, contract.AnnotateResult{Shard: 1, Total: 400, OK: 390, Unparseable: 4, LabelMismatch: 6, CacheHits: 2, PromptTokens: 1000, CompletionTokens: 500, DatasetHash: datasetHash,
+		annotateMsg(t, contract.AnnotateResult{Shard: 1, Total: 400, OK: 390, Unparseable: 4, LabelMismatch: 6, CacheHits: 2, PromptTokens: 1000, CompletionTokens: 500, Requests: 398, DatasetHash: datasetHash,
 			SkippedLines: 2, FirstSkippedLine: 18, FirstSkippedError: `no field "input" (fields: id, text)`}))
 	got := waitForStage(t, ns, dj.Name, v1alpha1.StageTraining)
 	wantAnnotation := v1alpha1.AnnotationStatus{Total: 900, Done: 900, OK: 870, Rejected: 27, TeacherErrors: 3,
-		PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42, SkippedLines: 3, ShardsSucceeded: 2, ShardsTotal: 2, DatasetHash: datasetHash}
+		PromptTokens: 257000, CompletionTokens: 40500, Tokens: 297500, Requests: 855, CacheHits: 42, SkippedLines: 3, ShardsSucceeded: 2, ShardsTotal: 2, DatasetHash: datasetHash}
 	if *got.Status.Annotation != wantAnnotation {
 		t.Errorf("status.annotation = %+v, want %+v", *got.Status.Annotation, wantAnnotation)
 	}
@@ -165,8 +166,9 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 	}
 	wantProvenance := v1alpha1.ModelProvenance{Job: dj.Name, JobUID: string(dj.UID), TeacherModel: "teacher-70b",
 		TeacherTemperature: "0", TeacherMaxTokens: 256, PromptHash: contract.PromptHash(contractTask(dj, inlineExamples(dj))),
-		Dataset: "configmap/dataset/train.jsonl", DatasetHash: datasetHash, Mode: v1alpha1.TrainingModeStepByStep}
-	if p := sm.Spec.Provenance; p == nil || *p != wantProvenance {
+		Dataset: "configmap/dataset/train.jsonl", DatasetHash: datasetHash, Mode: v1alpha1.TrainingModeStepByStep,
+		TeacherSpend: &v1alpha1.TeacherSpend{Requests: 855, PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42}}
+	if p := sm.Spec.Provenance; p == nil || !equality.Semantic.DeepEqual(*p, wantProvenance) {
 		t.Errorf("StudentModel provenance = %+v, want %+v", p, wantProvenance)
 	}
 	if want := "jobs/" + dj.Name + "-" + string(dj.UID) + "/model"; sm.Spec.Artifact.ClaimName != dj.Name+"-workspace" || sm.Spec.Artifact.Path != want {

@@ -24,6 +24,7 @@ type observed struct {
 	configMap      *corev1.ConfigMap
 	progress       *corev1.ConfigMap
 	report         *corev1.ConfigMap
+	budget         *corev1.ConfigMap
 	serviceAccount *corev1.ServiceAccount
 	role           *rbacv1.Role
 	roleBinding    *rbacv1.RoleBinding
@@ -124,6 +125,8 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 			o.progress = cm
 		case contract.ReportConfigMapName(dj.Name):
 			o.report = cm
+		case contract.BudgetConfigMapName(dj.Name):
+			o.budget = cm
 		}
 	}
 

@@ -195,6 +195,10 @@ func derivedNames(dj *v1alpha1.DistillationJob, o *observed) []derivedName {
 		{"RoleBinding", serviceAccountName(dj), func() client.Object { return &rbacv1.RoleBinding{} }, o.roleBinding, controlled,
 			func(obj client.Object) { o.roleBinding = obj.(*rbacv1.RoleBinding) }},
 	}
+	if dj.Spec.Teacher.Budget != nil {
+		out = append(out, derivedName{"ConfigMap", contract.BudgetConfigMapName(dj.Name), func() client.Object { return &corev1.ConfigMap{} }, o.budget, controlled,
+			func(obj client.Object) { o.budget = obj.(*corev1.ConfigMap) }})
+	}
 	if dj.Spec.Storage.ExistingClaim == "" {
 		out = append(out, derivedName{"PersistentVolumeClaim", workspaceClaimName(dj), func() client.Object { return &corev1.PersistentVolumeClaim{} }, o.claim,
 			func(obj client.Object) bool {

@@ -176,11 +176,15 @@ func TestProgressString(t *testing.T) {
 
 func TestProgressFromConfigMap(t *testing.T) {
 	cm := &corev1.ConfigMap{Data: map[string]string{
-		"annotate-0": `{"done":3,"total":10}`, "annotate-1": `{"done":4,"total":12}`, "annotate-2": `garbage`,
-		"train-0": `{"step":5,"totalSteps":50,"loss":1.5}`, "train-1": `{"step":99}`,
+		"annotate-0": `{"done":3,"total":10,"requests":3,"promptTokens":300,"completionTokens":30,"updatedAt":"2026-11-29T20:10:00Z"}`,
+		"annotate-1": `{"done":4,"total":12,"requests":2,"promptTokens":200,"completionTokens":20,"cacheHits":2,"budgetExceeded":true,"updatedAt":"2026-11-29T20:10:07Z"}`,
+		"annotate-2": `garbage`,
+		"train-0":    `{"step":5,"totalSteps":50,"loss":1.5}`, "train-1": `{"step":99}`,
 	}}
-	if done, total := annotationProgress(cm); done != 7 || total != 22 {
-		t.Errorf("annotationProgress = %d/%d, want 7/22", done, total)
+	want := contract.AnnotateProgress{Done: 7, Total: 22, Requests: 5, PromptTokens: 500, CompletionTokens: 50, CacheHits: 2,
+		BudgetExceeded: true, UpdatedAt: "2026-11-29T20:10:07Z"}
+	if got := annotationProgress(cm); got != want {
+		t.Errorf("annotationProgress = %+v, want %+v", got, want)
 	}
 	if p, ok := trainingProgress(cm); !ok || p.Step != 5 || p.TotalSteps != 50 {
 		t.Errorf("trainingProgress = %+v, %v; want rank 0's", p, ok)

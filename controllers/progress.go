@@ -11,22 +11,35 @@ import (
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// annotationProgress sums the shards' live progress reports from ConfigMap <job>-progress.
-func annotationProgress(cm *corev1.ConfigMap) (done, total int64) {
+// annotationProgress sums the shards' live progress reports from ConfigMap <job>-progress: counts and
+// spend add up, budgetExceeded is any shard's, updatedAt is the newest report's.
+func annotationProgress(cm *corev1.ConfigMap) contract.AnnotateProgress {
+	var sum contract.AnnotateProgress
 	if cm == nil {
-		return 0, 0
+		return sum
 	}
 	for k, v := range cm.Data {
 		if !strings.HasPrefix(k, "annotate-") {
 			continue
 		}
 		var p contract.AnnotateProgress
-		if json.Unmarshal([]byte(v), &p) == nil {
-			done += int64(p.Done)
-			total += int64(p.Total)
+		if json.Unmarshal([]byte(v), &p) != nil {
+			continue
+		}
+		sum.Done += p.Done
+		sum.Total += p.Total
+		sum.Requests += p.Requests
+		sum.PromptTokens += p.PromptTokens
+		sum.CompletionTokens += p.CompletionTokens
+		sum.CacheHits += p.CacheHits
+		sum.CacheSavedPromptTokens += p.CacheSavedPromptTokens
+		sum.CacheSavedCompletionTokens += p.CacheSavedCompletionTokens
+		sum.BudgetExceeded = sum.BudgetExceeded || p.BudgetExceeded
+		if p.UpdatedAt > sum.UpdatedAt { // RFC 3339 in UTC sorts as text
+			sum.UpdatedAt = p.UpdatedAt
 		}
 	}
-	return done, total
+	return sum
 }
 
 // trainingProgress is rank 0's live progress report, if any.

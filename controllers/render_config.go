@@ -138,6 +138,7 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 			Dir:      path.Join(workspaceDir, jobDir(dj), "annotations"),
 			CacheDir: path.Join(workspaceDir, contract.CacheDir),
 		},
+		Budget: renderBudget(dj),
 	}
 }
 

@@ -358,6 +358,9 @@ func annotationSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.Co
 	if note := skippedNote(sum); note != "" {
 		skipped = "; " + note
 	}
+	if sum.BudgetExceeded {
+		return budgetStopped(dj, a, skipped)
+	}
 	if a.OK == 0 {
 		return "", "", &stageFailure{reason: v1alpha1.ReasonNoUsableAnnotations, message: fmt.Sprintf(
 			"annotation finished with no usable answer: %d inputs, %d rejected, %d teacher errors%s", a.Total, a.Rejected, a.TeacherErrors, skipped)}

@@ -19,8 +19,8 @@ import (
 // The stage policy: workspace, then annotation, then training (once every shard succeeded with usable
 // annotations), then the StudentModel. A failed stage fails the job and no further stage starts.
 
-// reconcileWorkspace ensures the PVC, the stage configs, the progress ConfigMap and the stage pods'
-// identity. The PVC passes to the StudentModel once it exists, so the model files outlive the job.
+// reconcileWorkspace ensures the PVC, the stage configs, the progress ConfigMap, the budget ledger and the
+// stage pods' identity. The PVC passes to the StudentModel once it exists, so the model files outlive the job.
 // The stage configs are the job's snapshot: rendered once (task, examples, stage settings) and then the
 // truth for every retry and for the model's provenance; examplesFrom is not read again.
 func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) error {
@@ -44,6 +44,9 @@ func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *
 		{o.report, reportConfigMap(dj)},
 		{o.serviceAccount, stageServiceAccount(dj)},
 		{o.role, stageRole(dj)},
+	}
+	if ledger := budgetConfigMap(dj); ledger != nil {
+		first = append(first, child{o.budget, ledger})
 	}
 	if pvc := workspaceClaim(dj, o.model); pvc != nil {
 		first = append(first, child{o.claim, pvc})
@@ -122,23 +125,27 @@ func (e *specError) conditionReason() v1alpha1.ConditionReason {
 	return e.reason
 }
 
-// updateAnnotationStatus sums finished shards' summaries and running shards' progress.
+// updateAnnotationStatus sums finished shards' summaries and running shards' progress. The spend never
+// goes down: it is the larger of the live reports, the summaries and what status said before (a pod that
+// vanished, an annotation Job run again after a raised budget).
 func updateAnnotationStatus(dj *v1alpha1.DistillationJob, o *observed) {
 	sum, shardsDone := annotationResults(o.annotation.pods)
-	done, total := annotationProgress(o.progress)
+	live := annotationProgress(o.progress)
+	done, total := int64(live.Done), int64(live.Total)
 	prev := dj.Status.Annotation
 	a := &v1alpha1.AnnotationStatus{
 		Total: max(total, int64(sum.Total)), Done: max(done, int64(sum.Total)),
 		OK: int64(sum.OK), Rejected: int64(sum.Unparseable + sum.LabelMismatch), TeacherErrors: int64(sum.TeacherErrors),
-		PromptTokens: sum.PromptTokens, CompletionTokens: sum.CompletionTokens, CacheHits: int64(sum.CacheHits),
 		SkippedLines: int64(sum.SkippedLines), ShardsSucceeded: int32(shardsDone), ShardsTotal: dj.Spec.Annotation.Shards,
-		DatasetHash: datasetHashes(o.annotation.pods),
+		DatasetHash: datasetHashes(o.annotation.pods), EvalTotal: int64(sum.EvalTotal),
+		BudgetExceeded: sum.BudgetExceeded || live.BudgetExceeded, Unasked: int64(sum.Unasked),
 	}
 	// Pods of finished shards can vanish (node loss, manual deletion): never report less than before.
 	if prev != nil && prev.ShardsSucceeded > a.ShardsSucceeded {
 		a = prev.DeepCopy()
 		a.Done, a.Total = max(a.Done, done), max(a.Total, total)
 	}
+	setSpend(dj, a, prev, sum, live)
 	dj.Status.Annotation = a
 }
 

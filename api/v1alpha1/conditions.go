@@ -67,6 +67,14 @@ const (
 	ReasonInvalidInput ConditionReason = "InvalidInput"
 	// ReasonNoUsableAnnotations: annotation finished but no answer was usable for training.
 	ReasonNoUsableAnnotations ConditionReason = "NoUsableAnnotations"
+	// ReasonBudgetExceeded: the teacher budget (spec.teacher.budget) ran out: the annotation shards stopped
+	// asking the teacher and kept every record. With onExceeded Fail the job fails (the message gives
+	// spend and caps) and a larger budget resumes it; with Train, Annotated is True with this reason and
+	// the student trains on what the budget paid for.
+	ReasonBudgetExceeded ConditionReason = "BudgetExceeded"
+	// ReasonBudgetRaised: spec.teacher.budget was raised above the spend of a job its budget had stopped;
+	// the annotation continues where it stopped (a new annotation Job; the shards resume from their files).
+	ReasonBudgetRaised ConditionReason = "BudgetRaised"
 	// ReasonTraining: the trainer is running.
 	ReasonTraining ConditionReason = "Training"
 	// ReasonTrainingSucceeded: the trainer saved the model.

@@ -45,6 +45,11 @@ type DistillationJobStatus struct {
 	// +optional
 	Progress string `json:"progress,omitempty"`
 
+	// rate is the running stage's speed over the last minutes and when it ends at that speed; unset
+	// while no stage runs.
+	// +optional
+	Rate *ProgressRate `json:"rate,omitempty"`
+
 	// annotation sums the annotation shards' results and progress.
 	// +optional
 	Annotation *AnnotationStatus `json:"annotation,omitempty"`
@@ -100,6 +105,31 @@ type AnnotationStatus struct {
 	CompletionTokens int64 `json:"completionTokens"`
 	// cacheHits counts answers reused from the cache instead of asking the teacher.
 	CacheHits int64 `json:"cacheHits"`
+	// requests counts the teacher's paid answers (a request retried until answered counts once).
+	// +optional
+	Requests int64 `json:"requests,omitempty"`
+	// tokens is promptTokens plus completionTokens.
+	// +optional
+	Tokens int64 `json:"tokens,omitempty"`
+	// cost is what the tokens cost at spec.teacher.budget's prices, a decimal string such as "1.2345";
+	// unset without prices.
+	// +optional
+	Cost string `json:"cost,omitempty"`
+	// cacheSavedTokens are the tokens the cache hits would have cost.
+	// +optional
+	CacheSavedTokens int64 `json:"cacheSavedTokens,omitempty"`
+	// cacheSavedCost is what the cache hits would have cost, a decimal string; unset without prices.
+	// +optional
+	CacheSavedCost string `json:"cacheSavedCost,omitempty"`
+	// evalTotal counts the annotated lines of spec.dataset.eval (total and done include them).
+	// +optional
+	EvalTotal int64 `json:"evalTotal,omitempty"`
+	// budgetExceeded is true once a shard found the teacher budget spent and stopped asking the teacher.
+	// +optional
+	BudgetExceeded bool `json:"budgetExceeded,omitempty"`
+	// unasked counts the inputs the budget left without a teacher request, in finished shards.
+	// +optional
+	Unasked int64 `json:"unasked,omitempty"`
 	// skippedLines counts dataset lines of the finished shards that were not a JSON object or lacked
 	// spec.dataset.inputField; the Annotated condition names the first of them and why.
 	// +optional
@@ -112,6 +142,41 @@ type AnnotationStatus struct {
 	// hashes when shards read different contents). Set once every shard succeeded.
 	// +optional
 	DatasetHash string `json:"datasetHash,omitempty"`
+}
+
+// ProgressRate is the running stage's speed, measured over a moving window of its progress reports.
+type ProgressRate struct {
+	// unit is what the rate counts: "inputs" while annotating, "steps" while training.
+	Unit string `json:"unit"`
+	// perSecond is units per second over the window, a decimal string such as "12.50"; unset until the
+	// window spans two reports.
+	// +optional
+	PerSecond string `json:"perSecond,omitempty"`
+	// eta is how long the stage still needs at that speed, counted from the newest report ("6m40s"), or
+	// "stale" when no report came for a while (lastReportTime says when the last did); unset while
+	// unknown.
+	// +optional
+	ETA string `json:"eta,omitempty"`
+	// etaSeconds is eta in seconds; unset when eta is not a duration.
+	// +optional
+	ETASeconds *int64 `json:"etaSeconds,omitempty"`
+	// lastReportTime is when the newest progress report of the stage was written (its pod's clock).
+	// +optional
+	LastReportTime *metav1.Time `json:"lastReportTime,omitempty"`
+	// samples are the window: the stage's done count at recent reports, oldest first, at least 15 s apart
+	// and at most 5 minutes old.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Samples []ProgressSample `json:"samples,omitempty"`
+}
+
+// ProgressSample is the done count of the running stage at one progress report.
+type ProgressSample struct {
+	// time is when the report was written.
+	Time metav1.Time `json:"time"`
+	// done is how many units were done then.
+	Done int64 `json:"done"`
 }
 
 // TrainingStatus is the trainer's latest progress report.
@@ -241,13 +306,18 @@ type ExperimentStatus struct {
 // +kubebuilder:resource:shortName=dj;distjob,categories=distillery
 // +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.status.stage`
 // +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
+// +kubebuilder:printcolumn:name="ETA",type=string,JSONPath=`.status.rate.eta`,description="the running stage's time left at its speed over the last minutes, or stale"
 // +kubebuilder:printcolumn:name="Accuracy",type=string,JSONPath=`.status.evaluation.accuracy`,description="the served student's accuracy on the eval split (gold labels)"
 // +kubebuilder:printcolumn:name="Teacher",type=string,JSONPath=`.status.evaluation.teacherAccuracy`,description="the teacher's accuracy on the same eval split"
+// +kubebuilder:printcolumn:name="Cost",type=string,JSONPath=`.status.annotation.cost`,description="the teacher's spend at spec.teacher.budget's prices"
 // +kubebuilder:printcolumn:name="Student",type=string,JSONPath=`.status.studentModel`
 // +kubebuilder:printcolumn:name="Agreement",type=string,JSONPath=`.status.evaluation.agreement`,priority=1,description="how often the student's label is the teacher's"
 // +kubebuilder:printcolumn:name="Complete",type=string,JSONPath=`.status.conditions[?(@.type=="Complete")].status`,priority=1
 // +kubebuilder:printcolumn:name="Teacher-Model",type=string,JSONPath=`.spec.teacher.model`,priority=1
+// +kubebuilder:printcolumn:name="Tokens",type=integer,JSONPath=`.status.annotation.tokens`,priority=1,description="the teacher's prompt and completion tokens"
+// +kubebuilder:printcolumn:name="Rate",type=string,JSONPath=`.status.rate.perSecond`,priority=1,description="inputs/s annotating, steps/s training"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.completionTime) || !has(self.spec.teacher.budget) || !has(oldSelf.spec.teacher.budget) || self.spec.teacher.budget == oldSelf.spec.teacher.budget || (has(oldSelf.status.conditions) && oldSelf.status.conditions.exists(c, c.type == 'Failed' && c.status == 'True' && c.reason == 'BudgetExceeded'))",message="spec.teacher.budget cannot change once the job finished, unless it failed with BudgetExceeded (then a larger budget resumes it)",fieldPath=".spec.teacher.budget"
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 50",message="metadata.name must be at most 50 characters: the longest name derived from it, the annotation pod hostname <name>-annotate-255, must fit in 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-' (no dots): it names the Services <name>-train and <name>-student, which must be DNS labels (starting with a letter before Kubernetes 1.36)"
 

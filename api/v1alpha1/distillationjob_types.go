@@ -6,16 +6,17 @@ import (
 )
 
 // DistillationJobSpec describes one distilling step-by-step run. Everything but suspend,
-// ttlSecondsAfterFinished, activeDeadlineSeconds and serving is immutable after creation, like a batch
-// Job's template: a different teacher, task or dataset is a different job.
+// ttlSecondsAfterFinished, activeDeadlineSeconds, serving and teacher.budget is immutable after creation,
+// like a batch Job's template: a different teacher, task or dataset is a different job.
 // +kubebuilder:validation:XValidation:rule="!has(self.storage.accessModes) || !('ReadWriteOncePod' in self.storage.accessModes) || ((!has(self.annotation.shards) || self.annotation.shards == 1) && (!has(self.training.workers) || self.training.workers == 1))",message="spec.storage.accessModes: ReadWriteOncePod lets only one pod use the workspace at a time, so spec.annotation.shards and spec.training.workers must be 1",fieldPath=".storage.accessModes"
 // +kubebuilder:validation:XValidation:rule="!has(self.storage.accessModes) || !('ReadWriteOncePod' in self.storage.accessModes) || !has(self.experiments) || !has(self.experiments.maxParallel) || self.experiments.maxParallel == 1",message="spec.storage.accessModes: ReadWriteOncePod lets only one pod use the workspace at a time, so spec.experiments.maxParallel must be 1",fieldPath=".storage.accessModes"
 // +kubebuilder:validation:XValidation:rule="has(self.experiments) == has(oldSelf.experiments)",message="spec.experiments is immutable: it cannot be added or removed after creation"
 type DistillationJobSpec struct {
 	// teacher is the large LLM that writes a rationale and a label for every input.
-	// Immutable.
+	// Immutable, except budget (which can be changed, not added or removed).
 	// +required
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.teacher is immutable"
+	// +kubebuilder:validation:XValidation:rule="self.endpoint == oldSelf.endpoint && self.model == oldSelf.model && (has(self.apiKeySecretRef) ? has(oldSelf.apiKeySecretRef) && self.apiKeySecretRef == oldSelf.apiKeySecretRef : !has(oldSelf.apiKeySecretRef)) && (has(self.maxConcurrency) ? has(oldSelf.maxConcurrency) && self.maxConcurrency == oldSelf.maxConcurrency : !has(oldSelf.maxConcurrency)) && (has(self.requestsPerMinute) ? has(oldSelf.requestsPerMinute) && self.requestsPerMinute == oldSelf.requestsPerMinute : !has(oldSelf.requestsPerMinute)) && (has(self.temperature) ? has(oldSelf.temperature) && self.temperature == oldSelf.temperature : !has(oldSelf.temperature)) && (has(self.maxTokens) ? has(oldSelf.maxTokens) && self.maxTokens == oldSelf.maxTokens : !has(oldSelf.maxTokens)) && (has(self.timeoutSeconds) ? has(oldSelf.timeoutSeconds) && self.timeoutSeconds == oldSelf.timeoutSeconds : !has(oldSelf.timeoutSeconds)) && (has(self.maxRetries) ? has(oldSelf.maxRetries) && self.maxRetries == oldSelf.maxRetries : !has(oldSelf.maxRetries))",message="spec.teacher is immutable, except spec.teacher.budget"
+	// +kubebuilder:validation:XValidation:rule="has(self.budget) == has(oldSelf.budget)",message="spec.teacher.budget cannot be added to or removed from a job after it was created; change its caps instead",fieldPath=".budget"
 	Teacher TeacherSpec `json:"teacher"`
 
 	// task is the few-shot chain-of-thought task the teacher is prompted with.
@@ -150,6 +151,68 @@ type TeacherSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MaxRetries *int32 `json:"maxRetries,omitempty"`
+
+	// budget caps what the annotation stage spends on the teacher, over all shards together; with
+	// prices it also puts the cost in status. The only part of teacher that can change after creation:
+	// raising it resumes a job stopped by it. Default: unset, no cap.
+	// +optional
+	Budget *TeacherBudget `json:"budget,omitempty"`
+}
+
+// BudgetAction is what a job does when its teacher budget runs out.
+// +kubebuilder:validation:Enum=Fail;Train
+type BudgetAction string
+
+const (
+	// BudgetActionFail fails the job with reason BudgetExceeded; raising the budget above the spend
+	// resumes the annotation where it stopped.
+	BudgetActionFail BudgetAction = "Fail"
+	// BudgetActionTrain trains the student on the usable annotations the budget paid for.
+	BudgetActionTrain BudgetAction = "Train"
+)
+
+// TeacherBudget caps the teacher's spend. The shards stop asking the teacher when the caps are reached;
+// each may pass them by the one request it started last (docs/operating.md).
+// +kubebuilder:validation:XValidation:rule="!has(self.maxCost) || (has(self.promptPricePerMillion) && has(self.completionPricePerMillion))",message="spec.teacher.budget.maxCost needs promptPricePerMillion and completionPricePerMillion",fieldPath=".maxCost"
+type TeacherBudget struct {
+	// maxTokens caps the prompt plus completion tokens of the teacher's answers. Default: unset, no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxTokens *int64 `json:"maxTokens,omitempty"`
+
+	// maxRequests caps the teacher's answers: a request retried until answered counts once; refused and
+	// failed requests are not billed and do not count; cache hits are free. Default: unset, no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRequests *int64 `json:"maxRequests,omitempty"`
+
+	// maxCost caps the cost at the prices below, a decimal string in their currency such as "25" or
+	// "12.50". Default: unset, no cap.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0",message="spec.teacher.budget.maxCost must be greater than 0"
+	MaxCost string `json:"maxCost,omitempty"`
+
+	// promptPricePerMillion is the price of one million prompt tokens, a decimal string such as "3" or
+	// "0.15". Default: unset.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	PromptPricePerMillion string `json:"promptPricePerMillion,omitempty"`
+
+	// completionPricePerMillion is the price of one million completion tokens, a decimal string.
+	// Default: unset.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	CompletionPricePerMillion string `json:"completionPricePerMillion,omitempty"`
+
+	// onExceeded is what the job does when the budget runs out: Fail (reason BudgetExceeded; a larger
+	// budget resumes it) or Train (on the usable annotations so far). Default: Fail.
+	// +optional
+	// +kubebuilder:default=Fail
+	OnExceeded BudgetAction `json:"onExceeded,omitempty"`
 }
 
 // SecretKeyRef selects one key of a Secret in the job's namespace.

@@ -110,6 +110,33 @@ type ModelProvenance struct {
 	// mode is the training mode.
 	// +optional
 	Mode TrainingMode `json:"mode,omitempty"`
+	// teacherSpend is what the teacher was paid for the annotations.
+	// +optional
+	TeacherSpend *TeacherSpend `json:"teacherSpend,omitempty"`
+}
+
+// TeacherSpend is what the teacher was paid for a model's annotations.
+type TeacherSpend struct {
+	// requests counts the teacher's paid answers.
+	// +optional
+	Requests int64 `json:"requests,omitempty"`
+	// promptTokens of those answers.
+	// +optional
+	PromptTokens int64 `json:"promptTokens,omitempty"`
+	// completionTokens of those answers.
+	// +optional
+	CompletionTokens int64 `json:"completionTokens,omitempty"`
+	// cost at the job's prices, a decimal string; unset without prices.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Cost string `json:"cost,omitempty"`
+	// cacheHits counts the answers the cache gave for free.
+	// +optional
+	CacheHits int64 `json:"cacheHits,omitempty"`
+	// budgetExceeded is true when the budget stopped the annotation: the student learned from part of
+	// the dataset.
+	// +optional
+	BudgetExceeded bool `json:"budgetExceeded,omitempty"`
 }
 
 // StudentModelStatus is what the operator observed.
@@ -155,6 +182,7 @@ type StudentModelStatus struct {
 // +kubebuilder:printcolumn:name="Agreement",type=string,JSONPath=`.spec.metrics.agreement`,priority=1,description="how often the student's label is the teacher's"
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Job",type=string,JSONPath=`.spec.provenance.job`,priority=1
+// +kubebuilder:printcolumn:name="Cost",type=string,JSONPath=`.spec.provenance.teacherSpend.cost`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55",message="metadata.name must be at most 55 characters: it names the Service <name>-student, which must fit in 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-' (no dots): it names the Service <name>-student, which must be a DNS label (starting with a letter before Kubernetes 1.36)"

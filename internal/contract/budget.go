@@ -1,6 +1,10 @@
 package contract
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
 
 // The teacher budget (docs/workloads.md, "The teacher budget"). The shards of a job share one ledger: the
 // operator writes the caps, each shard claims slices of what is left and records what it spent. In a
@@ -90,4 +94,30 @@ func ParseBudgetCaps(s string) (BudgetCaps, error) {
 	var c BudgetCaps
 	err := json.Unmarshal([]byte(s), &c)
 	return c, err
+}
+
+// Priced reports whether the caps carry a price, so that spend has a cost.
+func (c BudgetCaps) Priced() bool { return c.PromptPricePerMillion > 0 || c.CompletionPricePerMillion > 0 }
+
+// DescribeSpend says what was spent of each cap ("12040 of 12000 tokens, 41 requests, cost 0.1612 of
+// 0.3500"), for messages.
+func DescribeSpend(caps BudgetCaps, used Spend) string {
+	var parts []string
+	if caps.MaxTokens > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d tokens", used.Tokens(), caps.MaxTokens))
+	} else {
+		parts = append(parts, fmt.Sprintf("%d tokens", used.Tokens()))
+	}
+	if caps.MaxRequests > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d requests", used.Requests, caps.MaxRequests))
+	} else {
+		parts = append(parts, fmt.Sprintf("%d requests", used.Requests))
+	}
+	switch {
+	case caps.MaxCost > 0:
+		parts = append(parts, fmt.Sprintf("cost %.4f of %.4f", caps.Cost(used), caps.MaxCost))
+	case caps.Priced():
+		parts = append(parts, fmt.Sprintf("cost %.4f", caps.Cost(used)))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -13,7 +13,6 @@ package budget
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/distillery-dev/distillery/internal/contract"
 )
@@ -112,29 +111,7 @@ type ExceededError struct {
 }
 
 func (e *ExceededError) Error() string {
-	return "teacher budget reached: " + Describe(e.Caps, e.Used)
-}
-
-// Describe says what was spent of each cap ("12040 of 12000 tokens, 41 requests, cost 0.36 of 0.35").
-func Describe(caps contract.BudgetCaps, used contract.Spend) string {
-	var parts []string
-	if caps.MaxTokens > 0 {
-		parts = append(parts, fmt.Sprintf("%d of %d tokens", used.Tokens(), caps.MaxTokens))
-	} else {
-		parts = append(parts, fmt.Sprintf("%d tokens", used.Tokens()))
-	}
-	if caps.MaxRequests > 0 {
-		parts = append(parts, fmt.Sprintf("%d of %d requests", used.Requests, caps.MaxRequests))
-	} else {
-		parts = append(parts, fmt.Sprintf("%d requests", used.Requests))
-	}
-	switch {
-	case caps.MaxCost > 0:
-		parts = append(parts, fmt.Sprintf("cost %.4f of %.4f", caps.Cost(used), caps.MaxCost))
-	case caps.PromptPricePerMillion > 0 || caps.CompletionPricePerMillion > 0:
-		parts = append(parts, fmt.Sprintf("cost %.4f", caps.Cost(used)))
-	}
-	return strings.Join(parts, ", ")
+	return "teacher budget reached: " + contract.DescribeSpend(e.Caps, e.Used)
 }
 
 // Unavailable is a ledger that cannot be reached; every update fails with Err, so no request starts.

@@ -202,11 +202,15 @@ func TestFileLedgerKeepsEveryUpdateOfConcurrentShards(t *testing.T) {
 	}
 }
 
-func TestDescribeNamesSpendAndCaps(t *testing.T) {
+func TestTheExceededErrorNamesSpendAndCaps(t *testing.T) {
 	caps := contract.BudgetCaps{MaxTokens: 12000, MaxCost: 0.35, PromptPricePerMillion: 10, CompletionPricePerMillion: 30}
-	got := Describe(caps, contract.Spend{Requests: 41, PromptTokens: 10000, CompletionTokens: 2040})
+	got := contract.DescribeSpend(caps, contract.Spend{Requests: 41, PromptTokens: 10000, CompletionTokens: 2040})
 	want := "12040 of 12000 tokens, 41 requests, cost 0.1612 of 0.3500"
 	if got != want {
-		t.Errorf("Describe = %q, want %q", got, want)
+		t.Errorf("DescribeSpend = %q, want %q", got, want)
+	}
+	err := &ExceededError{Caps: caps, Used: contract.Spend{Requests: 41, PromptTokens: 10000, CompletionTokens: 2040}}
+	if err.Error() != "teacher budget reached: "+want {
+		t.Errorf("ExceededError = %q", err)
 	}
 }
