@@ -108,19 +108,30 @@ func updateRate(prev *v1alpha1.ProgressRate, rep *stageReport, now time.Time) (*
 	return r, limit - silent + time.Second
 }
 
-// addSample records a report newer than the last sample by rateSampleEvery, restarting the window when
-// the count went down (a stage that started over), and drops what fell out of the window.
+// addSample records the newest report: the last sample is always the newest report, and becomes a kept
+// sample once it is rateSampleEvery after the one before it. A count that went down (a stage that started
+// over) restarts the window; what fell out of the window is dropped.
 func addSample(r *v1alpha1.ProgressRate, rep *stageReport) {
 	at := metav1.NewTime(rep.at)
-	if r.LastReportTime == nil || rep.at.After(r.LastReportTime.Time) {
-		r.LastReportTime = &at
+	if r.LastReportTime != nil && rep.at.Before(r.LastReportTime.Time) {
+		return // an older report than one already seen
 	}
+	r.LastReportTime = &at
 	n := len(r.Samples)
 	if n > 0 && rep.done < r.Samples[n-1].Done {
-		r.Samples = nil
+		r.Samples, n = nil, 0
 	}
-	if n := len(r.Samples); n == 0 || rep.at.Sub(r.Samples[n-1].Time.Time) >= rateSampleEvery {
-		r.Samples = append(r.Samples, v1alpha1.ProgressSample{Time: at, Done: rep.done})
+	// Every sample but the last is rateSampleEvery after the one before; the last is the newest report.
+	s := v1alpha1.ProgressSample{Time: at, Done: rep.done}
+	switch {
+	case n == 0:
+		r.Samples = append(r.Samples, s)
+	case rep.at.Equal(r.Samples[n-1].Time.Time):
+		r.Samples[n-1] = s // the same report time, more shards seen
+	case n == 1 || r.Samples[n-1].Time.Sub(r.Samples[n-2].Time.Time) >= rateSampleEvery:
+		r.Samples = append(r.Samples, s)
+	default:
+		r.Samples[n-1] = s
 	}
 	// Keep what the window holds, and always the newest two (reports of a slow stage are far apart).
 	keep := 0

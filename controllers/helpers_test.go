@@ -126,9 +126,17 @@ func createPod(t *testing.T, p *corev1.Pod) *corev1.Pod {
 // completes the annotation Job.
 func finishShards(t *testing.T, ns, djName string, messages ...string) *batchv1.Job {
 	t.Helper()
+	return finishShardsOf(t, ns, djName, "", messages...)
+}
+
+// finishShardsOf is finishShards for a later annotation Job of the same name (run again under a raised
+// budget): its pods' names end in suffix, since envtest has no garbage collector to delete the first
+// Job's pods.
+func finishShardsOf(t *testing.T, ns, djName, suffix string, messages ...string) *batchv1.Job {
+	t.Helper()
 	aj := waitForStageJob(t, ns, djName, StageAnnotation)
 	for i, msg := range messages {
-		createPod(t, utiltesting.MakePod(fmt.Sprintf("%s-%d", aj.Name, i), ns).
+		createPod(t, utiltesting.MakePod(fmt.Sprintf("%s-%d%s", aj.Name, i, suffix), ns).
 			StageOf(aj, djName, StageAnnotation).Index(i).Succeeded(msg).Obj())
 	}
 	updateJobStatus(t, aj, utiltesting.CompleteJob)

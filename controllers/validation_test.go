@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
@@ -95,6 +97,18 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		}).Obj(), wantField: "spec.dataset.configMap.key"},
 		{name: "examplesFrom configmap name with a space", job: valid().Examples().ExamplesFrom("my shots", "k").Obj(), wantField: "spec.task.examplesFrom.name"},
 		{name: "claim name with capitals", job: valid().DatasetPVC("Data", "train.jsonl").Obj(), wantField: "spec.dataset.persistentVolumeClaim.claimName"},
+
+		// The teacher's budget.
+		{name: "budget maxCost without prices", job: valid().Budget(v1alpha1.TeacherBudget{MaxCost: "10", PromptPricePerMillion: "3"}).Obj(),
+			wantField: "spec.teacher.budget.maxCost"},
+		{name: "budget maxCost 0", job: valid().Budget(v1alpha1.TeacherBudget{MaxCost: "0", PromptPricePerMillion: "3", CompletionPricePerMillion: "15"}).Obj(),
+			wantField: "spec.teacher.budget.maxCost"},
+		{name: "budget price not a decimal", job: valid().Budget(v1alpha1.TeacherBudget{PromptPricePerMillion: "$3"}).Obj(),
+			wantField: "spec.teacher.budget.promptPricePerMillion"},
+		{name: "budget maxTokens 0", job: valid().Budget(v1alpha1.TeacherBudget{MaxTokens: ptr.To[int64](0)}).Obj(),
+			wantField: "spec.teacher.budget.maxTokens"},
+		{name: "budget onExceeded unknown", job: valid().Budget(v1alpha1.TeacherBudget{MaxRequests: ptr.To[int64](9), OnExceeded: "Pray"}).Obj(),
+			wantField: "spec.teacher.budget.onExceeded"},
 
 		// The teacher's endpoint.
 		{name: "endpoint with user:key@", job: valid().Endpoint("https://user:sk-secret@api.example.com/v1").Obj(), wantField: "spec.teacher.endpoint"},
@@ -289,7 +303,8 @@ func TestValidationAcceptsTheSamples(t *testing.T) {
 
 func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("frozen", ns).Suspend(true).Obj())
+	createJob(t, utiltesting.MakeJob("frozen", ns).Suspend(true).Budget(v1alpha1.TeacherBudget{MaxTokens: ptr.To[int64](1000)}).Obj())
+	createJob(t, utiltesting.MakeJob("unbudgeted", ns).Suspend(true).Obj())
 
 	rejected := []struct {
 		name      string
@@ -298,6 +313,11 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 	}{
 		{"teacher model", func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.Model = "other" }, "spec.teacher"},
 		{"teacher endpoint", func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.Endpoint = "https://other/v1" }, "spec.teacher"},
+		{"teacher maxConcurrency", func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.MaxConcurrency = 3 }, "spec.teacher"},
+		{"teacher requestsPerMinute added", func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.RequestsPerMinute = ptr.To[int32](60) }, "spec.teacher"},
+		{"teacher key added", func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Teacher.APIKeySecretRef = &v1alpha1.SecretKeyRef{Name: "k", Key: "k"}
+		}, "spec.teacher"},
 		{"task instruction", func(dj *v1alpha1.DistillationJob) { dj.Spec.Task.Instruction = "other" }, "spec.task"},
 		{"dataset", func(dj *v1alpha1.DistillationJob) { dj.Spec.Dataset.ConfigMap.Name = "other" }, "spec.dataset"},
 		{"shards", func(dj *v1alpha1.DistillationJob) { dj.Spec.Annotation.Shards = 4 }, "spec.annotation"},
@@ -306,7 +326,10 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 	}
 	for _, tc := range rejected {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
-			err := updateJobSpec(ns, "frozen", tc.mutate)
+			err := updateJobSpec(ns, "frozen", func(dj *v1alpha1.DistillationJob) {
+				dj.Spec.Teacher.Budget.MaxTokens = ptr.To[int64](2000) // allowed, and allowed with the change
+				tc.mutate(dj)
+			})
 			if err == nil {
 				t.Fatalf("changing %s after creation was accepted", tc.name)
 			}
@@ -327,6 +350,11 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 			dj.Spec.Serving.Replicas = ptr.To[int32](3)
 			dj.Spec.Serving.Enabled = ptr.To(false)
 		}},
+		{"teacher budget", func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Teacher.Budget.MaxTokens = ptr.To[int64](5000)
+			dj.Spec.Teacher.Budget.MaxRequests = ptr.To[int64](100)
+			dj.Spec.Teacher.Budget.OnExceeded = v1alpha1.BudgetActionTrain
+		}},
 	}
 	for _, tc := range accepted {
 		t.Run("accepts "+tc.name, func(t *testing.T) {
@@ -334,6 +362,51 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 				t.Errorf("changing %s was rejected: %v", tc.name, err)
 			}
 		})
+	}
+
+	// The budget can change, not come or go: the shards of a running job learn of it from their config.
+	for job, mutate := range map[string]func(*v1alpha1.DistillationJob){
+		"frozen": func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.Budget = nil },
+		"unbudgeted": func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Teacher.Budget = &v1alpha1.TeacherBudget{MaxTokens: ptr.To[int64](9)}
+		},
+	} {
+		err := updateJobSpec(ns, job, mutate)
+		if err == nil || !strings.Contains(err.Error(), "spec.teacher.budget cannot be added to or removed") {
+			t.Errorf("adding or removing the budget of %s: %v", job, err)
+		}
+	}
+}
+
+// The rule that keeps spec.teacher immutable lists its fields one by one (budget may change): a new field
+// of TeacherSpec must be added to it.
+func TestTheTeacherImmutabilityRuleCoversEveryFieldButTheBudget(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "config", "crd", "bases", "distillery.dev_distillationjobs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(b, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var rule string
+	for _, v := range crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["teacher"].XValidations {
+		if strings.Contains(v.Rule, "self.endpoint == oldSelf.endpoint") {
+			rule = v.Rule
+		}
+	}
+	typ := reflect.TypeOf(v1alpha1.TeacherSpec{})
+	for i := range typ.NumField() {
+		name := strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]
+		if name == "budget" {
+			if strings.Contains(rule, "self.budget") {
+				t.Errorf("the rule compares the budget, which must stay mutable")
+			}
+			continue
+		}
+		if !strings.Contains(rule, "self."+name+" == oldSelf."+name) {
+			t.Errorf("the spec.teacher immutability rule does not compare %s", name)
+		}
 	}
 }
 

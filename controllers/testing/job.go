@@ -80,6 +80,15 @@ func (w *JobWrapper) APIKey(secret, key string) *JobWrapper {
 // Shards sets spec.annotation.shards.
 func (w *JobWrapper) Shards(n int32) *JobWrapper { w.Spec.Annotation.Shards = n; return w }
 
+// Budget sets spec.teacher.budget (onExceeded defaults to Fail, as the schema does).
+func (w *JobWrapper) Budget(b v1alpha1.TeacherBudget) *JobWrapper {
+	if b.OnExceeded == "" {
+		b.OnExceeded = v1alpha1.BudgetActionFail
+	}
+	w.Spec.Teacher.Budget = &b
+	return w
+}
+
 // Suspend sets spec.suspend.
 func (w *JobWrapper) Suspend(s bool) *JobWrapper { w.Spec.Suspend = ptr.To(s); return w }
 

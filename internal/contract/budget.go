@@ -97,7 +97,9 @@ func ParseBudgetCaps(s string) (BudgetCaps, error) {
 }
 
 // Priced reports whether the caps carry a price, so that spend has a cost.
-func (c BudgetCaps) Priced() bool { return c.PromptPricePerMillion > 0 || c.CompletionPricePerMillion > 0 }
+func (c BudgetCaps) Priced() bool {
+	return c.PromptPricePerMillion > 0 || c.CompletionPricePerMillion > 0
+}
 
 // DescribeSpend says what was spent of each cap ("12040 of 12000 tokens, 41 requests, cost 0.1612 of
 // 0.3500"), for messages.
