@@ -29,6 +29,8 @@ type jobSpec struct {
 	maxSteps      int
 	suspend       bool
 	serve         bool
+	// budget is spec.teacher.budget as inline YAML, e.g. "{maxTokens: 1500}"; empty: none.
+	budget string
 }
 
 func (j jobSpec) yaml() string {
@@ -44,7 +46,7 @@ spec:
     model: demo-teacher
     maxConcurrency: %[5]d
     timeoutSeconds: 10
-    maxRetries: 8
+    maxRetries: 8%[11]s
   task:
     type: Classification
     instruction: Say which of the two numbers is larger. Explain your reasoning, then give the answer.
@@ -73,7 +75,14 @@ spec:
     enabled: %[10]t
     resources: {requests: {cpu: 100m, memory: 512Mi}}
   storage: {size: 1Gi}
-`, j.name, j.teacher, j.inputs, j.shards, j.concurrency, j.maxSteps, j.suspend, teacherNS, teacherPort, j.serve)
+`, j.name, j.teacher, j.inputs, j.shards, j.concurrency, j.maxSteps, j.suspend, teacherNS, teacherPort, j.serve, j.budgetLine())
+}
+
+func (j jobSpec) budgetLine() string {
+	if j.budget == "" {
+		return ""
+	}
+	return "\n    budget: " + j.budget
 }
 
 // datasetConfigMap is the job's dataset: n "which is larger" lines with gold labels.

@@ -76,11 +76,11 @@ func left(s State, shard int, mine contract.BudgetAmount) contract.BudgetAmount 
 }
 
 // slice is how much of what is left one claim takes: a share of it that keeps the claims few but leaves
-// room for the other shards (half of it spread over the shards), and at least a few requests' worth
-// (est) while that much is left.
+// room for the other shards (half of it spread over the shards), and at least one request's worth (est)
+// while that much is left.
 func slice(caps contract.BudgetCaps, left, est contract.BudgetAmount, shards int) contract.BudgetAmount {
 	n := int64(2 * max(shards, 1))
-	pick := func(l, e int64) int64 { return max(l/n, min(l, 4*e)) }
+	pick := func(l, e int64) int64 { return max(l/n, min(l, e)) }
 	out := contract.BudgetAmount{}
 	if caps.MaxRequests > 0 {
 		out.Requests = pick(left.Requests, est.Requests)
@@ -89,7 +89,7 @@ func slice(caps contract.BudgetCaps, left, est contract.BudgetAmount, shards int
 		out.Tokens = pick(left.Tokens, est.Tokens)
 	}
 	if caps.MaxCost > 0 {
-		out.Cost = max(left.Cost/float64(n), min(left.Cost, 4*est.Cost))
+		out.Cost = max(left.Cost/float64(n), min(left.Cost, est.Cost))
 	}
 	return out
 }
