@@ -58,7 +58,7 @@ func TestABudgetedJobHasALedgerAndShowsItsSpendAndETALive(t *testing.T) {
 	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: serviceAccountName(dj)}, &role); err != nil {
 		t.Fatal(err)
 	}
-	if names := role.Rules[0].ResourceNames; len(names) != 2 || names[1] != contract.BudgetConfigMapName(dj.Name) {
+	if names := role.Rules[0].ResourceNames; len(names) != 3 || names[2] != contract.BudgetConfigMapName(dj.Name) {
 		t.Errorf("stage Role names %v", names)
 	}
 	// annotate.json names the ledger and the eval file, which the annotation pods mount.
