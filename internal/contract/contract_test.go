@@ -162,9 +162,6 @@ func TestShardFileNameAndInShard(t *testing.T) {
 	if got := ShardFileName(3, 8); got != "shard-00003-of-00008.jsonl" {
 		t.Errorf("ShardFileName(3, 8) = %s", got)
 	}
-	if got := EvalShardFileName(3, 8); got != "eval-shard-00003-of-00008.jsonl" {
-		t.Errorf("EvalShardFileName(3, 8) = %s", got)
-	}
 	seen := make([]int, 100)
 	for shard := 0; shard < 7; shard++ {
 		for pos := range seen {
