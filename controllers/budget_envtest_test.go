@@ -319,6 +319,25 @@ func TestTheShardsShareTheLedgerConfigMapUnderTheStageRole(t *testing.T) {
 		}
 	}
 
+	// The operator's apply of changed caps keeps the shards' keys (server-side apply removes only what its
+	// own manager set).
+	if err := updateJobSpec(ns, dj.Name, func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.Budget.MaxRequests = ptr.To[int64](90) }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the raised caps beside the shards' keys", func() error {
+		cm := waitForBudgetLedger(t, ns, dj.Name)
+		c, err := contract.ParseBudgetCaps(cm.Data[contract.BudgetCapsKey])
+		if err != nil || c.MaxRequests != 90 {
+			return fmt.Errorf("caps %+v (%v)", c, err)
+		}
+		for k := range ledger.Data {
+			if _, ok := cm.Data[k]; !ok {
+				return fmt.Errorf("key %s is gone: %v", k, cm.Data)
+			}
+		}
+		return nil
+	})
+
 	// The Role allows the ledger and the progress ConfigMap, nothing else.
 	_, err = api.Do(context.Background(), "PATCH", api.ConfigMapURL(configMapName(dj)), "application/merge-patch+json", []byte(`{"data":{"x":"y"}}`))
 	var se *kubeapi.StatusError
