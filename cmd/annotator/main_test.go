@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distillery-dev/distillery/internal/annotator/budget"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/faketeacher"
 )
@@ -287,5 +289,33 @@ func TestADatasetWithoutTheInputFieldFailsForGood(t *testing.T) {
 	}
 	if s.fake.Calls() != 0 {
 		t.Errorf("the teacher was asked %d times", s.fake.Calls())
+	}
+}
+
+func TestThePodUsesTheLedgerConfigMapOrNothing(t *testing.T) {
+	cfg := contract.AnnotateConfig{Budget: &contract.Budget{LedgerConfigMap: "job-budget"}}
+	saDir := t.TempDir()
+	f := flags{serviceAccountDir: saDir}
+
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if l := budgetLedger(f, cfg); l != nil {
+		t.Errorf("outside a cluster the ledger is %T, want nil (the job folder's file)", l)
+	}
+	if l := budgetLedger(f, contract.AnnotateConfig{}); l != nil {
+		t.Errorf("without a budget the ledger is %T", l)
+	}
+
+	// In a pod whose service account cannot be read, no request may start outside the shared ledger.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+	if err := os.WriteFile(filepath.Join(saDir, "token"), []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := budgetLedger(f, cfg)
+	if _, ok := l.(budget.Unavailable); !ok {
+		t.Fatalf("a pod without its namespace and CA gets ledger %T, want budget.Unavailable", l)
+	}
+	if _, err := l.Update(context.Background(), 0, nil); err == nil {
+		t.Error("the unavailable ledger answered")
 	}
 }
