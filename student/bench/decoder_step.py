@@ -18,7 +18,7 @@ import torch
 
 from common import DECODER_SHAPES, PEAK_TFLOPS, Tok, make_records, median_spread, timed
 from distillery_student import lora
-from distillery_student.data import epoch_batches
+from distillery_student.buckets import epoch_batches
 from distillery_student.modeling import Encoder
 from distillery_student.parallel import Dist
 from distillery_student.step import StepOptions, Stepper

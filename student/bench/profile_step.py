@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from common import T5_VOCAB, Tok, make_records  # type: ignore
 from train_step import new_t5  # type: ignore
-from distillery_student.data import epoch_batches
+from distillery_student.buckets import epoch_batches
 from distillery_student.modeling import Encoder, TaskLosses, combine_losses, to_device
 
 

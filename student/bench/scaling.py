@@ -16,7 +16,7 @@ import time
 import torch
 
 from common import T5_SHAPES, T5_VOCAB, Tok, make_records, useful_tokens
-from distillery_student.data import epoch_batches
+from distillery_student.buckets import epoch_batches
 from distillery_student.modeling import Encoder
 from distillery_student.parallel import init_distributed
 from distillery_student.step import StepOptions, Stepper

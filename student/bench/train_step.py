@@ -34,7 +34,8 @@ import torch
 
 from common import PEAK_TFLOPS, T5_SHAPES, T5_VOCAB, Tok, make_records, median_spread, t5_param_counts, timed, \
     useful_tokens
-from distillery_student.data import TASK_LABEL, TASK_RATIONALE, epoch_batches
+from distillery_student.buckets import epoch_batches
+from distillery_student.data import TASK_LABEL, TASK_RATIONALE
 from distillery_student.modeling import Encoder, to_device
 from distillery_student.parallel import Dist
 from distillery_student.step import BF16_AUTOCAST, BF16_MASTER, StepOptions, Stepper

@@ -1,4 +1,4 @@
-"""python -m distillery_student train|serve"""
+"""python -m distillery_student train|serve|report"""
 
 from __future__ import annotations
 
@@ -37,6 +37,26 @@ def _train(args: argparse.Namespace) -> int:
         code = 1
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # one summary per pod
         write_termination_log(args.termination_log, result)
+    return code
+
+
+def _report(args: argparse.Namespace) -> int:
+    """A sweep's report (report.py): one line {"stage":"report",...} in the termination log."""
+    from .contract import load_report_config
+    from .report import run_sweep_report
+
+    try:
+        cfg = load_report_config(args.config)
+        run_sweep_report(cfg)
+        summary: dict = {"stage": "report", "points": len(cfg.points), "servedIndex": cfg.servedIndex}
+        code = 0
+    except InvalidInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        summary, code = {"stage": "report", "error": str(e)[:3000], "reason": REASON_INVALID_INPUT}, EXIT_PERMANENT
+    except Exception as e:  # noqa: BLE001 - summarised for the operator, traceback for the log
+        traceback.print_exc()
+        summary, code = {"stage": "report", "error": f"{type(e).__name__}: {e}"[:3000]}, 1
+    write_termination_log(args.termination_log, summary)
     return code
 
 
@@ -84,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--device", default="")
     s.add_argument("--decoder", choices=["auto", "hf", "static"], default="auto",
                    help="static: fixed-shape T5 decoding with CUDA graphs on a GPU; hf: Hugging Face generate")
+    r = sub.add_parser("report", help="a sweep's report: report.json and report.svg from its points' metrics")
+    r.add_argument("--config", default="/etc/distillery/report.json")
+    r.add_argument("--termination-log", default="/dev/termination-log")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    return _train(args) if args.command == "train" else _serve(args)
+    return {"train": _train, "serve": _serve, "report": _report}[args.command](args)
 
 
 if __name__ == "__main__":

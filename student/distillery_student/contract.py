@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import unicodedata
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Iterator, get_type_hints
+from types import NoneType, UnionType
+from typing import Any, Iterator, get_args, get_type_hints
 
 FORMAT_VERSION = 1
 MAX_TERMINATION_MESSAGE_BYTES = 4096
@@ -75,6 +75,9 @@ class TrainData:
     idField: str = "id"
     inputField: str = "input"
     labelField: str = "label"
+    validationFraction: float = 0.1  # of the ok training records: the slice the best checkpoint is chosen on
+    fraction: float = 1.0  # of the training records left after eval and validation (nested subsets)
+    subsetSeed: int = 0  # seeds the fraction's hash
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Training:
     precision: str
     seed: int
     checkpointEverySteps: int
+    evalEverySteps: int = 0  # validation every N steps; 0: about 10 times per run; always at the last step
     strategy: str = STRATEGY_DDP
     lora: Lora | None = None
     activationCheckpointing: bool = False
@@ -123,6 +127,7 @@ class TrainOut:
     modelDir: str
     metricsPath: str
     jobDir: str = ""  # the job run's own folder; claimed for jobUID before anything is read or written
+    reportConfigMap: str = ""  # the ConfigMap the trainer patches with report.json and report.svg; "": files only
 
 
 @dataclass
@@ -130,6 +135,14 @@ class Provenance:
     teacherModel: str = ""
     promptHash: str = ""
     datasetPath: str = ""
+
+
+@dataclass
+class Point:
+    """A sweep's point: which of `total` configs this one is (absent outside a sweep)."""
+
+    index: int
+    total: int
 
 
 @dataclass
@@ -142,6 +155,7 @@ class TrainConfig:
     output: TrainOut
     provenance: Provenance = field(default_factory=Provenance)
     jobUID: str = ""
+    point: Point | None = None
 
 
 _SECTIONS: dict[str, type] = {
@@ -154,9 +168,17 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _typed(value: Any, hint: Any, path: str) -> Any:
-    if hint == (Lora | None):
-        return None if value is None else _section(Lora, value, path)
+def _optional_section(hint: Any) -> type | None:
+    """The dataclass of a `Section | None` hint, else None."""
+    if not isinstance(hint, UnionType):
+        return None
+    kinds = [a for a in get_args(hint) if a is not NoneType]
+    return kinds[0] if len(kinds) == 1 and hasattr(kinds[0], "__dataclass_fields__") else None
+
+
+def _typed(value: Any, hint: Any, path: str, file: str = "train.json") -> Any:
+    if (section := _optional_section(hint)) is not None:
+        return None if value is None else _section(section, value, path, file)
     if hint is bool and isinstance(value, bool):
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -170,19 +192,19 @@ def _typed(value: Any, hint: Any, path: str) -> Any:
     if value is None and hint in (str, list[str]):
         return hint()
     name = getattr(hint, "__name__", str(hint))
-    raise InvalidInput(f"train.json: field {path} must be of type {name}, got {json.dumps(value)}")
+    raise InvalidInput(f"{file}: field {path} must be of type {name}, got {json.dumps(value)}")
 
 
-def _section(cls: type, raw: Any, path: str) -> Any:
+def _section(cls: type, raw: Any, path: str, file: str = "train.json") -> Any:
     if not isinstance(raw, dict):
-        raise InvalidInput(f"train.json: {path} must be an object")
+        raise InvalidInput(f"{file}: {path} must be an object")
     kwargs: dict[str, Any] = {}
     hints = get_type_hints(cls)
     for f in fields(cls):
         if f.name in raw:
-            kwargs[f.name] = _typed(raw[f.name], hints[f.name], f"{path}.{f.name}")
+            kwargs[f.name] = _typed(raw[f.name], hints[f.name], f"{path}.{f.name}", file)
         elif f.default is MISSING and f.default_factory is MISSING:
-            raise InvalidInput(f"train.json: missing field {path}.{f.name}")
+            raise InvalidInput(f"{file}: missing field {path}.{f.name}")
     return cls(**kwargs)
 
 
@@ -192,7 +214,8 @@ def parse_train_config(raw: Any) -> TrainConfig:
         raise InvalidInput("train.json: not a JSON object")
     if not raw.get("job"):
         raise InvalidInput("train.json: missing field job")
-    parts: dict[str, Any] = {"job": raw["job"], "jobUID": _typed(raw.get("jobUID", ""), str, "jobUID")}
+    parts: dict[str, Any] = {"job": raw["job"], "jobUID": _typed(raw.get("jobUID", ""), str, "jobUID"),
+                             "point": _typed(raw.get("point"), Point | None, "point")}
     for name, cls in _SECTIONS.items():
         if name not in raw:
             if name == "provenance":
@@ -233,11 +256,24 @@ def validate_train_config(cfg: TrainConfig) -> None:
             raise InvalidInput("train.json: training.lora needs rank > 0, alpha > 0 and dropout in [0, 1)")
         if t.strategy == STRATEGY_FSDP:
             raise InvalidInput("train.json: training.lora is supported with strategy DDP only")
-    if not cfg.data.evalPath and not 0 <= cfg.data.evalFraction < 1:
-        raise InvalidInput("train.json: data.evalFraction must be in [0, 1)")
+    _validate_data(cfg)
+    if t.evalEverySteps < 0:
+        raise InvalidInput("train.json: training.evalEverySteps must not be negative (0: about 10 times per run)")
+    if cfg.point is not None and not 0 <= cfg.point.index < cfg.point.total:
+        raise InvalidInput(f"train.json: point.index {cfg.point.index} is not in [0, point.total {cfg.point.total})")
     for name in ("checkpointDir", "modelDir", "metricsPath"):
         if not getattr(cfg.output, name):
             raise InvalidInput(f"train.json: missing field output.{name}")
+
+
+def _validate_data(cfg: TrainConfig) -> None:
+    d = cfg.data
+    if not d.evalPath and not 0 <= d.evalFraction < 1:
+        raise InvalidInput("train.json: data.evalFraction must be in [0, 1)")
+    if not 0 <= d.validationFraction < 1:
+        raise InvalidInput("train.json: data.validationFraction must be in [0, 1)")
+    if not 0 < d.fraction <= 1:
+        raise InvalidInput("train.json: data.fraction must be in (0, 1]")
 
 
 def load_train_config(path: str) -> TrainConfig:
@@ -253,6 +289,61 @@ def load_train_config(path: str) -> TrainConfig:
 
 def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
+
+
+# ---- report.json (operator -> the sweep's report Job) -------------------------------------------------
+
+
+@dataclass
+class ReportPoint:
+    """One point of a sweep: where its metrics.json is, and its settings."""
+
+    index: int
+    metricsPath: str
+    mode: str = ""
+    rationaleWeight: float = 0.0
+    fraction: float = 1.0
+    seed: int = 0
+    baseModel: str = ""
+
+
+@dataclass
+class ReportConfig:
+    """The config of a sweep's report Job (contract.ReportConfig, vector report-config.json)."""
+
+    jobDir: str
+    points: list[ReportPoint]
+    servedIndex: int
+    reportConfigMap: str = ""
+
+
+def parse_report_config(raw: Any) -> ReportConfig:
+    file = "report.json"
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{file}: not a JSON object")
+    for name in ("jobDir", "points", "servedIndex"):
+        if name not in raw:
+            raise InvalidInput(f"{file}: missing field {name}")
+    if not isinstance(raw["points"], list) or not raw["points"]:
+        raise InvalidInput(f"{file}: points must be a non-empty list")
+    points = [_section(ReportPoint, p, f"points[{i}]", file) for i, p in enumerate(raw["points"])]
+    cfg = ReportConfig(jobDir=_typed(raw["jobDir"], str, "jobDir", file), points=points,
+                       servedIndex=_typed(raw["servedIndex"], int, "servedIndex", file),
+                       reportConfigMap=_typed(raw.get("reportConfigMap", ""), str, "reportConfigMap", file))
+    if cfg.servedIndex not in {p.index for p in points}:
+        raise InvalidInput(f"{file}: servedIndex {cfg.servedIndex} is not the index of one of the points")
+    return cfg
+
+
+def load_report_config(path: str) -> ReportConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise InvalidInput(f"report config {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"report config {path} is not valid JSON: {e}") from None
+    return parse_report_config(raw)
 
 
 # ---- the job folder (contract.ClaimJobDir) ---------------------------------------------------------------
@@ -302,39 +393,73 @@ class Record:
         return self.goldLabel or self.teacherLabel
 
 
-_SHARD_RE = re.compile(r".*\.jsonl$")
+EVAL_SHARD_PREFIX = "eval-"
+
+
+def shard_file_name(shard: int, shards: int) -> str:
+    """contract.ShardFileName: the annotations of one shard of the training dataset."""
+    return f"shard-{shard:05d}-of-{shards:05d}.jsonl"
+
+
+def eval_shard_file_name(shard: int, shards: int) -> str:
+    """contract.EvalShardFileName: the teacher's answers for one shard of the eval file (data.evalPath)."""
+    return EVAL_SHARD_PREFIX + shard_file_name(shard, shards)
+
+
+def _is_eval_shard(name: str) -> bool:
+    return name.startswith(EVAL_SHARD_PREFIX) and name.endswith(".jsonl")
+
+
+def _is_train_shard(name: str) -> bool:
+    return name.endswith(".jsonl") and not name.startswith(EVAL_SHARD_PREFIX)
 
 
 def read_records(annotations_dir: str) -> Iterator[Record]:
-    """Every record of annotations/*.jsonl, in file-name then line order."""
+    """Every record of the training dataset's shard files (annotations/*.jsonl but never eval-shard-*), in
+    file-name then line order."""
+    return _read_shards(annotations_dir, _is_train_shard)
+
+
+def read_eval_records(annotations_dir: str) -> Iterator[Record]:
+    """The teacher's answers for the eval file's inputs (annotations/eval-shard-*.jsonl)."""
+    return _read_shards(annotations_dir, _is_eval_shard)
+
+
+def has_eval_records(annotations_dir: str) -> bool:
+    return os.path.isdir(annotations_dir) and any(_is_eval_shard(n) for n in os.listdir(annotations_dir))
+
+
+def _read_shards(annotations_dir: str, wanted: Any) -> Iterator[Record]:
     if not os.path.isdir(annotations_dir):
         raise InvalidInput(f"annotations folder {annotations_dir} does not exist")
     for name in sorted(os.listdir(annotations_dir)):
-        if not _SHARD_RE.match(name):
-            continue
-        path = os.path.join(annotations_dir, name)
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                where = f"{name}:{lineno}"
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InvalidInput(f"annotation record {where} is not valid JSON: {e}") from None
-                if not isinstance(raw, dict) or "id" not in raw or "status" not in raw:
-                    raise InvalidInput(f"annotation record {where} lacks id or status")
-                yield Record(
-                    id=str(raw["id"]),
-                    input=str(raw.get("input", "")),
-                    status=str(raw["status"]),
-                    goldLabel=str(raw.get("goldLabel") or ""),
-                    teacherLabel=str(raw.get("teacherLabel") or ""),
-                    rationale=str(raw.get("rationale") or ""),
-                    error=str(raw.get("error") or ""),
-                    source=where,
-                )
+        if wanted(name):
+            yield from _read_shard(os.path.join(annotations_dir, name), name)
+
+
+def _read_shard(path: str, name: str) -> Iterator[Record]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            where = f"{name}:{lineno}"
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InvalidInput(f"annotation record {where} is not valid JSON: {e}") from None
+            if not isinstance(raw, dict) or "id" not in raw or "status" not in raw:
+                raise InvalidInput(f"annotation record {where} lacks id or status")
+            yield Record(
+                id=str(raw["id"]),
+                input=str(raw.get("input", "")),
+                status=str(raw["status"]),
+                goldLabel=str(raw.get("goldLabel") or ""),
+                teacherLabel=str(raw.get("teacherLabel") or ""),
+                rationale=str(raw.get("rationale") or ""),
+                error=str(raw.get("error") or ""),
+                source=where,
+            )
 
 
 # ---- outputs -------------------------------------------------------------------------------------------
@@ -385,6 +510,35 @@ class ModelInfo:
         return cls(**{f.name: raw[f.name] for f in fields(cls)})
 
 
+METRIC_ACCURACY = "accuracy"
+METRIC_AGREEMENT = "agreement"
+METRIC_EXACT_MATCH = "exactMatch"
+# the number each primary metric names (evalAccuracy repeats it for one release)
+PRIMARY_FIELD = {METRIC_ACCURACY: "studentAccuracy", METRIC_AGREEMENT: "agreement", METRIC_EXACT_MATCH: "exactMatch"}
+
+
+@dataclass
+class Evaluation:
+    """The eval split's scores (contract.Evaluation). A score that does not apply is None, and absent from the
+    JSON, never 0. Without gold labels only `agreement` is given (metric "agreement"), never called accuracy."""
+
+    metric: str
+    examples: int
+    studentAccuracy: float | None = None
+    teacherAccuracy: float | None = None
+    agreement: float | None = None
+    exactMatch: float | None = None
+    tokenF1: float | None = None
+
+    @property
+    def primary(self) -> float:
+        """The value of `metric` (0 when the split was empty)."""
+        return getattr(self, PRIMARY_FIELD[self.metric]) or 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 @dataclass
 class TrainResult:
     """The trainer's one-line termination summary (contract.TrainResult)."""
@@ -392,14 +546,25 @@ class TrainResult:
     stage: str = "train"
     steps: int = 0
     trainLoss: float = 0.0
-    evalAccuracy: float = 0.0
+    evalAccuracy: float = 0.0  # the evaluation's primary metric, kept for one release
     evalExamples: int = 0
     modelDir: str = ""
+    bestStep: int = 0  # the step whose weights are in modelDir
+    wallSeconds: float = 0.0
+    evaluation: Evaluation | None = None
     error: str = ""
     reason: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {k: getattr(self, k) for k in ("stage", "steps", "trainLoss", "evalAccuracy",
+                                                           "evalExamples", "modelDir")}
+        d.update({k: getattr(self, k) for k in ("bestStep", "wallSeconds", "error", "reason") if getattr(self, k)})
+        if self.evaluation is not None:
+            d["evaluation"] = self.evaluation.to_dict()
+        return d
+
     def to_json(self) -> str:
-        d = {k: v for k, v in asdict(self).items() if k not in ("error", "reason") or v}
+        d = self.to_dict()
         line = json.dumps(d, separators=(",", ":"), ensure_ascii=False)
         while len(line.encode()) > MAX_TERMINATION_MESSAGE_BYTES and d.get("error"):
             over = len(line.encode()) - MAX_TERMINATION_MESSAGE_BYTES
@@ -425,9 +590,9 @@ def write_atomic(path: str, data: str) -> None:
         raise
 
 
-def write_termination_log(path: str, result: TrainResult) -> None:
+def write_termination_log(path: str, result: TrainResult | dict[str, Any]) -> None:
     """Writes the summary line; a missing /dev/termination-log (outside Kubernetes) is not an error."""
-    line = result.to_json()
+    line = result.to_json() if isinstance(result, TrainResult) else json.dumps(result, separators=(",", ":"))
     try:
         with open(path, "w", encoding="utf-8") as f:
             f.write(line + "\n")

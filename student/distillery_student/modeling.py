@@ -370,6 +370,16 @@ class Predictor:
         """[{"label": ...}] per input, with "rationale" where explain is set."""
         return [p.as_dict() for p in self.predict_detailed(inputs, explain)]
 
+    def labels(self, inputs: Sequence[str], batch_size: int) -> list[str]:
+        """The label of each input, in order; batched by input length (evaluation)."""
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+        out = [""] * len(inputs)
+        for at in range(0, len(order), batch_size):
+            chunk = order[at : at + batch_size]
+            for i, p in zip(chunk, self.predict_detailed([inputs[i] for i in chunk])):
+                out[i] = p.label
+        return out
+
 
 def model_info_from_config(cfg: Any) -> ModelInfo:
     return ModelInfo(

@@ -122,3 +122,10 @@ def load_full_state(losses: nn.Module, optim: torch.optim.Optimizer, model_state
 
     set_state_dict(losses, optim, model_state_dict=model_state, optim_state_dict=optim_state,
                    options=StateDictOptions(full_state_dict=True))
+
+
+def load_full_model_state(losses: nn.Module, model_state: dict[str, Any]) -> None:
+    """Loads a full model state dict (every rank read it) into the sharded loss module; keys "model.<name>"."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(losses, model_state, options=StateDictOptions(full_state_dict=True))

@@ -1,4 +1,5 @@
 """Progress reports: JSON merge patches of this pod's key in ConfigMap <job>-progress (docs/workloads.md).
+ConfigMapPatcher is also what report.py patches <job>-report with.
 
 Inside a cluster the pod's service account patches the ConfigMap through the API server; outside one the
 report goes to the log. A failed report is logged and retried at the next interval; it never fails training.
@@ -45,9 +46,14 @@ class ConfigMapPatcher:
         self.ssl = ssl.create_default_context(cafile=ca) if os.path.exists(ca) else None
 
     def patch(self, key: str, value: dict[str, Any]) -> None:
+        """Sets one key to the JSON of value."""
+        self.patch_data({key: json.dumps(value, separators=(",", ":"))})
+
+    def patch_data(self, data: dict[str, str]) -> None:
+        """Sets these keys of the ConfigMap's data (a JSON merge patch; other keys are kept)."""
         with open(os.path.join(self.sa_dir, "token"), encoding="utf-8") as f:  # re-read: tokens rotate
             token = f.read().strip()
-        body = json.dumps({"data": {key: json.dumps(value, separators=(",", ":"))}}).encode()
+        body = json.dumps({"data": data}).encode()
         url = f"{self.api_base}/api/v1/namespaces/{self.namespace}/configmaps/{self.configmap}"
         req = urllib.request.Request(url, data=body, method="PATCH", headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json",

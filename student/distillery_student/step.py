@@ -16,7 +16,7 @@ from . import lora as lora_mod
 from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
     split_even, static_bytes
 from .modeling import Encoder, Row, TaskLosses, combine_losses, to_device
-from .parallel import Dist, full_state, gradient_sync, load_full_state, sharded, wrap
+from .parallel import Dist, full_state, gradient_sync, load_full_model_state, load_full_state, sharded, wrap
 from .precision import MasterWeights
 
 BF16_MASTER = "master"  # bf16 weights, fp32 master weights and optimizer state (the default on a GPU)
@@ -165,6 +165,40 @@ class Stepper:
         self.sched.load_state_dict(state["scheduler"])
         if self.master and "master" in state:
             self.master.load_state_dict(state["master"])
+
+    def weights(self) -> dict[str, Any] | None:
+        """The model's weights alone (model selection): fp32 master values where kept, the adapters alone with
+        LoRA. On CPU, complete on rank 0 (collective under FSDP), None elsewhere."""
+        if self.sharded:
+            full, _ = full_state(self.forward, None)
+            return {k.removeprefix("model."): v for k, v in full.items()} if self.dd.rank == 0 else None
+        if self.dd.rank != 0:
+            return None
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if self.master:
+            state.update({n: m.detach().to("cpu", copy=True) for n, m in zip(self.master.names, self.master.params)})
+        return lora_mod.adapter_state(self.model, state) if self.lora else state
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        """Puts back weights taken by `weights` (every rank, e.g. the best ones before export)."""
+        if self.sharded:
+            load_full_model_state(self.forward, {f"model.{k}": v for k, v in weights.items()})
+            return
+        self.model.load_state_dict(weights, strict=not self.lora)
+        if self.master:
+            self.master.load_state_dict(weights)
+
+    def eval_model(self, weights: dict[str, Any] | None, reload: Callable[[], nn.Module]) -> nn.Module | None:
+        """The model to score on rank 0 (None elsewhere): the training model itself, or under FSDP a plain copy
+        made by `reload` holding `weights` (from `weights()`)."""
+        if self.dd.rank != 0:
+            return None
+        if not self.sharded:
+            return self.model
+        assert weights is not None
+        plain = reload()
+        plain.load_state_dict(weights)
+        return plain.to(self.device)
 
     def export(self, reload: Callable[[], nn.Module]) -> nn.Module | None:
         """The trained model as a plain fp32 Hugging Face model with LoRA merged, on rank 0 (None elsewhere;

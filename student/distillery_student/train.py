@@ -5,6 +5,10 @@ either way. Each optimizer step takes `batchSize` records in a length-bucketed o
 the records are split over the ranks and, per rank, into micro-batches (gradient accumulation) that fit the
 GPU, or of `micro_batch_size` records. Token counts of the whole step normalise the loss, so any split gives
 the gradient of one big batch. The step itself (precision, wrapping, optimizer) is step.Stepper.
+
+The validation slice is scored every `evalEverySteps` steps and at the end; the best weights (selection.py),
+not necessarily the last, are written to modelDir and scored on the eval split (evaluation.py). metrics.json,
+the report (report.py) and the model card (modelcard.py) are written from those scores.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from typing import Any, Callable
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, evaluation, modelcard, report, results, selection
 from . import lora as lora_mod
+from .buckets import epoch_batches
 from .contract import (
+    TASK_CLASSIFICATION,
     InvalidInput,
+    Record,
     TrainConfig,
     TrainResult,
     claim_job_dir,
@@ -34,10 +41,12 @@ from .contract import (
     normalize_label,
     write_atomic,
 )
-from .data import TASK_LABEL, epoch_batches, build_examples, load_splits
-from .progress import ProgressReporter
+from .data import TASK_LABEL, build_examples
+from .history import History
 from .modeling import Encoder, Predictor, load_student, model_info_from_config
 from .parallel import Dist, init_distributed
+from .progress import ProgressReporter
+from .split import Splits, load_splits
 from .step import BF16_MASTER, StepOptions, Stepper, lr_lambda
 
 log = logging.getLogger("distillery_student")
@@ -88,10 +97,40 @@ class _Preempted:
             signal.signal(signal.SIGTERM, self._old)
 
 
+@dataclass
+class _Run:
+    """What the phases of one train() call share."""
+
+    cfg: TrainConfig
+    opts: TrainOptions
+    dd: Dist
+    device: torch.device
+    use_bf16: bool
+    splits: Splits
+    tokenizer: Any
+    stepper: Stepper
+    total: int
+    started: float
+    history: History
+    interval: int  # steps between validations
+    step: int = 0
+    wall_before: float = 0.0  # seconds of earlier pods of this run (from the checkpoint)
+    window: deque[float] = field(default_factory=deque)  # trainLoss: the mean of the last steps
+    last_parts: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def wall_seconds(self) -> float:
+        return round(self.wall_before + time.monotonic() - self.started, 1)
+
+    def autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
+
+
 def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     """Trains the student as train.json says; returns the termination summary. Raises InvalidInput on bad
     input before anything is written."""
     opts = opts or TrainOptions()
+    started = time.monotonic()
     t = cfg.training
     device_type = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dd = init_distributed(device_type)
@@ -112,12 +151,13 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength,
                   pad_multiple=opts.pad_multiple or (16 if device.type == "cuda" else 1))
     rows = [[enc.row(ex) for ex in exs] for exs in build_examples(splits.train, cfg)]
-    # bucket on source and rationale lengths only: label targets differ in length by label, so counting them
-    # would sort records into single-label batches and the model would chase the label of the last batch
+    # bucket on source and rationale lengths only: label targets differ in length by label; and batches are
+    # drawn across labels (buckets.py), since a rationale's length can track its label too
     lengths = [sum(len(r.source) + (len(r.target) if r.task != TASK_LABEL else 0) for r in rs) for rs in rows]
+    labels = _label_classes(splits.train, cfg)
 
     # the number of batches is the same in every epoch (it depends on the record count and sizes only)
-    steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world))
+    steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world, labels=labels))
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
@@ -125,78 +165,152 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
         compile=opts.compile, activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
-
-    step = 0
-    window: deque[float] = deque(maxlen=max(1, min(100, total // 10)))  # trainLoss: the mean of the last steps
-    resumed = checkpoint.newest_checkpoint(cfg.output.checkpointDir)
-    if resumed:
-        state, rng = checkpoint.load(resumed, dd.rank)
-        stepper.load_state_dict(state)
-        step = int(state["step"])
-        window.extend(state.get("lossWindow", []))
-        if rng is not None:
-            checkpoint.set_rng_state(rng)
-        log.info("resumed from %s at step %d of %d", resumed, step, total)
+    run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
+               selection.eval_interval(t.evalEverySteps, total),
+               window=deque(maxlen=max(1, min(100, total // 10))))
+    _resume(run)
 
     progress = opts.progress or ProgressReporter(f"train-{dd.rank}", None)
     model.train()
     batches_epoch, batches = -1, []
-    last_parts = (0.0, 0.0, 0.0)
-    started = time.monotonic()
     with _Preempted() as preempted:
-        while step < total:
-            epoch, pos = divmod(step, steps_per_epoch)
+        while run.step < total:
+            epoch, pos = divmod(run.step, steps_per_epoch)
             if epoch != batches_epoch:
-                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world)
+                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world, labels=labels)
                 batches_epoch = epoch
-            mine = [rows[i] for i in batches[pos][dd.rank :: dd.world]]
-            norm = torch.tensor(
-                [sum(len(r.target) for rs in mine for r in rs if r.task == task) for task in (TASK_LABEL, 1)],
-                dtype=torch.float32, device=device,
-            )
-            dd.all_sum(norm)
-            parts = stepper.step(stepper.micro_batches(mine, opts.micro_batch_size), norm, t.rationaleWeight)
-            step += 1
-            dd.all_sum(parts)
-            last_parts = tuple(float(x) for x in parts.tolist())  # type: ignore[assignment]
-            window.append(last_parts[0])
-            if opts.on_step:
-                opts.on_step(step, model)
-            prog = {"step": step, "totalSteps": total, "loss": last_parts[0], "labelLoss": last_parts[1],
-                    "rationaleLoss": last_parts[2]}
+            _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
+            step = run.step
+            prog = {"step": step, "totalSteps": total, "loss": run.last_parts[0], "labelLoss": run.last_parts[1],
+                    "rationaleLoss": run.last_parts[2]}
             progress.report(prog)
-            if dd.rank == 0 and (step % opts.log_every == 0 or step == total):
-                log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", step, total, *last_parts,
-                         stepper.sched.get_last_lr()[0])
+            if splits.validation and selection.validation_due(step, total, run.interval):
+                _validate(run)
             stop = torch.tensor([float(preempted.flag or 0 < opts.stop_after_steps <= step)], device=device)
             stopping = bool(dd.all_sum(stop).item())  # every rank stops at the same step, or barriers hang
             every = t.checkpointEverySteps
             if step < total and ((every > 0 and step % every == 0) or stopping):
-                save_checkpoint(cfg, dd, step, stepper, window)
+                save_checkpoint(run)
             if stopping:
                 progress.report(prog, True)
                 msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
-                return TrainResult(steps=step, trainLoss=_mean(window), modelDir="", error=msg)
+                return TrainResult(steps=step, trainLoss=_mean(run.window), modelDir="", error=msg)
 
-    train_loss = _mean(window)
-    result = TrainResult(steps=total, trainLoss=train_loss, modelDir=cfg.output.modelDir)
-    final = stepper.export(lambda: _load(cfg, False)[0])  # rank 0 only
-    if final is not None:
-        predictor = Predictor(final, tokenizer, model_info_from_config(cfg), device,
-                              torch.bfloat16 if use_bf16 else None)
-        with (torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()):
-            acc, n = evaluate(predictor, splits.eval, opts.eval_batch_size)
-        result.evalAccuracy, result.evalExamples = acc, n
-        metrics = {"evalAccuracy": acc, "evalExamples": n, "steps": total, "trainLoss": train_loss}
-        detail = {**metrics, "labelLoss": last_parts[1], "rationaleLoss": last_parts[2],
-                  "trainRecords": len(rows), "mode": t.mode, "seconds": round(time.monotonic() - started, 1)}
-        write_atomic(cfg.output.metricsPath, json.dumps(detail, indent=1) + "\n")
-        save_final_model(cfg, final, tokenizer, metrics)
-        log.info("done: %s", result.to_json())
-    progress.report({"step": total, "totalSteps": total, "loss": last_parts[0], "labelLoss": last_parts[1],
-            "rationaleLoss": last_parts[2]}, True)
+    result = _finish(run)
+    progress.report({"step": total, "totalSteps": total, "loss": run.last_parts[0],
+                     "labelLoss": run.last_parts[1], "rationaleLoss": run.last_parts[2]}, True)
     progress.flush()
     dd.barrier()
+    return result
+
+
+def _label_classes(records: list[Record], cfg: TrainConfig) -> list[str] | None:
+    """Each record's label class, which batches are drawn across; None for generation (no classes)."""
+    if cfg.task.type != TASK_CLASSIFICATION:
+        return None
+    return [normalize_label(r.label) for r in records]
+
+
+def _resume(run: _Run) -> None:
+    """Continues from the newest checkpoint of checkpointDir, if any: weights, optimizer, data position, RNG,
+    loss window, curves and the wall time so far."""
+    resumed = checkpoint.newest_checkpoint(run.cfg.output.checkpointDir)
+    if not resumed:
+        return
+    state, rng = checkpoint.load(resumed, run.dd.rank)
+    run.stepper.load_state_dict(state)
+    run.step = int(state["step"])
+    run.window.extend(state.get("lossWindow", []))
+    run.history = History.from_state(state.get("history"), run.total)
+    run.wall_before = float(state.get("wallSeconds", 0.0))
+    if rng is not None:
+        checkpoint.set_rng_state(rng)
+    log.info("resumed from %s at step %d of %d", resumed, run.step, run.total)
+
+
+def _train_step(run: _Run, mine: list[Any]) -> None:
+    """One optimizer step over this rank's share of a batch; updates the step, losses and curves."""
+    norm = torch.tensor(
+        [sum(len(r.target) for rs in mine for r in rs if r.task == task) for task in (TASK_LABEL, 1)],
+        dtype=torch.float32, device=run.device,
+    )
+    run.dd.all_sum(norm)
+    stepper = run.stepper
+    parts = stepper.step(stepper.micro_batches(mine, run.opts.micro_batch_size), norm,
+                         run.cfg.training.rationaleWeight)
+    run.step += 1
+    run.dd.all_sum(parts)
+    run.last_parts = tuple(float(x) for x in parts.tolist())  # type: ignore[assignment]
+    run.window.append(run.last_parts[0])
+    run.history.add_step(run.step, run.last_parts, last=run.step == run.total)
+    if run.opts.on_step:
+        run.opts.on_step(run.step, stepper.model)
+    if run.dd.rank == 0 and (run.step % run.opts.log_every == 0 or run.step == run.total):
+        log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", run.step, run.total, *run.last_parts,
+                 stepper.sched.get_last_lr()[0])
+
+
+def _validate(run: _Run) -> None:
+    """Scores the validation slice (on rank 0); weights at least as good as the best so far go to
+    checkpointDir/best. Every rank learns the score, so every rank knows the best step."""
+    cfg, dd, stepper = run.cfg, run.dd, run.stepper
+    weights = stepper.weights() if stepper.sharded else None  # collective under FSDP
+    score = torch.zeros(1, dtype=torch.float64, device=run.device)
+    if dd.rank == 0:
+        model = stepper.eval_model(weights, lambda: _load(cfg, False)[0])
+        try:
+            predictor = Predictor(model, run.tokenizer, model_info_from_config(cfg), run.device)
+            with run.autocast():
+                score += selection.validation_accuracy(predictor, run.splits.validation, run.opts.eval_batch_size)
+        finally:
+            stepper.model.train()
+    accuracy = float(dd.all_sum(score).item())
+    best = run.history.best()
+    run.history.add_validation(run.step, accuracy)
+    if dd.rank == 0:
+        log.info("step %d: validation accuracy %.4f on %d records", run.step, accuracy, len(run.splits.validation))
+        if best is None or accuracy >= best[1]:
+            selection.save_best(cfg.output.checkpointDir, run.step, accuracy, weights if weights is not None else stepper.weights())
+    dd.barrier()
+
+
+def _served_step(run: _Run) -> int:
+    """Loads the best validated weights into the model (every rank) and returns their step; the last step
+    when there is no validation, or when checkpointDir/best does not hold the best step (a run that resumed
+    differently after a crash)."""
+    best = run.history.best() if run.splits.validation else None
+    if best is None or best[0] == run.total:
+        return run.total
+    ckpt = run.cfg.output.checkpointDir
+    if selection.best_step(ckpt) != best[0]:
+        log.warning("checkpointDir/best does not hold step %d; serving the last step", best[0])
+        return run.total
+    run.stepper.load_weights(selection.load_best(ckpt))
+    log.info("serving step %d (validation accuracy %.4f), not the last step %d", best[0], best[1], run.total)
+    return best[0]
+
+
+def _finish(run: _Run) -> TrainResult:
+    """The served weights to modelDir, scored on the eval split; metrics.json, the report and the summary."""
+    cfg = run.cfg
+    result = TrainResult(steps=run.total, trainLoss=_mean(run.window), modelDir=cfg.output.modelDir,
+                         bestStep=_served_step(run))
+    final = run.stepper.export(lambda: _load(cfg, False)[0])  # rank 0 only
+    if final is None:
+        return result
+    predictor = Predictor(final, run.tokenizer, model_info_from_config(cfg), run.device)
+    ev = run.splits.eval
+    with run.autocast():
+        predictions = predictor.labels([e.input for e in ev], run.opts.eval_batch_size)
+    scores = evaluation.evaluate(ev, predictions, cfg.task.type, cfg.task.labels, run.splits.teacher_known)
+    result.evaluation, result.evalExamples = scores.summary, scores.summary.examples
+    result.evalAccuracy, result.wallSeconds = scores.summary.primary, run.wall_seconds
+    metrics = results.metrics_document(cfg, result, scores, run.history, run.last_parts,
+                                       results.Sizes(len(run.splits.train), len(run.splits.validation)))
+    write_atomic(cfg.output.metricsPath, json.dumps(metrics, indent=1) + "\n")
+    save_final_model(cfg, final, run.tokenizer, results.model_metrics(result), modelcard.model_card(cfg, metrics))
+    report.publish_run(cfg, metrics)
+    log.info("done: %s", result.to_json())
     return result
 
 
@@ -232,36 +346,28 @@ def _mean(xs: Any) -> float:
     return float(sum(xs) / len(xs)) if xs else 0.0
 
 
-def save_checkpoint(cfg: TrainConfig, dd: Dist, step: int, stepper: Stepper, window: Any) -> None:
+def save_checkpoint(run: _Run) -> None:
+    cfg, dd, step = run.cfg, run.dd, run.step
     d = cfg.output.checkpointDir
     if dd.rank == 0:
         os.makedirs(d, exist_ok=True)
         checkpoint.begin(d, step)
     dd.barrier()
     checkpoint.write_rank_rng(d, step, dd.rank)
-    state = stepper.state_dict()  # collective under FSDP
+    state = run.stepper.state_dict()  # collective under FSDP
     dd.barrier()
     if dd.rank == 0:
-        state.update({"step": step, "lossWindow": list(window), "job": cfg.job})
+        state.update({"step": step, "lossWindow": list(run.window), "job": cfg.job,
+                      "history": run.history.state(), "wallSeconds": run.wall_seconds})
         path = checkpoint.commit(d, step, state)
         log.info("checkpoint %s", path)
     dd.barrier()
 
 
-@torch.no_grad()
-def evaluate(predictor: Predictor, examples: Any, batch_size: int) -> tuple[float, int]:
-    """Exact-match label accuracy after normalisation, generating the label task only."""
-    examples = sorted(examples, key=lambda e: len(e.input))
-    correct = 0
-    for i in range(0, len(examples), batch_size):
-        chunk = examples[i : i + batch_size]
-        preds = predictor.predict([e.input for e in chunk], explain=False)
-        correct += sum(normalize_label(p["label"]) == normalize_label(e.label) for p, e in zip(preds, chunk))
-    return (correct / len(examples) if examples else 0.0), len(examples)
-
-
-def save_final_model(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, metrics: dict[str, Any]) -> None:
-    """save_pretrained + tokenizer + distillery.json under a temporary name, then renamed into modelDir."""
+def save_final_model(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, metrics: dict[str, Any],
+                     card: str = "") -> None:
+    """save_pretrained + tokenizer + distillery.json (+ the model card README.md) under a temporary name, then
+    renamed into modelDir."""
     final = os.path.abspath(cfg.output.modelDir)
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
@@ -270,6 +376,8 @@ def save_final_model(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, m
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     write_atomic(os.path.join(tmp, "distillery.json"), json.dumps(distillery_json(cfg, metrics), indent=1) + "\n")
+    if card:
+        write_atomic(os.path.join(tmp, "README.md"), card)
     old = f"{final}.old-{os.getpid()}"
     if os.path.exists(final):
         os.rename(final, old)

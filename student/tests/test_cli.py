@@ -31,9 +31,15 @@ def test_train_cli_writes_model_metrics_and_summary(make_config, tmp_path: Path)
     p, summary = _run_train(cfg, tmp_path)
     assert p.returncode == 0, p.stderr
     assert summary["stage"] == "train" and summary["steps"] == 4 and summary["modelDir"] == cfg.output.modelDir
-    assert set(summary) == {"stage", "steps", "trainLoss", "evalAccuracy", "evalExamples", "modelDir"}
+    assert set(summary) == {"stage", "steps", "trainLoss", "evalAccuracy", "evalExamples", "modelDir", "bestStep",
+                            "wallSeconds", "evaluation"}
+    assert summary["evaluation"]["metric"] == "accuracy" and summary["evalExamples"] == summary["evaluation"]["examples"]
+    assert summary["evalAccuracy"] == summary["evaluation"]["studentAccuracy"] and 1 <= summary["bestStep"] <= 4
     model = Path(cfg.output.modelDir)
-    assert (model / "distillery.json").exists() and (model / "config.json").exists()
+    assert (model / "distillery.json").exists() and (model / "config.json").exists() and (model / "README.md").exists()
+    job_dir = Path(cfg.output.jobDir)
+    assert (job_dir / "report.svg").read_text().startswith("<?xml")
+    assert json.loads((job_dir / "report.json").read_text())["evaluation"] == summary["evaluation"]
     assert json.loads(Path(cfg.output.metricsPath).read_text())["steps"] == 4
     assert '"step": 4' in p.stderr or '"step":4' in p.stderr  # progress goes to the log outside a cluster
     assert not [n for n in os.listdir(model.parent) if ".tmp-" in n or ".old-" in n]
