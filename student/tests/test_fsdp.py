@@ -87,7 +87,8 @@ def test_fsdp_trains_like_ddp_at_a_fixed_seed(runs: dict[str, Any]) -> None:
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], atol=1e-5, rtol=0, msg=k)
-    assert sorted(os.listdir(fsdp_cfg.output.checkpointDir)) == ["step-00000002"]
+    assert sorted(os.listdir(fsdp_cfg.output.checkpointDir)) == ["best", "step-00000002"]
+    assert a["bestStep"] == b["bestStep"] and a["curves"]["validationAccuracy"] == b["curves"]["validationAccuracy"]
 
 
 def test_fsdp_resumes_from_its_checkpoint(runs: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str) -> None
     assert stopped.error and stopped.steps == 6
     assert not os.path.exists(cfg.output.modelDir), "a stopped run must not leave a final model"
     ckpts = sorted(os.listdir(cfg.output.checkpointDir))
-    assert ckpts == ["step-00000004", "step-00000006"]
+    assert ckpts == ["best", "step-00000004", "step-00000006"]  # best: the best validated weights so far
     # a half-written checkpoint (a crash mid-write) is ignored
     os.makedirs(os.path.join(cfg.output.checkpointDir, ".tmp-" + checkpoint.checkpoint_name(9)))
     os.makedirs(os.path.join(cfg.output.checkpointDir, checkpoint.checkpoint_name(10)))  # no state.pt
@@ -59,6 +60,13 @@ def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str) -> None
     result = train(cfg, TrainOptions(on_step=lambda s, m: resumed_steps.append(s)))
     assert resumed_steps[0] == 7 and result.steps == 12
     _assert_same(_weights(straight.output.modelDir), _weights(cfg.output.modelDir), atol=1e-5)
+    # the checkpoint carried the curves and the validation history: the same best step, the same curves
+    a, b = (json.loads(Path(c.output.metricsPath).read_text()) for c in (straight, cfg))
+    assert a["bestStep"] == b["bestStep"] and len(b["curves"]["validationAccuracy"]) == 12
+    assert b["curves"]["step"] == list(range(1, 13))
+    for key in ("loss", "labelLoss", "rationaleLoss"):
+        assert b["curves"][key] == pytest.approx(a["curves"][key], rel=1e-4), key
+    assert b["curves"]["validationAccuracy"] == a["curves"]["validationAccuracy"]
 
 
 def test_micro_batches_give_the_gradient_of_the_whole_batch(make_config, t5_dir: str) -> None:
