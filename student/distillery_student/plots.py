@@ -40,6 +40,9 @@ def _loss_axes(ax: Any, curves: dict[str, Any], best_step: int | None) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title("Training")
+    if best_step:
+        ax.axvline(best_step, linestyle="--", color="grey", linewidth=1, label=f"served step {best_step}")
+    handles, names = ax.get_legend_handles_labels()
     val = curves.get("validationAccuracy", [])
     if val:
         acc = ax.twinx()
@@ -47,10 +50,9 @@ def _loss_axes(ax: Any, curves: dict[str, Any], best_step: int | None) -> None:
                  label="validation accuracy")
         acc.set_ylabel("validation accuracy")
         acc.set_ylim(0, 1.02)
-        acc.legend(loc="upper right", fontsize=7)
-    if best_step:
-        ax.axvline(best_step, linestyle="--", color="grey", linewidth=1, label=f"served step {best_step}")
-    ax.legend(loc="upper center", fontsize=7)
+        more = acc.get_legend_handles_labels()
+        handles, names = handles + more[0], names + more[1]
+    ax.legend(handles, names, loc="center right", fontsize=7)
 
 
 def _confusion_axes(ax: Any, confusion: dict[str, Any]) -> None:
@@ -70,7 +72,8 @@ def _confusion_axes(ax: Any, confusion: dict[str, Any]) -> None:
 def run_figure(metrics: dict[str, Any]) -> str:
     """A single run: loss curves, and the confusion matrix where there are gold labels."""
     confusion = metrics.get("confusion")
-    fig, axes = plt.subplots(1, 2 if confusion else 1, figsize=(11 if confusion else 6, 4), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if confusion else 1, figsize=(11 if confusion else 6, 4), squeeze=False,
+                             layout="constrained")
     _loss_axes(axes[0][0], metrics.get("curves", {}), metrics.get("bestStep"))
     if confusion:
         _confusion_axes(axes[0][1], confusion)
@@ -94,7 +97,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]], score_key: str, score_name: str
     for r in rows:
         if r.get(score_key) is not None:
             lines[tuple(r.get(n) for n in names)][float(r["fraction"])].append(float(r[score_key]))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
     for key, by_fraction in sorted(lines.items(), key=lambda kv: str(kv[0])):
         xs = sorted(by_fraction)
         means, errs = zip(*(_spread(by_fraction[x]) for x in xs))
@@ -108,6 +111,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]], score_key: str, score_name: str
     ax.xaxis.set_major_locator(FixedLocator(fractions))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{100 * f:g}%" for f in fractions])
+    ax.margins(y=0.1)
     ax.set_xlabel("data fraction (nested subsets)")
     ax.set_ylabel(score_name)
     ax.set_title("Data efficiency (error bars: standard deviation over seeds)")
