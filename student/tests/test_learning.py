@@ -16,7 +16,11 @@ def test_step_by_step_learns_which_number_is_larger(make_config) -> None:
     result = train(cfg, TrainOptions())
     assert result.evalExamples > 50
     assert result.evalAccuracy >= 0.85, result  # chance is 0.5; seen: 0.92-1.0
+    ev = result.evaluation
+    assert ev is not None and ev.studentAccuracy == result.evalAccuracy and ev.teacherAccuracy == 1.0
+    assert ev.agreement == ev.studentAccuracy  # this teacher is always right
     metrics = json.loads(Path(cfg.output.metricsPath).read_text())
-    assert metrics["evalAccuracy"] == result.evalAccuracy
+    assert metrics["evalAccuracy"] == result.evalAccuracy and metrics["evaluation"] == ev.to_dict()
+    assert sum(map(sum, metrics["confusion"]["matrix"])) == result.evalExamples
     info = json.loads((Path(cfg.output.modelDir) / "distillery.json").read_text())
     assert info["metrics"]["evalAccuracy"] == result.evalAccuracy

@@ -185,6 +185,16 @@ def test_the_sweep_report_patches_the_configmap(tmp_path: Path) -> None:
     assert json.loads(req["body"]["data"]["report.json"]) == doc and "<svg" in req["body"]["data"]["report.svg"]
 
 
+def test_a_failed_sweep_patch_fails_the_report(tmp_path: Path) -> None:
+    from distillery_student.contract import load_report_config
+
+    _sweep(tmp_path)
+    (tmp_path / "sa").mkdir()
+    dead = ConfigMapPatcher("anli-t5-report", api_base="http://127.0.0.1:9", sa_dir=_sa(tmp_path / "sa"), timeout=1)
+    with pytest.raises(OSError):
+        report.run_sweep_report(load_report_config(str(tmp_path / "report.json")), dead.patch_data)
+
+
 def test_an_svg_too_large_for_a_configmap_is_left_out() -> None:
     data = report.configmap_data({"a": 1}, "x" * (report.MAX_CONFIGMAP_BYTES + 1))
     assert set(data) == {"report.json"}

@@ -56,8 +56,10 @@ def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str) -> None
     os.makedirs(os.path.join(cfg.output.checkpointDir, checkpoint.checkpoint_name(10)))  # no state.pt
     assert checkpoint.newest_checkpoint(cfg.output.checkpointDir).endswith("step-00000006")
 
+    before = checkpoint.load(os.path.join(cfg.output.checkpointDir, "step-00000006"), 0)[0]["wallSeconds"]
     resumed_steps: list[int] = []
     result = train(cfg, TrainOptions(on_step=lambda s, m: resumed_steps.append(s)))
+    assert result.wallSeconds > before > 0  # the wall time of every pod of the run
     assert resumed_steps[0] == 7 and result.steps == 12
     _assert_same(_weights(straight.output.modelDir), _weights(cfg.output.modelDir), atol=1e-5)
     # the checkpoint carried the curves and the validation history: the same best step, the same curves
