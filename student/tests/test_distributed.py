@@ -26,7 +26,7 @@ def test_torchrun_two_processes_match_one(make_config, tmp_path: Path) -> None:
 
     common = dict(maxSteps=4, batchSize=8, learningRate=1e-3, checkpointEverySteps=2)
     single = make_config(out="single", **common)
-    train(single)
+    one = train(single)
 
     cfg = make_config(out="ddp", **common)
     path = tmp_path / "train.json"
@@ -44,4 +44,5 @@ def test_torchrun_two_processes_match_one(make_config, tmp_path: Path) -> None:
     b = AutoModelForSeq2SeqLM.from_pretrained(cfg.output.modelDir).state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=0, msg=k)
-    assert sorted(os.listdir(cfg.output.checkpointDir)) == ["step-00000002"]
+    assert sorted(os.listdir(cfg.output.checkpointDir)) == ["best", "step-00000002"]
+    assert summary["bestStep"] == one.bestStep  # every rank learned the same scores
