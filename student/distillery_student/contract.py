@@ -411,11 +411,11 @@ def _is_eval_shard(name: str) -> bool:
 
 
 def _is_train_shard(name: str) -> bool:
-    return name.endswith(".jsonl") and not name.startswith(EVAL_SHARD_PREFIX)
+    return name.startswith("shard-") and name.endswith(".jsonl")
 
 
 def read_records(annotations_dir: str) -> Iterator[Record]:
-    """Every record of the training dataset's shard files (annotations/*.jsonl but never eval-shard-*), in
+    """Every record of the training dataset's shard files (annotations/shard-*.jsonl, never eval-shard-*), in
     file-name then line order."""
     return _read_shards(annotations_dir, _is_train_shard)
 
