@@ -91,6 +91,7 @@ def make_config(tmp_path: Path, t5_dir: str) -> Callable[..., Any]:
         raw["task"] = {"type": "classification", "labels": ["first", "second"], "labelPrefix": "[label] ",
                        "rationalePrefix": "[rationale] "}
         raw["training"].pop("lora")  # the vector's LoRA applies only where a test asks for it
+        raw.pop("point")  # a single run, not a sweep's point
         raw["training"].update({"epochs": 0, "maxSteps": 10, "batchSize": 8, "learningRate": 1e-3,
                                 "maxInputLength": 32, "maxTargetLength": 32, "precision": "bf16",
                                 "checkpointEverySteps": 0, **training})

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import comparison_records
+from conftest import CONTRACT, comparison_records
 
 from distillery_student.contract import train_config_to_dict
 
@@ -40,7 +40,10 @@ def test_train_cli_writes_model_metrics_and_summary(make_config, tmp_path: Path)
     job_dir = Path(cfg.output.jobDir)
     assert (job_dir / "report.svg").read_text().startswith("<?xml")
     assert json.loads((job_dir / "report.json").read_text())["evaluation"] == summary["evaluation"]
-    assert json.loads(Path(cfg.output.metricsPath).read_text())["steps"] == 4
+    metrics = json.loads(Path(cfg.output.metricsPath).read_text())
+    vector = json.loads((CONTRACT / "metrics.json").read_text())
+    assert metrics["steps"] == 4 and set(metrics) == set(vector) and set(metrics["settings"]) == set(vector["settings"])
+    assert set(metrics["curves"]) == set(vector["curves"]) and metrics["evaluation"] == summary["evaluation"]
     assert '"step": 4' in p.stderr or '"step":4' in p.stderr  # progress goes to the log outside a cluster
     assert not [n for n in os.listdir(model.parent) if ".tmp-" in n or ".old-" in n]
 

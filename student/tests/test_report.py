@@ -74,6 +74,20 @@ def test_the_trainers_report_equals_its_termination_object(make_config) -> None:
     assert doc["curves"]["step"] == [1, 2, 3] and _svg_text((job_dir / "report.svg").read_text())
 
 
+def test_a_sweep_point_writes_its_report_into_its_own_folder(make_config) -> None:
+    from distillery_student.contract import Point
+
+    cfg = make_config(maxSteps=1)
+    point_dir = Path(cfg.output.jobDir) / "points" / "2"
+    cfg.point, cfg.output.reportConfigMap = Point(index=2, total=8), ""
+    cfg.output.metricsPath, cfg.output.modelDir = str(point_dir / "metrics.json"), str(point_dir / "model")
+    cfg.output.checkpointDir = str(point_dir / "checkpoints")
+    train(cfg)
+    assert json.loads((point_dir / "metrics.json").read_text())["point"] == {"index": 2, "total": 8}
+    assert json.loads((point_dir / "report.json").read_text())["points"][0]["index"] == 2
+    assert not (Path(cfg.output.jobDir) / "report.json").exists()
+
+
 def test_publish_patches_both_keys_of_the_report_configmap(tmp_path: Path, make_config) -> None:
     httpd, seen = _fake_api()
     try:
