@@ -79,3 +79,39 @@ def test_without_a_validation_slice_the_last_step_is_served(make_config, monkeyp
 @pytest.mark.parametrize("every, total, want", [(0, 1, 1), (0, 25, 2), (0, 1000, 100), (7, 1000, 7)])
 def test_eval_interval(every: int, total: int, want: int) -> None:
     assert selection.eval_interval(every, total) == want
+
+
+@pytest.mark.parametrize("variant", ["lora", "bf16-master"])
+def test_best_weights_round_trip_through_the_stepper(make_config, variant: str) -> None:
+    """weights() then load_weights() restores the model the export writes: LoRA adapters alone, or the fp32
+    master weights of a bf16 model (the GPU path, run here on the CPU)."""
+    from distillery_student.modeling import Encoder
+    from distillery_student.parallel import Dist
+    from distillery_student.step import StepOptions, Stepper
+    from distillery_student.train import _load
+
+    cfg = make_config(lora={"rank": 4, "alpha": 8, "dropout": 0.0, "targetModules": ["q", "v"]}) \
+        if variant == "lora" else make_config()
+    model, tok = _load(cfg, False)
+    enc = Encoder(tok, "seq2seq", 32, 32)
+    stepper = Stepper(model, "seq2seq", enc, torch.device("cpu"), Dist(),
+                      StepOptions(bf16=variant == "bf16-master"), lambda s: 1.0)
+    best = stepper.weights()
+    assert best is not None
+    if variant == "lora":
+        assert best and all("lora_" in k for k in best)
+    else:
+        assert all(best[n].dtype == torch.float32 for n in stepper.master.names)
+    with torch.no_grad():
+        for p in stepper.params:
+            p.add_(1.0)
+        if stepper.master:
+            stepper.master.master_to_model()
+    stepper.load_weights(best)
+    after = stepper.weights()
+    for k, v in best.items():
+        torch.testing.assert_close(after[k], v, atol=0, rtol=0, msg=k)
+    exported = dict(stepper.export(lambda: _load(cfg, False)[0]).named_parameters())
+    if variant == "bf16-master":  # the export writes the restored fp32 masters
+        for n in stepper.master.names:
+            torch.testing.assert_close(exported[n].float(), best[n], atol=0, rtol=0, msg=n)
