@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import sbs_sweep  # noqa: E402
 import sbs_task  # noqa: E402
 
-from distillery_student.contract import parse_train_config, read_records  # noqa: E402
-from distillery_student.data import load_splits  # noqa: E402
+from distillery_student.contract import parse_train_config, read_eval_records, read_records  # noqa: E402
+from distillery_student.split import load_splits  # noqa: E402
 
 
 @pytest.mark.parametrize("task", sorted(sbs_task.TASKS))
@@ -78,8 +78,10 @@ def test_trainer_mode_writes_all_records_and_the_eval_shard(tmp_path: Path) -> N
     assert raw["data"]["fraction"] == 0.125 and raw["data"]["validationFraction"] == 0.1
     files = sorted(p.name for p in Path(raw["data"]["annotationsDir"]).iterdir())
     assert files == [sbs_task.EVAL_SHARD, sbs_task.TRAIN_SHARD]
-    records = list(read_records(raw["data"]["annotationsDir"]))
-    assert len(records) == 120 and all(r.goldLabel == r.teacherLabel and r.status == "ok" for r in records)
+    records = list(read_records(raw["data"]["annotationsDir"]))  # the training shards only, never eval-shard-*
+    teacher = list(read_eval_records(raw["data"]["annotationsDir"]))
+    assert len(records) == 100 and len(teacher) == 20
+    assert all(r.goldLabel == r.teacherLabel and r.status == "ok" for r in records + teacher)
 
 
 def test_outcome_reads_both_termination_formats(tmp_path: Path) -> None:
