@@ -31,6 +31,9 @@ case "$WHAT" in
   full)  # 24 points, 12 at a time: about 4.5 minutes (docs/benchmarks.md); points still running at 330 s are cut off
     timeout "${LIMIT:-345}" python3 sbs_sweep.py --out "$W/full" --parallel 12 --deadline 330 "$@" 2>&1 | tee "$W/full.log"
     ;;
+  full2)  # the same 24 points on a 2-GPU machine (nvidia-h200-x2), all at once, 12 per GPU
+    timeout "${LIMIT:-345}" python3 sbs_sweep.py --out "$W/full" --parallel 24 --gpus 2 --deadline 330 "$@" 2>&1 | tee "$W/full.log"
+    ;;
   probe)  # three set-ups at once (12 processes): batch size and model size, and the speed under 12-way load
     common=(--task sum-compare --digits 3 --fractions 0.125 1 --seeds 0 --parallel 4 --deadline 120)
     setups=("mini-b64:--shape mini --batch-size 64 --learning-rate 1e-3 --steps 600"
@@ -43,7 +46,7 @@ case "$WHAT" in
     wait
     tail -n 12 "$W"/*.log
     ;;
-  *) echo "usage: $0 full|probe [sbs_sweep.py args]"; exit 2 ;;
+  *) echo "usage: $0 full|full2|probe [sbs_sweep.py args]"; exit 2 ;;
 esac
 pack
 ls -la "$OUT"

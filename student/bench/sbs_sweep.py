@@ -212,8 +212,10 @@ def read_outcome(term_path: Path, metrics_path: Path) -> dict[str, Any]:
     return row
 
 
-def child_env(parallel: int) -> dict[str, str]:
+def child_env(parallel: int, gpu: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if gpu is not None:  # --gpus N: points go round-robin over the host's GPUs, one GPU per trainer process
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     env["PYTHONPATH"] = os.pathsep.join([str(STUDENT_DIR)] + [x for x in [env.get("PYTHONPATH")] if x])
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
     env["PYTHONUNBUFFERED"] = "1"
@@ -240,7 +242,8 @@ def run_point(out: Path, s: Settings, p: Point, total: int, a: argparse.Namespac
     t0, limit = time.monotonic(), time_limit(a, a.started)
     with open(log_path, "w") as logf:
         try:
-            rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=child_env(a.parallel),
+            gpu = p.index % a.gpus if a.gpus > 1 else None
+            rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=child_env(a.parallel, gpu),
                                 timeout=limit).returncode
         except subprocess.TimeoutExpired:
             rc = None
@@ -384,6 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--subset", choices=["auto", "trainer", "harness"],
                    help="who cuts the data fractions: the trainer (data.fraction) or the harness (files)")
     p.add_argument("--parallel", type=int, default=4, help="points trained at once (one process each)")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs to spread the points over (round-robin by index)")
     p.add_argument("--device", default="", help="the trainer's --device (cpu or cuda); default: its own choice")
     p.add_argument("--point-timeout", type=float, default=0, help="seconds before a point is cut off; 0: none")
     p.add_argument("--deadline", type=float, default=0,
