@@ -37,6 +37,8 @@ def _train(args: argparse.Namespace) -> int:
         code = 1
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # one summary per pod
         write_termination_log(args.termination_log, result)
+    from .parallel import shutdown
+    shutdown()
     return code
 
 

@@ -57,6 +57,13 @@ def init_distributed(device_type: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def shutdown() -> None:
+    """Destroys the process group, if one was made: a rank that exits with gloo's threads still alive aborts
+    ("terminate called without an active exception"), failing a run that had finished."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def sharded(strategy: str, dd: Dist) -> bool:
     """FSDP shards only with more than one rank; one process trains as under DDP."""
     return strategy == STRATEGY_FSDP and dd.enabled
