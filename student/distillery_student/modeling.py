@@ -6,6 +6,7 @@ Both architectures run the same tasks. Seq2seq (T5): source -> encoder, target -
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ from .data import TASK_LABEL, TASK_RATIONALE, Example, canonical_label, split_si
 
 IGNORE = -100
 CAUSAL_SEPARATOR = "\n"
+log = logging.getLogger("distillery_student")
 
 
 def quiet_transformers() -> None:
@@ -255,20 +257,54 @@ class Prediction:
         return {"label": self.label} if self.rationale is None else {"label": self.label, "rationale": self.rationale}
 
 
-def _uses_static_decoder(model: nn.Module, info: ModelInfo, decoder: str) -> bool:
+# generation_config fields that change what greedy decoding picks; the static decoders implement none of them
+_GREEDY_NEUTRAL = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "min_length": (None, 0),
+                   "min_new_tokens": (None, 0), "bad_words_ids": (None,), "suppress_tokens": (None,),
+                   "begin_suppress_tokens": (None,), "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+                   "sequence_bias": (None,), "encoder_repetition_penalty": (None, 1.0)}
+
+
+def static_decoder_unsupported(model: nn.Module, info: ModelInfo) -> str:
+    """Why the static decoders cannot give this student's greedy tokens; "" when one can."""
+    gen = getattr(model, "generation_config", None)
+    for name, neutral in _GREEDY_NEUTRAL.items():
+        if getattr(gen, name, None) not in neutral:
+            return f"its generation_config sets {name}={getattr(gen, name)!r}"
+    if info.architecture == ARCH_SEQ2SEQ:
+        kind = getattr(model.config, "model_type", "")
+        return "" if kind == "t5" else f"the seq2seq static decoder serves T5 only, not model_type {kind!r}"
+    from .causal_decoding import unsupported_reason
+
+    return unsupported_reason(model)
+
+
+def static_decoder(model: nn.Module, info: ModelInfo, decoder: str) -> Any:
+    """The static decoder that decoder ("auto", "hf", "static") picks for this student, or None for HF generate."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
-    is_t5 = info.architecture == ARCH_SEQ2SEQ and getattr(model.config, "model_type", "") == "t5"
-    if decoder == "static" and not is_t5:
-        raise ValueError("the static decoder serves T5 students only; use decoder 'hf' or 'auto'")
-    return decoder == "static" or (decoder == "auto" and is_t5)
+    if decoder == "hf":
+        return None
+    why = static_decoder_unsupported(model, info)
+    if why and decoder == "static":
+        raise ValueError(f"the static decoder cannot serve this student: {why}; use decoder 'hf' or 'auto'")
+    if why:
+        log.info("decoding with Hugging Face generate: the static decoder cannot serve this student (%s)", why)
+        return None
+    if info.architecture == ARCH_SEQ2SEQ:
+        from .decoding import StaticT5Greedy
+
+        return StaticT5Greedy(model)
+    from .causal_decoding import StaticCausalGreedy
+
+    return StaticCausalGreedy(model)
 
 
 class Predictor:
     """Generates labels (and, on request, rationales) for raw inputs with the student's prefixes.
 
-    decoder: "hf" is Hugging Face generate; "static" is decoding.StaticT5Greedy (T5 only; CUDA graphs on a
-    GPU); "auto" picks static for T5 and hf otherwise. Both are greedy and give the same tokens."""
+    decoder: "hf" is Hugging Face generate; "static" is decoding.StaticT5Greedy for T5 and
+    causal_decoding.StaticCausalGreedy for Llama/Qwen-style decoders (CUDA graphs on a GPU), an error for other
+    students; "auto" picks static where it applies and hf otherwise. Both are greedy and give the same tokens."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, info: ModelInfo, device: torch.device | str = "cpu",
                  autocast_dtype: torch.dtype | None = None, decoder: str = "hf"):
@@ -278,11 +314,7 @@ class Predictor:
         self.device = torch.device(device)
         self.autocast_dtype = autocast_dtype
         self.enc = Encoder(tokenizer, info.architecture, info.maxInputLength, info.maxTargetLength)
-        self.static = None
-        if _uses_static_decoder(model, info, decoder):
-            from .decoding import StaticT5Greedy
-
-            self.static = StaticT5Greedy(model)
+        self.static = static_decoder(model, info, decoder)
         if info.taskType == TASK_CLASSIFICATION and info.mode != MODE_SINGLE_TASK:
             longest = max(len(self.enc.target_ids(lab)) for lab in info.labels)
             self.label_tokens = longest + 2
