@@ -58,6 +58,24 @@ def test_steady_clients_are_batched_together() -> None:
     assert len(model.batches) <= 9, model.batches
 
 
+def test_a_batch_waits_for_clients_that_keep_coming_back() -> None:
+    model = Model()
+    b = Batcher(model, max_batch=16, max_wait_s=0.2, max_queue=64)
+
+    async def late(name: str, delay: float) -> list[str]:
+        await asyncio.sleep(delay)
+        return await b.submit([name], False)
+
+    async def main() -> None:
+        await b.submit(list("abcd"), False)  # a batch of 4 has run
+        # 4 arrive 0.12 s apart: 0.36 s from first to last, more than max_wait, but no gap is
+        await asyncio.gather(*[late(c, 0.12 * i) for i, c in enumerate("wxyz")])
+
+    asyncio.run(main())
+    b.stop()
+    assert model.batches[-1] == 4, model.batches
+
+
 def test_when_load_drops_the_wait_is_bounded_and_then_gone() -> None:
     model = Model()
     b = Batcher(model, max_batch=16, max_wait_s=0.3, max_queue=64)
