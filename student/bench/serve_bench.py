@@ -375,7 +375,7 @@ def main() -> None:
         make_model(d, a.shape)
         emit("model made in s", round(time.monotonic() - t, 1))
     emit("setup", {"shape": a.shape, "device": a.device, "phases": a.phases, "clients": a.clients,
-                   "seconds": a.seconds, "reps": a.reps, "max_batch_size": a.max_batch_size})
+                   "seconds": a.seconds, "reps": a.reps, "max_batch_size": a.max_batch_size, **versions()})
     batches = [1, 64] if a.device == "cuda" else [1, 8]
     floor: dict[str, Any] = {}
     for phase in a.phases:
@@ -383,6 +383,22 @@ def main() -> None:
             floor = run_phase(phase, a, d, batches, floor)
         except Exception as e:  # noqa: BLE001 - the next phases still run; the JSON says what failed
             emit(f"phase {phase} failed", f"{type(e).__name__}: {e}"[-3000:])
+
+
+def versions() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    import torch
+
+    out: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "starlette", "uvicorn", "httptools", "uvloop"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name()
+    return out
 
 
 def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], floor: dict[str, Any]) -> dict[str, Any]:
