@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE.parent))  # after PYTHONPATH: a run can point at another checkout of the package
 
 SHAPES: dict[str, dict[str, Any]] = {
     "t5-base": dict(d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12),
@@ -358,6 +358,7 @@ def main() -> None:
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--legacy-serve", default="", help="the previous serve.py, measured the same way")
     ap.add_argument("--model-dir", default="", help="the model to use; made (random weights) when missing")
+    ap.add_argument("--serve-flags", default="", help="more flags for the new server, e.g. '--threads 2'")
     ap.add_argument("--json", default="serve_bench.json", help="file under $OUT that collects the results")
     ap.add_argument("--run-legacy", default="", help=argparse.SUPPRESS)
     ap.add_argument("--run-host-only", action="store_true", help=argparse.SUPPRESS)
@@ -404,7 +405,7 @@ def versions() -> dict[str, Any]:
 def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], floor: dict[str, Any]) -> dict[str, Any]:
     serve = [sys.executable, "-m", "distillery_student", "serve", "--model", str(d), "--host", "127.0.0.1",
              "--device", a.device, "--served-model-name", "bench", "--max-batch-size", str(a.max_batch_size),
-             "--max-queue", "100000", "--port"]
+             "--max-queue", "100000", *a.serve_flags.split(), "--port"]
     me = [sys.executable, str(Path(__file__).resolve()), "--model", str(d), "--max-batch-size", str(a.max_batch_size)]
     if phase == "decoders":
         floor = decoders(d, a.device, batches, a.reps)

@@ -68,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes, max_input_chars=args.max_input_chars, read_timeout_s=args.read_timeout,
         idle_timeout_s=args.idle_timeout, drain_delay_s=args.drain_delay, graceful_timeout_s=args.graceful_timeout,
-        device=args.device, decoder=args.decoder, http=args.http,
+        device=args.device, decoder=args.decoder, http=args.http, threads=args.threads,
     ))
 
 
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--decoder", choices=["auto", "hf", "static"], default="auto",
                    help="static: fixed-shape decoding (T5, Llama/Qwen) with CUDA graphs on a GPU; hf: Hugging Face "
                         "generate; auto: static where it applies")
+    s.add_argument("--threads", type=int, default=0,
+                   help="torch threads when serving on a CPU; 0: the CPUs the pod may use (its limit), less one")
     s.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
                    help="uvicorn's HTTP parser; auto: httptools (C) when installed, else h11")
     r = sub.add_parser("report", help="a sweep's report: report.json and report.svg from its points' metrics")

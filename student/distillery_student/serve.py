@@ -50,12 +50,28 @@ class ServerConfig:
     device: str = ""
     decoder: str = "auto"
     api_key: str = ""  # when set, /v1/* need "Authorization: Bearer <key>"
+    threads: int = 0  # torch threads on a CPU; 0: cpu_threads()
     http: str = "auto"  # uvicorn's HTTP parser: httptools (C) when installed, else h11
     loop: str = "auto"  # uvicorn's event loop: uvloop when installed, else asyncio's
 
     @property
     def served_name(self) -> str:
         return self.model_name or "student"
+
+
+def cpu_threads(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """Threads for the model on a CPU: the CPUs this process may use (its cgroup's quota where one is set, as
+    in a pod with a CPU limit; else its affinity), less one for the event loop; at least 1. torch's default
+    is every core of the machine: a pod limited to 2 CPUs would then run as many threads as the node has, and
+    even on a 2-core machine, 2 threads ran the make-dev student 3x slower than 1 (docs/benchmarks.md)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = open(cpu_max, encoding="utf-8").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus - 1)
 
 
 # ---- metrics ----
@@ -112,11 +128,17 @@ class StudentServer:
         return self.status == "ready"
 
     def _load_predictor(self) -> Any:
+        import torch
+
         from .modeling import Predictor
 
         with open(os.path.join(self.cfg.model_dir, "distillery.json"), encoding="utf-8") as f:
             info = ModelInfo.from_dict(json.load(f))
-        return Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
+        predictor = Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
+        if predictor.device.type == "cpu":
+            torch.set_num_threads(self.cfg.threads or cpu_threads())
+            log.info("decoding on the CPU with %d threads", torch.get_num_threads())
+        return predictor
 
     def load(self) -> None:
         """Loads and warms up (both tasks, a full batch: their CUDA graphs are captured before the first request)."""
