@@ -1,20 +1,26 @@
 """Serving benchmark, all figures from one run (docs/benchmarks.md, "Serving").
 
-1. Decoders, in-process, no HTTP: Hugging Face `generate` (dynamic cache), HF `generate` with its static
-   cache (which torch.compiles the step on CUDA), our StaticT5Greedy eager, and StaticT5Greedy replayed as
-   CUDA graphs: the floor. Batch 1 and 64; median and spread of --reps runs; share of outputs identical to
-   HF generate's.
-2. HTTP: the server as `python -m distillery_student serve` (a separate process) under 1, 8, 64, 256
-   keep-alive clients, each posting one input at a time, for --seconds, --reps times; req/s, p50, p99.
-   ms/token at 1 client = p50 latency / usage.completion_tokens (through /v1/completions), against the
-   floor's ms/token at batch 1 (its whole request: encoder plus decode steps, / tokens).
-3. The same load against the previous server (the stdlib http.server, HF generate), given as a file with
-   --legacy-serve (e.g. `git show c89fb9d:student/distillery_student/serve.py > /tmp/legacy_serve.py`).
+Phases (--phases, run in the order given):
+- decoders: in-process, no HTTP. Hugging Face `generate` (dynamic cache), our static decoder eager, and the
+  static decoder replayed as CUDA graphs: the floor (StaticT5Greedy for T5, StaticCausalGreedy for decoders).
+  Batch 1 and 64; median and spread of --reps runs; share of outputs identical to HF generate's.
+- new: the server as `python -m distillery_student serve` (a separate process) under --clients keep-alive
+  clients, each posting one input at a time, for --seconds, --reps times; req/s, p50, p99, and the server's
+  CPU time per request. ms/token at 1 client = p50 latency / usage.completion_tokens (through
+  /v1/completions), against the floor's ms/token at batch 1 (its whole call: encoder or prompt, plus decode
+  steps, / tokens).
+- legacy: the same load against the previous server (the stdlib http.server, HF generate), given as a file with
+  --legacy-serve (e.g. `git show c89fb9d:student/distillery_student/serve.py > /tmp/legacy_serve.py`), at
+  --legacy-clients.
+- host-only: the new server with a model that answers at once (the label's ids, no forward pass): what the
+  HTTP, batching and tokenising path alone sustains on this machine's CPU, at --host-only-clients.
+- hf-static: HF `generate` with its static cache (torch.compile on CUDA; minutes per new shape).
 
 GPU-seconds per 1,000 queries = 1,000 / (req/s) on the one GPU the server holds.
 
     python student/bench/serve_bench.py --shape t5-base --device cuda --legacy-serve /tmp/legacy_serve.py
-    python student/bench/serve_bench.py --shape tiny --device cpu --clients 1 8 --skip-hf-static
+    python student/bench/serve_bench.py --shape decoder-0.5b --device cuda --phases decoders new --clients 1
+    python student/bench/serve_bench.py --shape tiny --device cpu --clients 1 8
 """
 
 from __future__ import annotations
@@ -28,33 +34,44 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE.parent))  # after PYTHONPATH: a run can point at another checkout of the package
 
-SHAPES = {
+SHAPES: dict[str, dict[str, Any]] = {
     "t5-base": dict(d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12),
     # the make-dev student (hack/dev/tiny_model.py)
     "tiny": dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4,
                  feed_forward_proj="gated-gelu", tie_word_embeddings=False),
+    # Qwen2.5-0.5B's dimensions (494M parameters, 136M of them the tied 151,936-row embedding/output layer) in
+    # the Llama layout (Qwen2 adds q/k/v biases): transformers 5's AutoTokenizer loads a Qwen2Tokenizer for a
+    # model_type qwen2 directory even when it holds ByT5's tokenizer files, and this bench has only ByT5's
+    "decoder-0.5b": dict(causal=True, vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                      num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                      rope_theta=1000000.0, tie_word_embeddings=True),
+    "tiny-causal": dict(causal=True, vocab_size=384, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096),
 }
 # "contradiction" is 13 bytes: 14 label tokens with EOS, a budget of 16 (Predictor.label_tokens)
 LABELS = {"t5-base": ["entailment", "neutral", "contradiction"], "tiny": ["first", "second"]}
 WORDS = "the a man woman dog cat plays reads runs sleeps in on park book music stage ball happy quickly".split()
 RESULTS: dict[str, Any] = {}
+JSON_NAME = ["serve_bench.json"]
 
 
 def emit(key: str, value: Any) -> None:
-    """Prints a result and keeps every result so far in $OUT/serve_bench.json (a cut-off run keeps them)."""
+    """Prints a result and keeps every result so far in $OUT/<--json> (a cut-off run keeps them)."""
     RESULTS[key] = value
     print(f"{key}: {json.dumps(value)}", flush=True)
     out = os.environ.get("OUT")
     if out:
-        Path(out, "serve_bench.json").write_text(json.dumps(RESULTS, indent=1))
+        Path(out, JSON_NAME[0]).write_text(json.dumps(RESULTS, indent=1))
 
 
 def text(rng: random.Random) -> str:
@@ -63,16 +80,36 @@ def text(rng: random.Random) -> str:
 
 
 def make_model(d: Path, shape: str) -> None:
+    """A random-weight student of the shape, the ByT5 tokenizer, and a distillery.json (no downloads)."""
     import torch
-    from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
+    from transformers import ByT5Tokenizer
 
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=384, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0,
-                   **SHAPES[shape])
-    T5ForConditionalGeneration(cfg).save_pretrained(d)
+    dims = dict(SHAPES[shape])
+    causal = dims.pop("causal", False)
+    if causal:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        cfg = LlamaConfig(pad_token_id=0, eos_token_id=1, bos_token_id=None, **dims)
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # a 0.5B init is slow on a CPU
+            model = LlamaForCausalLM(cfg).to(torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+        with torch.no_grad():
+            # Only byte ids (3-258) may win: every token decodes with the ByT5 tokenizer, and a random model never
+            # ends early (no EOS), like the T5 shapes. All 151,936 rows are still computed: the cost is Qwen's.
+            head = model.get_output_embeddings().weight
+            head[:3].zero_()
+            head[259:].zero_()
+    else:
+        from transformers import T5Config, T5ForConditionalGeneration
+
+        cfg = T5Config(vocab_size=384, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0,
+                       **dims)
+        model = T5ForConditionalGeneration(cfg)
+    model.save_pretrained(d)
     ByT5Tokenizer().save_pretrained(d)
     info = json.loads((HERE.parents[1] / "testdata/contract/distillery.json").read_text())
-    info.update(labels=LABELS[shape], maxInputLength=512, maxTargetLength=128, architecture="seq2seq")
+    info.update(labels=LABELS.get(shape, LABELS["t5-base"]), maxInputLength=512, maxTargetLength=128,
+                architecture="causal" if causal else "seq2seq")
     (d / "distillery.json").write_text(json.dumps(info))
 
 
@@ -102,27 +139,31 @@ def _until_eos(rows: list[list[int]]) -> list[list[int]]:
 def decoders(model_dir: Path, device: str, batches: list[int], reps: int, only_hf_static: bool = False) -> dict[str, Any]:
     import torch
 
-    from distillery_student.contract import ModelInfo
+    from distillery_student.causal_decoding import StaticCausalGreedy
+    from distillery_student.contract import ARCH_CAUSAL, ModelInfo
     from distillery_student.decoding import StaticT5Greedy
     from distillery_student.modeling import Predictor
 
     info = ModelInfo.from_dict(json.loads((model_dir / "distillery.json").read_text()))
     p = Predictor.from_dir(str(model_dir), info, device, decoder="hf")
+    static = StaticCausalGreedy if info.architecture == ARCH_CAUSAL else StaticT5Greedy
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rng = random.Random(1)
     floor: dict[str, Any] = {}
     for b in batches:
-        ids, mask = p._batch([p.enc.source_ids(info.labelPrefix + text(rng)) for _ in range(b)])
+        ids, mask = p._batch(p.enc.sources_ids([info.labelPrefix + text(rng) for _ in range(b)]))
         n = p.label_tokens
         runs: dict[str, Callable[[], Any]] = {"hf-generate": lambda: p._generate_ids(ids, mask, n)}
         if not only_hf_static:
-            runs["static-eager"] = lambda d=StaticT5Greedy(p.model, use_cuda_graphs=False): d.generate(ids, mask, n, 1, 0)
+            runs["static-eager"] = lambda d=static(p.model, use_cuda_graphs=False): d.generate(ids, mask, n, 1, 0)
         if device == "cuda" and not only_hf_static:
-            runs["static-cuda-graphs"] = lambda d=StaticT5Greedy(p.model): d.generate(ids, mask, n, 1, 0)
+            runs["static-cuda-graphs"] = lambda d=static(p.model): d.generate(ids, mask, n, 1, 0)
         if device == "cuda" and only_hf_static:  # last in the run: its compile can take minutes
-            runs["hf-static-cache-compiled"] = lambda: p.model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=n, do_sample=False, num_beams=1,
-                pad_token_id=0, eos_token_id=1, cache_implementation="static")[:, 1:]
+            def hf_static() -> Any:
+                out = p.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
+                                       num_beams=1, pad_token_id=0, eos_token_id=1, cache_implementation="static")
+                return out[:, ids.shape[1]:] if info.architecture == ARCH_CAUSAL else out[:, 1:]
+            runs["hf-static-cache-compiled"] = hf_static
         want = None
         for name, fn in runs.items():
             try:
@@ -134,7 +175,8 @@ def decoders(model_dir: Path, device: str, batches: list[int], reps: int, only_h
             want = want or rows
             steps = out.shape[1]
             res = {"ms_per_call": summary(times), "steps": steps, "ms_per_step": statistics.median(times) / steps,
-                   "same_tokens_as_hf": sum(a == w for a, w in zip(rows, want)) / len(rows)}
+                   "same_tokens_as_hf": sum(a == w for a, w in zip(rows, want)) / len(rows),
+                   "prompt_tokens": int(mask.sum(1).float().mean())}
             if not (only_hf_static and name == "hf-generate"):
                 emit(f"decoder {name} batch {b}", res)
             if b == 1 and name in ("static-cuda-graphs", "static-eager"):
@@ -198,42 +240,66 @@ def load(port: int, clients: int, seconds: float, path: str) -> dict[str, Any]:
 
 
 def start(cmd: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """The server process, once /healthz says ready; its log goes to a file (a pipe nobody reads can fill and
+    block it), whose end is raised if it exits or reports that loading failed."""
+    log = tempfile.NamedTemporaryFile("w+", prefix="serve-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+
+    def tail() -> str:
+        return Path(log.name).read_text()[-3000:]
+
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read()[-3000:]}")
+            raise RuntimeError(f"server exited: {tail()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
                 if r.status == 200:
                     return proc
+        except urllib.error.HTTPError as e:
+            if b"failed" in e.read():
+                proc.kill()
+                raise RuntimeError(f"server failed to load: {tail()}") from None
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.25)
     raise RuntimeError("server not ready in 900 s")
 
 
-def measure_server(name: str, proc_cmd: list[str], port: int, a: argparse.Namespace, paths: list[str]) -> None:
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_server(name: str, proc_cmd: list[str], port: int, a: argparse.Namespace, paths: list[str],
+                   clients: list[int]) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(x for x in (os.environ.get("PYTHONPATH"), str(HERE.parent)) if x)}
     t = time.monotonic()
     proc = start(proc_cmd, port, env)
     emit(f"{name} ready after s", round(time.monotonic() - t, 1))
     try:
         for path in paths:
-            for c in a.clients:
-                load(port, c, min(2.0, a.seconds), path)  # warm-up: graph buckets, connections
-                runs = [load(port, c, a.seconds, path) for _ in range(a.reps)]
+            for c in clients:
+                load(port, c, min(1.0, a.seconds), path)  # warm-up: graph buckets, connections
+                runs = []
+                for _ in range(a.reps):
+                    cpu = _cpu_seconds(proc.pid)
+                    r = load(port, c, a.seconds, path)
+                    r["cpu_ms_per_request"] = (_cpu_seconds(proc.pid) - cpu) * 1000 / max(1, r["requests"])
+                    runs.append(r)
                 emit(f"http {name} {path} clients {c}", {
                     "rps": summary([r["rps"] for r in runs]), "p50_ms": summary([r["p50_ms"] for r in runs]),
                     "p99_ms": summary([r["p99_ms"] for r in runs]), "errors": sum(r["errors"] for r in runs),
                     "completion_tokens": runs[0]["completion_tokens"],
+                    "server_cpu_ms_per_request": summary([r["cpu_ms_per_request"] for r in runs]),
                     "gpu_s_per_1000": 1000 / statistics.median(r["rps"] for r in runs)})
     finally:
         proc.terminate()
         proc.wait(60)
 
 
-# ---- the previous server, as a process ----
+# ---- the previous server, and the new one without a model, as processes ----
 
 
 def run_legacy(path: str, model_dir: str, port: int, device: str, max_batch: int) -> None:
@@ -254,46 +320,113 @@ def run_legacy(path: str, model_dir: str, port: int, device: str, max_batch: int
         time.sleep(3600)
 
 
+def run_host_only(model_dir: str, port: int, max_batch: int) -> None:
+    """The real server (HTTP, batching, tokenising, detokenising) over a model that answers at once: every
+    input gets the first label's ids."""
+    import torch
+
+    from distillery_student.contract import ModelInfo
+    from distillery_student.modeling import Predictor
+    from distillery_student.serve import ServerConfig, StudentServer, uvicorn_server
+
+    info = ModelInfo.from_dict(json.loads(Path(model_dir, "distillery.json").read_text()))
+
+    def loader() -> Predictor:
+        p = Predictor.from_dir(model_dir, info, "cpu", decoder="hf")
+        label = p.enc.target_ids(info.labels[0])
+        p._generate_ids = lambda ids, mask, n: torch.tensor([label + [0] * (n - len(label))] * ids.shape[0])
+        return p
+
+    cfg = ServerConfig(model_dir=model_dir, model_name="bench", host="127.0.0.1", port=port,
+                       max_batch_size=max_batch, max_queue=100000, device="cpu")
+    server = StudentServer(cfg, loader=loader)
+    threading.Thread(target=server.load, daemon=True).start()
+    uvicorn_server(server).run()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", default="t5-base", choices=sorted(SHAPES))
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--phases", nargs="+", default=["decoders", "new", "legacy", "hf-static"],
+                    choices=["decoders", "new", "legacy", "host-only", "hf-static"])
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64, 256])
+    ap.add_argument("--legacy-clients", type=int, nargs="+", default=[])
+    ap.add_argument("--host-only-clients", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--legacy-serve", default="", help="the previous serve.py, measured the same way")
-    ap.add_argument("--skip-hf-static", action="store_true", help="skip HF's static cache + torch.compile")
+    ap.add_argument("--model-dir", default="", help="the model to use; made (random weights) when missing")
+    ap.add_argument("--serve-flags", default="", help="more flags for the new server, e.g. '--threads 2'")
+    ap.add_argument("--json", default="serve_bench.json", help="file under $OUT that collects the results")
     ap.add_argument("--run-legacy", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--run-host-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.run_legacy:
         return run_legacy(a.run_legacy, a.model, a.port, a.device, a.max_batch_size)
-    d = Path(tempfile.mkdtemp()) / "model"
-    make_model(d, a.shape)
-    emit("setup", {"shape": a.shape, "device": a.device, "clients": a.clients, "seconds": a.seconds, "reps": a.reps,
-                   "max_batch_size": a.max_batch_size})
+    if a.run_host_only:
+        return run_host_only(a.model, a.port, a.max_batch_size)
+    JSON_NAME[0] = a.json
+    d = Path(a.model_dir) if a.model_dir else Path(tempfile.mkdtemp()) / "model"
+    if not (d / "distillery.json").exists():
+        t = time.monotonic()
+        make_model(d, a.shape)
+        emit("model made in s", round(time.monotonic() - t, 1))
+    emit("setup", {"shape": a.shape, "device": a.device, "phases": a.phases, "clients": a.clients,
+                   "seconds": a.seconds, "reps": a.reps, "max_batch_size": a.max_batch_size, **versions()})
     batches = [1, 64] if a.device == "cuda" else [1, 8]
-    floor = decoders(d, a.device, batches, a.reps)
-    emit("floor", floor)
+    floor: dict[str, Any] = {}
+    for phase in a.phases:
+        try:
+            floor = run_phase(phase, a, d, batches, floor)
+        except Exception as e:  # noqa: BLE001 - the next phases still run; the JSON says what failed
+            emit(f"phase {phase} failed", f"{type(e).__name__}: {e}"[-3000:])
+
+
+def versions() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    import torch
+
+    out: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "starlette", "uvicorn", "httptools", "uvloop"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name()
+    return out
+
+
+def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], floor: dict[str, Any]) -> dict[str, Any]:
     serve = [sys.executable, "-m", "distillery_student", "serve", "--model", str(d), "--host", "127.0.0.1",
              "--device", a.device, "--served-model-name", "bench", "--max-batch-size", str(a.max_batch_size),
-             "--max-queue", "100000", "--port"]
-    measure_server("new", serve + ["18081"], 18081, a, ["/v1/completions"])
-    one = RESULTS.get("http new /v1/completions clients 1")
-    if one and floor:
-        per_token = one["p50_ms"]["median"] / one["completion_tokens"]
-        emit("http ms/token at 1 client vs floor", {"http_ms_per_token": per_token, "floor_ms_per_token":
-                                                     floor["ms_per_token"], "ratio": per_token / floor["ms_per_token"]})
-    if a.legacy_serve:
-        legacy = [sys.executable, str(Path(__file__).resolve()), "--run-legacy", a.legacy_serve, "--model", str(d),
-                  "--device", a.device, "--max-batch-size", str(a.max_batch_size), "--port", "18082"]
-        measure_server("legacy", legacy, 18082, a, ["/v1/predict"])
-        a.clients = [c for c in a.clients if c == 64] or a.clients[-1:]
-        measure_server("new", serve + ["18083"], 18083, a, ["/v1/predict"])
-    if a.device == "cuda" and not a.skip_hf_static:
+             "--max-queue", "100000", *a.serve_flags.split(), "--port"]
+    me = [sys.executable, str(Path(__file__).resolve()), "--model", str(d), "--max-batch-size", str(a.max_batch_size)]
+    if phase == "decoders":
+        floor = decoders(d, a.device, batches, a.reps)
+        emit("floor", floor)
+    elif phase == "new":
+        measure_server("new", serve + ["18081"], 18081, a, ["/v1/completions"], a.clients)
+        one = RESULTS.get("http new /v1/completions clients 1")
+        if one and floor:
+            per_token = one["p50_ms"]["median"] / one["completion_tokens"]
+            emit("http ms/token at 1 client vs floor", {
+                "http_ms_per_token": per_token, "floor_ms_per_token": floor["ms_per_token"],
+                "ratio": per_token / floor["ms_per_token"]})
+    elif phase == "legacy" and a.legacy_serve:
+        legacy = me + ["--run-legacy", a.legacy_serve, "--device", a.device, "--port", "18082"]
+        measure_server("legacy", legacy, 18082, a, ["/v1/predict"], a.legacy_clients or a.clients)
+    elif phase == "host-only":
+        measure_server("host-only", me + ["--run-host-only", "--port", "18083"], 18083, a, ["/v1/completions"],
+                       a.host_only_clients)
+    elif phase == "hf-static" and a.device == "cuda":
         decoders(d, a.device, batches, a.reps, only_hf_static=True)
+    return floor
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes, max_input_chars=args.max_input_chars, read_timeout_s=args.read_timeout,
         idle_timeout_s=args.idle_timeout, drain_delay_s=args.drain_delay, graceful_timeout_s=args.graceful_timeout,
-        device=args.device, decoder=args.decoder,
+        device=args.device, decoder=args.decoder, http=args.http, threads=args.threads,
     ))
 
 
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--max-batch-size", type=int, default=32, help="inputs per generate pass")
-    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    s.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a batch waits at most for more requests (only while it is smaller than the last)")
     s.add_argument("--max-queue", type=int, default=1024, help="inputs waiting; beyond, 429 with Retry-After")
     s.add_argument("--max-body-bytes", type=int, default=1 << 20)
     s.add_argument("--max-input-chars", type=int, default=16384, help="characters per input")
@@ -105,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--graceful-timeout", type=float, default=20.0, help="seconds in-flight requests get after that")
     s.add_argument("--device", default="")
     s.add_argument("--decoder", choices=["auto", "hf", "static"], default="auto",
-                   help="static: fixed-shape T5 decoding with CUDA graphs on a GPU; hf: Hugging Face generate")
+                   help="static: fixed-shape decoding (T5, Llama/Qwen) with CUDA graphs on a GPU; hf: Hugging Face "
+                        "generate; auto: static where it applies")
+    s.add_argument("--threads", type=int, default=0,
+                   help="torch threads when serving on a CPU; 0: the CPUs the pod may use (its limit), less one")
+    s.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
+                   help="uvicorn's HTTP parser; auto: httptools (C) when installed, else h11")
     r = sub.add_parser("report", help="a sweep's report: report.json and report.svg from its points' metrics")
     r.add_argument("--config", default="/etc/distillery/report.json")
     r.add_argument("--termination-log", default="/dev/termination-log")

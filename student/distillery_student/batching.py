@@ -2,8 +2,10 @@
 
 Requests wait in a queue bounded by the number of inputs it holds; a request that would overflow it is
 refused at once (the server answers 429 with Retry-After) instead of waiting behind minutes of work. The model
-thread takes up to max_batch inputs at a time, waiting at most max_wait for more once it has one, so throughput
-grows with load while a lone request waits at most max_wait.
+thread takes up to max_batch inputs at a time. Once it has one it waits for more only until the batch is as large
+as the last one was, and only while they keep coming (max_wait without an arrival ends the wait; 4 x max_wait in
+all): under load the batches fill up, so throughput grows with load, while a lone client's request starts at
+once (a fixed wait would add max_wait to every request at low load).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Batcher:
         self._cond = threading.Condition()
         self._stopped = False
         self.in_flight = 0  # inputs in the model right now
+        self._last = 1  # inputs in the last batch: how many the next one waits for (within max_wait)
+        self._arrived = 0.0  # when the latest request was queued
         threading.Thread(target=self._loop, name="model", daemon=True).start()
 
     @property
@@ -64,6 +68,7 @@ class Batcher:
                 raise QueueFull(f"{self._queued_inputs} inputs are queued; the limit is {self.max_queue}")
             self._queue.append(p)
             self._queued_inputs += len(inputs)
+            self._arrived = p.enqueued
             self._cond.notify()
         return await p.future
 
@@ -73,7 +78,9 @@ class Batcher:
             self._cond.notify_all()
 
     def _take(self) -> list[_Pending] | None:
-        """Waits for a first request, then up to max_wait for more, up to max_batch inputs."""
+        """Waits for a first request, then for more, up to max_batch inputs, but only while the batch is smaller
+        than the last one and requests keep coming: until max_wait passes with no new arrival (4 x max_wait in
+        all). Closed-loop clients come back one by one as their answers go out; the batch waits for them."""
         with self._cond:
             while not self._queue and not self._stopped:
                 self._cond.wait()
@@ -81,11 +88,11 @@ class Batcher:
                 return None
             group = [self._queue.popleft()]
             n = len(group[0].inputs)
-            deadline = time.monotonic() + self.max_wait
+            cap = time.monotonic() + 4 * self.max_wait
             while n < self.max_batch:
                 if not self._queue:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or self._stopped:
+                    left = min(cap, self._arrived + self.max_wait) - time.monotonic()
+                    if n >= self._last or left <= 0 or self._stopped:
                         break
                     self._cond.wait(left)
                     continue
@@ -95,7 +102,7 @@ class Batcher:
                 group.append(p)
                 n += len(p.inputs)
             self._queued_inputs -= n
-            self.in_flight = n
+            self.in_flight = self._last = n
         return group
 
     def _run(self, group: list[_Pending]) -> list[Any]:

@@ -16,7 +16,7 @@ the benchmark reports the share of identical outputs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -28,6 +28,21 @@ def bucket(n: int, smallest: int = 1) -> int:
     while b < n:
         b *= 2
     return b
+
+
+def capture(fn: Callable[[], Any], pool: Any) -> Any:
+    """fn captured as a CUDA graph (after two warm-up runs on a side stream: lazy inits, cuBLAS workspaces).
+    fn must read and write fixed-address tensors only, and make no host syncs."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        fn()
+    return graph
 
 
 @dataclass
@@ -139,17 +154,7 @@ class StaticT5Greedy:
         if key in self._captured:
             return self._captured[key]
         buf = self._new_buffers(b, s, steps)
-        graph = None
-        if self.graphs:
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(2):  # warm-up outside the graph (lazy inits, cuBLAS workspaces)
-                    buf.logits_argmax = self._step(buf, steps)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
-                buf.logits_argmax = self._step(buf, steps)
+        graph = capture(lambda: setattr(buf, "logits_argmax", self._step(buf, steps)), self._pool) if self.graphs else None
         self._captured[key] = (graph, buf)
         return graph, buf
 

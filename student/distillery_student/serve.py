@@ -1,9 +1,10 @@
 """The student server: OpenAI-compatible chat/completions/models, /v1/predict, /healthz, /metrics.
 
-Starlette on uvicorn (h11): the HTTP parsing, keep-alive and graceful shutdown are theirs; this file adds the
-limits a model server needs on top (body size, input length, read timeouts, a bounded queue that refuses with
-429 + Retry-After, a drain on SIGTERM that turns readiness false before the listener closes) and one model
-thread fed by batching.Batcher. The routes and shapes are specified in docs/workloads.md.
+Starlette on uvicorn (httptools' C parser and uvloop where installed, as requirements.txt has them; h11 and
+asyncio's loop otherwise): the HTTP parsing, keep-alive and graceful shutdown are theirs; this file adds the
+limits a model server needs on top (body size, request head size, input length, read timeouts, a bounded queue
+that refuses with 429 + Retry-After, a drain on SIGTERM that turns readiness false before the listener closes)
+and one model thread fed by batching.Batcher. The routes and shapes are specified in docs/workloads.md.
 """
 
 from __future__ import annotations
@@ -49,10 +50,28 @@ class ServerConfig:
     device: str = ""
     decoder: str = "auto"
     api_key: str = ""  # when set, /v1/* need "Authorization: Bearer <key>"
+    threads: int = 0  # torch threads on a CPU; 0: cpu_threads()
+    http: str = "auto"  # uvicorn's HTTP parser: httptools (C) when installed, else h11
+    loop: str = "auto"  # uvicorn's event loop: uvloop when installed, else asyncio's
 
     @property
     def served_name(self) -> str:
         return self.model_name or "student"
+
+
+def cpu_threads(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """Threads for the model on a CPU: the CPUs this process may use (its cgroup's quota where one is set, as
+    in a pod with a CPU limit; else its affinity), less one for the event loop; at least 1. torch's default
+    is every core of the machine: a pod limited to 2 CPUs would then run as many threads as the node has, and
+    even on a 2-core machine, 2 threads ran the make-dev student 3x slower than 1 (docs/benchmarks.md)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = open(cpu_max, encoding="utf-8").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus - 1)
 
 
 # ---- metrics ----
@@ -109,11 +128,17 @@ class StudentServer:
         return self.status == "ready"
 
     def _load_predictor(self) -> Any:
+        import torch
+
         from .modeling import Predictor
 
         with open(os.path.join(self.cfg.model_dir, "distillery.json"), encoding="utf-8") as f:
             info = ModelInfo.from_dict(json.load(f))
-        return Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
+        predictor = Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
+        if predictor.device.type == "cpu":
+            torch.set_num_threads(self.cfg.threads or cpu_threads())
+            log.info("decoding on the CPU with %d threads", torch.get_num_threads())
+        return predictor
 
     def load(self) -> None:
         """Loads and warms up (both tasks, a full batch: their CUDA graphs are captured before the first request)."""
@@ -181,8 +206,9 @@ async def read_body(request: Any, limit: int, timeout: float) -> bytes:
         return bytes(buf)
 
     try:
-        return await asyncio.wait_for(collect(), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):  # no task per request, unlike wait_for on Python 3.11
+            return await collect()
+    except TimeoutError:
         raise ApiError(408, f"the body did not arrive within {timeout:g} s", code="timeout") from None
 
 
@@ -349,23 +375,53 @@ def build_app(server: StudentServer) -> Any:
 # ---- the HTTP server ----
 
 
-def _protocol(read_timeout: float) -> type:
-    """uvicorn's h11 protocol, plus a deadline for each request head: uvicorn closes idle keep-alive
-    connections but not a fresh one that sends nothing, or trickles its headers byte by byte."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+MAX_HEAD_BYTES = 64 * 1024  # a request line and headers longer than this get a 400
 
-    class HeadTimeoutH11(H11Protocol):
+
+def http_implementation(choice: str = "auto") -> str:
+    """"httptools" (uvicorn's C parser, llhttp) when it is installed or asked for, else "h11" (pure Python)."""
+    if choice != "auto":
+        return choice
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def _protocol(read_timeout: float, http: str = "auto") -> type:
+    """uvicorn's HTTP protocol (httptools or h11), plus a deadline for each request head: uvicorn closes idle
+    keep-alive connections but not a fresh one that sends nothing, or trickles its headers byte by byte. With
+    httptools, also a cap on the head's size (h11 has its own: h11_max_incomplete_event_size)."""
+    if http_implementation(http) == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+
+    class HeadLimits(Base):  # type: ignore[misc, valid-type]
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm_head_deadline()
 
         def _arm_head_deadline(self) -> None:
             armed_for = self.cycle
+            self._head_bytes, self._in_head = 0, True
             self._head_timer = self.loop.call_later(read_timeout, self._head_deadline, armed_for)
 
         def _head_deadline(self, armed_for: Any) -> None:
             if self.cycle is armed_for and not self.transport.is_closing():  # no new request has started
                 self.transport.close()
+
+        def on_headers_complete(self) -> None:  # httptools only: a head is complete
+            self._in_head = False
+            super().on_headers_complete()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if Base.__name__ == "HttpToolsProtocol" and self._in_head and not self.transport.is_closing():
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self.send_400_response("Request head too large.")
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -376,7 +432,7 @@ def _protocol(read_timeout: float) -> type:
             self._head_timer.cancel()
             super().connection_lost(exc)
 
-    return HeadTimeoutH11
+    return HeadLimits
 
 
 def uvicorn_server(server: StudentServer, sock: Any = None) -> Any:
@@ -385,11 +441,11 @@ def uvicorn_server(server: StudentServer, sock: Any = None) -> Any:
     import uvicorn
 
     cfg = server.cfg
-    config = uvicorn.Config(build_app(server), host=cfg.host, port=cfg.port, http=_protocol(cfg.read_timeout_s),
-                            lifespan="off", access_log=False, log_config=None, backlog=2048,
+    config = uvicorn.Config(build_app(server), host=cfg.host, port=cfg.port, http=_protocol(cfg.read_timeout_s, cfg.http),
+                            loop=cfg.loop, lifespan="off", access_log=False, log_config=None, backlog=2048,
                             timeout_keep_alive=max(1, int(cfg.idle_timeout_s)),
                             timeout_graceful_shutdown=max(1, int(cfg.graceful_timeout_s)),
-                            limit_concurrency=cfg.max_connections, h11_max_incomplete_event_size=64 * 1024)
+                            limit_concurrency=cfg.max_connections, h11_max_incomplete_event_size=MAX_HEAD_BYTES)
 
     class DrainingServer(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

@@ -1,0 +1,106 @@
+"""The batcher: a lone client never waits for company; under steady load the batches fill up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Sequence
+
+import pytest
+
+from distillery_student.batching import Batcher, QueueFull
+
+
+class Model:
+    """A predict function that takes `seconds` and records each batch's size."""
+
+    def __init__(self, seconds: float = 0.02):
+        self.seconds = seconds
+        self.batches: list[int] = []
+
+    def __call__(self, inputs: Sequence[str], flags: Sequence[bool]) -> list[str]:
+        time.sleep(self.seconds)
+        self.batches.append(len(inputs))
+        return [x.upper() for x in inputs]
+
+
+async def _client(b: Batcher, name: str, requests: int) -> list[float]:
+    took = []
+    for i in range(requests):
+        t = time.monotonic()
+        assert await b.submit([f"{name}{i}"], False) == [f"{name}{i}".upper()]
+        took.append(time.monotonic() - t)
+    return took
+
+
+def test_a_lone_client_does_not_wait_for_others() -> None:
+    model = Model()
+    b = Batcher(model, max_batch=16, max_wait_s=2.0, max_queue=64)
+    took = asyncio.run(_client(b, "a", 5))
+    b.stop()
+    assert max(took) < 1.0, took  # never the 2 s max_wait
+    assert model.batches == [1] * 5
+
+
+def test_steady_clients_are_batched_together() -> None:
+    model = Model()
+    b = Batcher(model, max_batch=16, max_wait_s=2.0, max_queue=64)
+
+    async def main() -> None:
+        await asyncio.gather(*[_client(b, c, 6) for c in "abcd"])
+
+    asyncio.run(main())
+    b.stop()
+    assert sum(model.batches) == 24
+    # once a batch of 4 has run, each next batch waits for all 4 clients to come back
+    first_full = model.batches.index(4)
+    assert model.batches[first_full:] == [4] * len(model.batches[first_full:]), model.batches
+    assert len(model.batches) <= 9, model.batches
+
+
+def test_a_batch_waits_for_clients_that_keep_coming_back() -> None:
+    model = Model()
+    b = Batcher(model, max_batch=16, max_wait_s=0.2, max_queue=64)
+
+    async def late(name: str, delay: float) -> list[str]:
+        await asyncio.sleep(delay)
+        return await b.submit([name], False)
+
+    async def main() -> None:
+        await b.submit(list("abcd"), False)  # a batch of 4 has run
+        # 4 arrive 0.12 s apart: 0.36 s from first to last, more than max_wait, but no gap is
+        await asyncio.gather(*[late(c, 0.12 * i) for i, c in enumerate("wxyz")])
+
+    asyncio.run(main())
+    b.stop()
+    assert model.batches[-1] == 4, model.batches
+
+
+def test_when_load_drops_the_wait_is_bounded_and_then_gone() -> None:
+    model = Model()
+    b = Batcher(model, max_batch=16, max_wait_s=0.3, max_queue=64)
+
+    async def main() -> list[float]:
+        await asyncio.gather(*[_client(b, c, 3) for c in "abcd"])
+        return await _client(b, "z", 3)
+
+    took = asyncio.run(main())
+    b.stop()
+    assert 0.25 < took[0] < 1.5, took  # waits out max_wait once for the clients that left
+    assert max(took[1:]) < 0.25, took  # then the lone client runs at once
+
+
+def test_a_request_beyond_the_queue_is_refused() -> None:
+    b = Batcher(Model(0.5), max_batch=1, max_wait_s=0.0, max_queue=2)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(b.submit(["a"], False))
+        await asyncio.sleep(0.1)  # the model thread has taken it: the queue is empty again
+        second = asyncio.ensure_future(b.submit(["b", "c"], False))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):
+            await b.submit(["d"], False)
+        assert await first == ["A"] and await second == ["B", "C"]
+
+    asyncio.run(main())
+    b.stop()
