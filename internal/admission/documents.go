@@ -47,7 +47,7 @@ var Distillery = sync.OnceValues(func() (*Set, error) { return NewSet(crd.Distil
 type Document struct {
 	// Index is the document's 0-based position in the stream, counting empty documents.
 	Index int
-	// Object is the object as it would be stored, when admitted.
+	// Object is the object as it would be stored when admitted, as read when refused.
 	Object *unstructured.Unstructured
 	// Err is the apiserver's refusal, or why the document could not be read.
 	Err error
@@ -95,12 +95,19 @@ func (s *Set) create(ctx context.Context, raw []byte, namespace string) (*unstru
 	}
 	u := &unstructured.Unstructured{Object: obj}
 	gvk := u.GroupVersionKind()
+	if gvk.Kind == "" || gvk.Version == "" {
+		return u, fmt.Errorf("not a Kubernetes object: apiVersion and kind must be set")
+	}
 	sc, ok := s.schemas[gvk]
 	if !ok {
 		return u, fmt.Errorf("no matches for kind %q in version %q (this tool knows %s)",
 			gvk.Kind, gvk.GroupVersion().String(), strings.Join(s.kinds(), ", "))
 	}
-	return sc.Create(ctx, obj, namespace)
+	stored, err := sc.Create(ctx, obj, namespace)
+	if err != nil {
+		return u, err
+	}
+	return stored, nil
 }
 
 func (s *Set) kinds() []string {
