@@ -159,7 +159,7 @@ func writeEstimate(w io.Writer, job string, seed int64, prices estimate.Prices, 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  tokens\t%d\t(%d prompt + %d completion)\n", p.Tokens, p.PromptTokens, p.CompletionTokens)
 	if p.Cost != nil {
-		fmt.Fprintf(tw, "  cost\t%.2f\t(at %g per million prompt and %g per million completion tokens)\n", *p.Cost, prices.PromptPerMillion, prices.CompletionPerMillion)
+		fmt.Fprintf(tw, "  cost\t%.4f\t(at %g per million prompt and %g per million completion tokens)\n", *p.Cost, prices.PromptPerMillion, prices.CompletionPerMillion)
 	} else {
 		fmt.Fprintf(tw, "  cost\t-\t(give --prompt-price and --completion-price per million tokens)\n")
 	}

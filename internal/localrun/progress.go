@@ -16,7 +16,7 @@ import (
 const ewmaAge = 30
 
 // stageBar is one stage's progress bar: done/total, the rate and the ETA. On a terminal it redraws in
-// place; elsewhere (a CI log, a pipe) it prints a line every few seconds.
+// place; elsewhere (a CI log, a pipe) it prints a line every 10 s.
 type stageBar struct {
 	p   *mpb.Progress
 	bar *mpb.Bar
@@ -30,9 +30,10 @@ type stageBar struct {
 func newStageBar(out io.Writer, terminal bool, stage, unit string) *stageBar {
 	opts := []mpb.ContainerOption{mpb.WithOutput(out), mpb.WithWidth(100)}
 	if !terminal {
-		opts = append(opts, mpb.WithAutoRefresh(), mpb.WithRefreshRate(5*time.Second))
+		opts = append(opts, mpb.WithAutoRefresh(), mpb.WithRefreshRate(10*time.Second))
 	}
 	p := mpb.New(opts...)
+	started := time.Now()
 	// Total 0: the bar completes only when finish says so, never because the shards that reported so far
 	// are done.
 	bar := p.AddBar(0,
@@ -41,11 +42,13 @@ func newStageBar(out io.Writer, terminal bool, stage, unit string) *stageBar {
 			decor.CountersNoUnit("%d/%d "+unit, decor.WCSyncWidth),
 		),
 		mpb.AppendDecorators(
+			// rate and ETA while the stage runs, then only how long it took
 			decor.OnCompleteOrOnAbort(decor.EwmaSpeed(0, "%.1f "+unit+"/s", ewmaAge, decor.WCSyncSpace), ""),
-			decor.OnCompleteOrOnAbort(decor.Name(" ETA "), ""),
+			decor.OnCompleteOrOnAbort(decor.Name("  ETA "), ""),
 			decor.OnCompleteOrOnAbort(decor.EwmaETA(decor.ET_STYLE_GO, ewmaAge), ""),
-			decor.OnComplete(decor.Name(" done in "), ""),
-			decor.OnComplete(decor.Elapsed(decor.ET_STYLE_GO), ""),
+			decor.Any(func(decor.Statistics) string {
+				return "  elapsed " + time.Since(started).Round(100*time.Millisecond).String()
+			}),
 		),
 	)
 	return &stageBar{p: p, bar: bar}

@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := writeJSON(l.summary(), map[string]any{"job": dj.Name, "annotation": res.Annotation, "training": res.Training, "metrics": res.Metrics}); err != nil {
+	if err := writeJSON(l.summary(), summary(dj.Name, res)); err != nil {
 		return res, err
 	}
 	printReport(o.Out, l, res)
@@ -236,6 +236,15 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// summary is summary.json: what each stage reported, the shards summed.
+func summary(job string, res Result) map[string]any {
+	var annotation map[string]any
+	b, _ := json.Marshal(res.Annotation)
+	_ = json.Unmarshal(b, &annotation)
+	delete(annotation, "shard") // a sum of every shard
+	return map[string]any{"job": job, "annotation": annotation, "training": res.Training, "metrics": res.Metrics}
 }
 
 // printReport shows the eval tables (the trainer's report.json when it writes one, else its
