@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distillery-dev/distillery/api/v1alpha1"
 	"github.com/distillery-dev/distillery/controllers"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
@@ -167,5 +168,41 @@ func TestShardResultsSumAsTheOperatorSumsThem(t *testing.T) {
 		PromptTokens: 150, CompletionTokens: 30, SkippedLines: 3, FirstSkippedLine: 4, FirstSkippedError: "four"}
 	if sum != want {
 		t.Errorf("sum = %+v\nwant  %+v", sum, want)
+	}
+}
+
+func TestTheEndpointOverrideFollowsTheAdmissionRules(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:8000/v1", "https://api.openai.com/v1"} {
+		if err := checkEndpoint(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for endpoint, want := range map[string]string{
+		"ftp://host/v1":  "http:// or https://",
+		"localhost:8000": "http:// or https://",
+		"https://user:sk-secret@api.example.com/v1":   "must not carry credentials",
+		"https://api.example.com/v1?key=sk-secret":    "must not carry credentials",
+		"https://api.example.com/v1/chat/completions": "base URL ending in /v1",
+	} {
+		err := checkEndpoint(endpoint)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: %v, want %q without the URL", endpoint, err, want)
+		}
+	}
+}
+
+func TestTheKeyVariableIsTheOneTheOperatorRenders(t *testing.T) {
+	dj, _, err := LoadJob(context.Background(), sampleJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dj.Spec.Teacher.APIKeySecretRef = &v1alpha1.SecretKeyRef{Name: "teacher", Key: "apiKey"}
+	if got := controllers.RenderAnnotateConfig(dj, nil, controllers.StagePaths{}).Teacher.APIKeyEnv; got != teacherKeyEnv {
+		t.Errorf("the operator renders apiKeyEnv %q, distillery run names %q", got, teacherKeyEnv)
+	}
+	t.Setenv(teacherKeyEnv, "")
+	if _, err := teacherKey(contract.AnnotateConfig{Teacher: contract.Teacher{APIKeyEnv: teacherKeyEnv}}); err == nil ||
+		!strings.Contains(err.Error(), "export the teacher's API key as "+teacherKeyEnv) {
+		t.Errorf("no key exported: %v", err)
 	}
 }

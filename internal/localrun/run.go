@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/distillery-dev/distillery/controllers"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/reportview"
+	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 // Options is one `distillery run`.
@@ -146,13 +148,35 @@ func render(dj *v1alpha1.DistillationJob, l Layout, endpoint string) (contract.A
 	dj.UID = types.UID(uid)
 	a := controllers.RenderAnnotateConfig(dj, examples, paths)
 	if endpoint != "" {
-		if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return a, contract.TrainConfig{}, fmt.Errorf("--teacher-endpoint %q must be an http:// or https:// URL", endpoint)
+		if err := checkEndpoint(endpoint); err != nil {
+			return a, contract.TrainConfig{}, err
 		}
 		a.Teacher.Endpoint = endpoint
 	}
 	return a, controllers.RenderTrainConfig(dj, examples, paths), nil
 }
+
+// completionsPath is a URL that names the route instead of the base URL.
+var completionsPath = regexp.MustCompile(`/(chat/)?completions/*$`)
+
+// checkEndpoint holds --teacher-endpoint to spec.teacher.endpoint's admission rules. Its errors never
+// repeat the URL, which might carry a key.
+func checkEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("--teacher-endpoint must be an http:// or https:// URL")
+	case secreturl.Redacted(endpoint) != endpoint:
+		return errors.New("--teacher-endpoint must not carry credentials, a query string or a fragment: " +
+			"with spec.teacher.apiKeySecretRef set, the key is read from $" + teacherKeyEnv)
+	case completionsPath.MatchString(u.Path):
+		return errors.New("--teacher-endpoint must be the base URL ending in /v1, not .../chat/completions: requests go to endpoint + /chat/completions")
+	}
+	return nil
+}
+
+// teacherKeyEnv is the variable annotate.json names when spec.teacher.apiKeySecretRef is set.
+const teacherKeyEnv = "DISTILLERY_TEACHER_API_KEY"
 
 // teacherKey reads the API key from the variable annotate.json names (a cluster fills it from
 // spec.teacher.apiKeySecretRef; here the user exports it).
