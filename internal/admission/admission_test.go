@@ -71,6 +71,7 @@ func sample(t *testing.T, name string) map[string]any {
 const (
 	jobSample   = "distillery_v1alpha1_distillationjob.yaml"
 	modelSample = "distillery_v1alpha1_studentmodel.yaml"
+	sweepSample = "distillery_v1alpha1_distillationjob_sweep.yaml"
 )
 
 func set(obj map[string]any, value any, path ...string) {
@@ -89,6 +90,12 @@ func TestMessagesAreTheAPIServers(t *testing.T) {
 	}{
 		{name: "the job sample", sample: jobSample, edit: func(map[string]any) {}},
 		{name: "the model sample", sample: modelSample, edit: func(map[string]any) {}},
+		{name: "the sweep sample", sample: sweepSample, edit: func(map[string]any) {}},
+		{name: "a budget's maxCost without both prices (CEL)", sample: jobSample, edit: func(o map[string]any) {
+			budget := o["spec"].(map[string]any)["teacher"].(map[string]any)["budget"].(map[string]any)
+			delete(budget, "completionPricePerMillion")
+			budget["maxCost"] = "10"
+		}, wantErr: "spec.teacher.budget.maxCost needs promptPricePerMillion and completionPricePerMillion"},
 		{name: "a minimal job, defaults filled in", sample: jobSample, edit: func(o map[string]any) {
 			spec := o["spec"].(map[string]any)
 			for _, k := range []string{"annotation", "training", "serving", "storage", "ttlSecondsAfterFinished"} {

@@ -4,14 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/distillery-dev/distillery/internal/annotator/estimate"
+	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/localrun"
 )
 
@@ -31,7 +30,7 @@ the teacher, judges the answers as the annotator would, and projects what annota
 the given prices, the time at the configured shards, concurrency and rate limit, and the share of answers
 that would be rejected, so a broken prompt is caught for the price of the sample. Data references resolve
 as in "distillery run" (--data). Prices per million tokens come from the flags, else from
-spec.teacher.budget when it gives them.`,
+spec.teacher.budget (promptPricePerMillion, completionPricePerMillion).`,
 		Example: `  distillery estimate job.yaml --data ./data --prompt-price 0.15 --completion-price 0.60
   distillery estimate job.yaml --data ./data --sample 50 -o json`,
 		Args: cobra.ExactArgs(1),
@@ -44,9 +43,7 @@ spec.teacher.budget when it gives them.`,
 			if err != nil {
 				return err
 			}
-			if !prices.Set() {
-				prices = budgetPrices(plan.Object)
-			}
+			prices = pricesFor(prices, plan.Annotate.Budget)
 			if !seedSet {
 				seed = plan.Annotate.Dataset.Seed
 			}
@@ -85,54 +82,12 @@ spec.teacher.budget when it gives them.`,
 	return cmd
 }
 
-// budgetPrices reads prices per million tokens from spec.teacher.budget, whatever its field names are
-// exactly: a number (or decimal string) whose path names the prompt (or input) or completion (or output)
-// tokens and a price.
-func budgetPrices(job map[string]any) estimate.Prices {
-	var p estimate.Prices
-	budget, _ := dig(job, "spec", "teacher", "budget").(map[string]any)
-	walkNumbers("", budget, func(path string, v float64) {
-		path = strings.ToLower(path)
-		if !strings.Contains(path, "price") && !strings.Contains(path, "permillion") {
-			return
-		}
-		switch {
-		case strings.Contains(path, "prompt") || strings.Contains(path, "input"):
-			p.PromptPerMillion = v
-		case strings.Contains(path, "completion") || strings.Contains(path, "output"):
-			p.CompletionPerMillion = v
-		}
-	})
-	return p
-}
-
-func dig(m map[string]any, path ...string) any {
-	var cur any = m
-	for _, k := range path {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = mm[k]
+// pricesFor are the prices of the flags, else spec.teacher.budget's.
+func pricesFor(flags estimate.Prices, b *contract.Budget) estimate.Prices {
+	if flags.Set() || b == nil {
+		return flags
 	}
-	return cur
-}
-
-func walkNumbers(prefix string, v any, visit func(string, float64)) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, sub := range x {
-			walkNumbers(prefix+"."+k, sub, visit)
-		}
-	case float64:
-		visit(prefix, x)
-	case int64:
-		visit(prefix, float64(x))
-	case string:
-		if f, err := strconv.ParseFloat(x, 64); err == nil {
-			visit(prefix, f)
-		}
-	}
+	return estimate.Prices{PromptPerMillion: b.PromptPricePerMillion, CompletionPerMillion: b.CompletionPricePerMillion}
 }
 
 func writeEstimate(w io.Writer, job string, seed int64, prices estimate.Prices, shards, concurrency int, e estimate.Estimate) {

@@ -6,24 +6,20 @@ import (
 	"testing"
 
 	"github.com/distillery-dev/distillery/internal/annotator/estimate"
+	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-func TestPricesComeFromTheBudgetWhateverItsFieldsAreCalled(t *testing.T) {
-	for name, budget := range map[string]map[string]any{
-		"flat, decimal strings": {"maxTokens": int64(1000000), "promptPricePerMillion": "2.5", "completionPricePerMillion": "10"},
-		"nested":                {"prices": map[string]any{"perMillionPromptTokens": 2.5, "perMillionCompletionTokens": int64(10)}},
-		"input and output":      {"price": map[string]any{"inputPerMillion": "2.5", "outputPerMillion": "10"}},
-	} {
-		job := map[string]any{"spec": map[string]any{"teacher": map[string]any{"budget": budget}}}
-		if got := budgetPrices(job); got != (estimate.Prices{PromptPerMillion: 2.5, CompletionPerMillion: 10}) {
-			t.Errorf("%s: %+v", name, got)
-		}
+func TestPricesComeFromTheFlagsElseTheBudget(t *testing.T) {
+	budget := &contract.Budget{BudgetCaps: contract.BudgetCaps{MaxTokens: 1000, PromptPricePerMillion: 3, CompletionPricePerMillion: 15}}
+	flags := estimate.Prices{PromptPerMillion: 0.15, CompletionPerMillion: 0.6}
+	if got := pricesFor(flags, budget); got != flags {
+		t.Errorf("with flags: %+v", got)
 	}
-	if got := budgetPrices(map[string]any{"spec": map[string]any{"teacher": map[string]any{"budget": map[string]any{"maxTokens": int64(5)}}}}); got.Set() {
-		t.Errorf("a budget without prices gave %+v", got)
+	if got := pricesFor(estimate.Prices{}, budget); got != (estimate.Prices{PromptPerMillion: 3, CompletionPerMillion: 15}) {
+		t.Errorf("from the budget: %+v", got)
 	}
-	if got := budgetPrices(map[string]any{}); got.Set() {
-		t.Errorf("no budget gave %+v", got)
+	if got := pricesFor(estimate.Prices{}, nil); got.Set() {
+		t.Errorf("without either: %+v", got)
 	}
 }
 

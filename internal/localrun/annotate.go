@@ -79,6 +79,12 @@ func sumResults(rs []contract.AnnotateResult) contract.AnnotateResult {
 		sum.CacheHits += r.CacheHits
 		sum.PromptTokens += r.PromptTokens
 		sum.CompletionTokens += r.CompletionTokens
+		sum.Requests += r.Requests
+		sum.CacheSavedPromptTokens += r.CacheSavedPromptTokens
+		sum.CacheSavedCompletionTokens += r.CacheSavedCompletionTokens
+		sum.EvalTotal += r.EvalTotal
+		sum.BudgetExceeded = sum.BudgetExceeded || r.BudgetExceeded
+		sum.Unasked += r.Unasked
 		sum.SkippedLines += r.SkippedLines
 		if r.FirstSkippedLine > 0 && (sum.FirstSkippedLine == 0 || r.FirstSkippedLine < sum.FirstSkippedLine) {
 			sum.FirstSkippedLine, sum.FirstSkippedError = r.FirstSkippedLine, r.FirstSkippedError

@@ -60,7 +60,7 @@ func (l Layout) claimFile(r v1alpha1.VolumeFileRef) string {
 // RenderTrainConfig). Every input must exist; errors name the spec field and the file.
 func (l Layout) StagePaths(dj *v1alpha1.DistillationJob) (controllers.StagePaths, error) {
 	s := dj.Spec
-	p := controllers.StagePaths{JobDir: l.RunDir, CacheDir: l.CacheDir}
+	p := controllers.StagePaths{JobDir: l.RunDir, CacheDir: l.CacheDir, BaseModelDir: l.claimFile}
 	var err error
 	if p.Dataset, err = l.source("spec.dataset", s.Dataset.DataSource); err != nil {
 		return p, err
@@ -71,8 +71,7 @@ func (l Layout) StagePaths(dj *v1alpha1.DistillationJob) (controllers.StagePaths
 		}
 	}
 	if from := s.Student.BaseModelFrom; from != nil {
-		p.BaseModelDir = l.claimFile(*from)
-		if err := mustExist("spec.student.baseModelFrom", p.BaseModelDir, true); err != nil {
+		if err := mustExist("spec.student.baseModelFrom", l.claimFile(*from), true); err != nil {
 			return p, err
 		}
 	}

@@ -57,7 +57,7 @@ func TestThePlanIsTheOperatorsConfigsWithLocalFolders(t *testing.T) {
 	}
 	// Everything else is what the operator renders for the same job: the renderer is the same function.
 	paths := controllers.StagePaths{JobDir: run, CacheDir: filepath.Join(out, ".cache"),
-		Dataset: a.Dataset.Path, BaseModelDir: tr.Student.BaseModel}
+		Dataset: a.Dataset.Path, BaseModelDir: p.Layout.claimFile}
 	want := controllers.RenderAnnotateConfig(p.Job, controllers.InlineExamples(p.Job), paths)
 	want.JobUID = a.JobUID
 	want.Teacher.Endpoint = a.Teacher.Endpoint
@@ -94,7 +94,7 @@ func TestAnInvalidJobIsRefusedWithKubectlsMessage(t *testing.T) {
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	mustWrite(t, bad, strings.Replace(string(b), "maxConcurrency: 16", "maxConcurrency: 0", 1))
-	_, _, err = LoadJob(context.Background(), bad)
+	_, err = LoadJob(context.Background(), bad)
 	want := `The DistillationJob "compare-numbers" is invalid: spec.teacher.maxConcurrency: Invalid value: 0: spec.teacher.maxConcurrency in body should be greater than or equal to 1`
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
@@ -102,7 +102,7 @@ func TestAnInvalidJobIsRefusedWithKubectlsMessage(t *testing.T) {
 }
 
 func TestTheLocalUIDFollowsTheImmutableSpec(t *testing.T) {
-	dj, _, err := LoadJob(context.Background(), sampleJob)
+	dj, err := LoadJob(context.Background(), sampleJob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestTheEndpointOverrideFollowsTheAdmissionRules(t *testing.T) {
 }
 
 func TestTheKeyVariableIsTheOneTheOperatorRenders(t *testing.T) {
-	dj, _, err := LoadJob(context.Background(), sampleJob)
+	dj, err := LoadJob(context.Background(), sampleJob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +204,40 @@ func TestTheKeyVariableIsTheOneTheOperatorRenders(t *testing.T) {
 	if _, err := teacherKey(contract.AnnotateConfig{Teacher: contract.Teacher{APIKeyEnv: teacherKeyEnv}}); err == nil ||
 		!strings.Contains(err.Error(), "export the teacher's API key as "+teacherKeyEnv) {
 		t.Errorf("no key exported: %v", err)
+	}
+}
+
+func TestABudgetRaisedInTheYAMLResumesTheSameRun(t *testing.T) {
+	dj, err := LoadJob(context.Background(), sampleJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised := dj.DeepCopy()
+	more := int64(5000000)
+	raised.Spec.Teacher.Budget.MaxTokens = &more
+	if localUID(raised) != localUID(dj) {
+		t.Error("a raised budget changed the run's identity: the run could not resume under it")
+	}
+}
+
+func TestTheBudgetPolicyIsTheOperators(t *testing.T) {
+	dj, err := LoadJob(context.Background(), sampleJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &contract.Budget{BudgetCaps: contract.BudgetCaps{MaxTokens: 1000, PromptPricePerMillion: 3, CompletionPricePerMillion: 15}}
+	stopped := contract.AnnotateResult{Total: 8, OK: 7, Requests: 8, PromptTokens: 900, CompletionTokens: 150, BudgetExceeded: true, Unasked: 992}
+	var out strings.Builder
+	err = budgetPolicy(&out, dj, b, stopped)
+	want := "BudgetExceeded: teacher budget reached (1050 of 1000 tokens, 8 requests, cost 0.0050): the shards stopped asking the teacher and kept every record; 8 of 1000 inputs annotated, 992 not asked"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("onExceeded Fail: %v\nwant %s", err, want)
+	}
+	dj.Spec.Teacher.Budget.OnExceeded = v1alpha1.BudgetActionTrain
+	if err := budgetPolicy(&out, dj, b, stopped); err != nil || !strings.Contains(out.String(), "training on the 7 usable annotations of 1000 inputs") {
+		t.Errorf("onExceeded Train: %v, %q", err, out.String())
+	}
+	if err := budgetPolicy(&out, dj, b, contract.AnnotateResult{Total: 1000, OK: 1000}); err != nil {
+		t.Errorf("within the budget: %v", err)
 	}
 }

@@ -19,9 +19,7 @@ import (
 // Plan is a job made ready to run on this machine: admitted as the cluster would, its stage configs
 // rendered with this machine's folders.
 type Plan struct {
-	Job *v1alpha1.DistillationJob
-	// Object is the job as admitted, for fields newer than this package's API types.
-	Object   map[string]any
+	Job      *v1alpha1.DistillationJob
 	Layout   Layout
 	Annotate contract.AnnotateConfig
 	Train    contract.TrainConfig
@@ -31,7 +29,7 @@ type Plan struct {
 
 // NewPlan loads the job of o.JobFile and renders its configs; it writes nothing.
 func NewPlan(ctx context.Context, o Options) (Plan, error) {
-	dj, obj, err := LoadJob(ctx, o.JobFile)
+	dj, err := LoadJob(ctx, o.JobFile)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -39,7 +37,7 @@ func NewPlan(ctx context.Context, o Options) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Job: dj, Object: obj, Layout: l}
+	p := Plan{Job: dj, Layout: l}
 	if p.Annotate, p.Train, err = render(dj, l, o.TeacherEndpoint); err != nil {
 		return p, err
 	}
@@ -68,7 +66,12 @@ func render(dj *v1alpha1.DistillationJob, l Layout, endpoint string) (contract.A
 		}
 		a.Teacher.Endpoint = endpoint
 	}
-	return a, controllers.RenderTrainConfig(dj, examples, paths), nil
+	runs := controllers.RenderTrainConfigs(dj, examples, paths)
+	if len(runs) != 1 {
+		return a, contract.TrainConfig{}, fmt.Errorf("spec.experiments is a sweep of %d training runs: distillery run trains a single run; "+
+			"run the sweep in a cluster, or drop spec.experiments to train spec.training here", len(runs))
+	}
+	return a, runs[0], nil
 }
 
 // completionsPath is a URL that names the route instead of the base URL.

@@ -68,7 +68,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, stageError(ctx, err, "annotation")
 	}
-	writeAnnotationSummary(o.Out, res.Annotation)
+	writeAnnotationSummary(o.Out, res.Annotation, p.Annotate.Budget)
+	if err := budgetPolicy(o.Out, dj, p.Annotate.Budget, res.Annotation); err != nil {
+		return res, err
+	}
 	if res.Annotation.OK == 0 {
 		return res, fmt.Errorf("no usable annotation to train on (%d inputs, none ok): see %s", res.Annotation.Total, l.annotateLog())
 	}
@@ -131,12 +134,35 @@ func stageError(ctx context.Context, err error, stage string) error {
 	return err
 }
 
+// budgetPolicy applies spec.teacher.budget.onExceeded when the budget ran out, as the operator does:
+// Train goes on with the usable annotations; Fail stops with reason BudgetExceeded, every record kept, and
+// the same command with a larger budget resumes (the budget is left out of the run's identity).
+func budgetPolicy(w io.Writer, dj *v1alpha1.DistillationJob, b *contract.Budget, r contract.AnnotateResult) error {
+	if !r.BudgetExceeded || b == nil {
+		return nil
+	}
+	spent := contract.DescribeSpend(b.BudgetCaps, r.Spend())
+	if dj.Spec.Teacher.Budget != nil && dj.Spec.Teacher.Budget.OnExceeded == v1alpha1.BudgetActionTrain && r.OK > 0 {
+		fmt.Fprintf(w, "          teacher budget reached (%s): training on the %d usable annotations of %d inputs; %d inputs were not asked\n",
+			spent, r.OK, r.Total+r.Unasked, r.Unasked)
+		return nil
+	}
+	return fmt.Errorf("%s: teacher budget reached (%s): the shards stopped asking the teacher and kept every record; %d of %d inputs annotated, %d not asked. "+
+		"Raise spec.teacher.budget above the spend and run again to annotate the rest (or set onExceeded: Train)",
+		v1alpha1.ReasonBudgetExceeded, spent, r.Total, r.Total+r.Unasked, r.Unasked)
+}
+
 // ErrInterrupted ends a run that was stopped (Ctrl-C); its files are kept for the next run to resume.
 var ErrInterrupted = errors.New("the files so far are kept")
 
-func writeAnnotationSummary(w io.Writer, r contract.AnnotateResult) {
-	fmt.Fprintf(w, "annotate  %d inputs: %d ok, %d unparseable, %d label mismatch, %d teacher errors; %d prompt + %d completion tokens, %d cache hits\n",
-		r.Total, r.OK, r.Unparseable, r.LabelMismatch, r.TeacherErrors, r.PromptTokens, r.CompletionTokens, r.CacheHits)
+func writeAnnotationSummary(w io.Writer, r contract.AnnotateResult, b *contract.Budget) {
+	fmt.Fprintf(w, "annotate  %d inputs: %d ok, %d unparseable, %d label mismatch, %d teacher errors; %d cache hits\n",
+		r.Total, r.OK, r.Unparseable, r.LabelMismatch, r.TeacherErrors, r.CacheHits)
+	var caps contract.BudgetCaps
+	if b != nil {
+		caps = b.BudgetCaps
+	}
+	fmt.Fprintf(w, "          spent %s (%d prompt + %d completion tokens)\n", contract.DescribeSpend(caps, r.Spend()), r.PromptTokens, r.CompletionTokens)
 	if r.SkippedLines > 0 {
 		fmt.Fprintf(w, "          %d dataset lines skipped; first: line %d: %s\n", r.SkippedLines, r.FirstSkippedLine, r.FirstSkippedError)
 	}
