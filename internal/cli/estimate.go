@@ -67,6 +67,9 @@ spec.teacher.budget (promptPricePerMillion, completionPricePerMillion).`,
 				return err
 			}
 			writeEstimate(streams.Out, plan.Job.Name, seed, prices, plan.Annotate.Shards, plan.Annotate.Teacher.MaxConcurrency, e)
+			if b := plan.Annotate.Budget; b != nil && b.Capped() {
+				writeBudgetCheck(streams.Out, b.BudgetCaps, e)
+			}
 			return nil
 		},
 	}
@@ -123,4 +126,29 @@ func writeEstimate(w io.Writer, job string, seed int64, prices estimate.Prices, 
 			(time.Duration(p.Seconds * float64(time.Second))).Round(time.Second), p.RequestsPerSecond, shards, concurrency, p.LimitedBy)
 	}
 	tw.Flush()
+}
+
+// writeBudgetCheck compares the projection with spec.teacher.budget's caps: the share of each cap the
+// whole annotation would use, and about how many inputs the tightest cap pays for.
+func writeBudgetCheck(w io.Writer, caps contract.BudgetCaps, e estimate.Estimate) {
+	p := e.Projected
+	spend := contract.Spend{Requests: int64(p.Requests), PromptTokens: p.PromptTokens, CompletionTokens: p.CompletionTokens}
+	share := 0.0
+	fmt.Fprintln(w, "\nAgainst spec.teacher.budget:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	check := func(name, format string, used, limit float64) {
+		if limit <= 0 {
+			return
+		}
+		share = max(share, used/limit)
+		fmt.Fprintf(tw, "  %s\t"+format+" of "+format+"\t(%.0f%%)\n", name, used, limit, 100*used/limit)
+	}
+	check("tokens", "%.0f", float64(spend.Tokens()), float64(caps.MaxTokens))
+	check("requests", "%.0f", float64(spend.Requests), float64(caps.MaxRequests))
+	check("cost", "%.4f", caps.Cost(spend), caps.MaxCost)
+	tw.Flush()
+	if share > 1 && e.Inputs > 0 {
+		fmt.Fprintf(w, "  the budget pays for about %d of the %d inputs: the job would stop with BudgetExceeded (or train on those, with onExceeded: Train)\n",
+			int(float64(e.Inputs)/share), e.Inputs)
+	}
 }

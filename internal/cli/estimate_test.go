@@ -34,3 +34,14 @@ func TestAsAKubectlPluginTheHelpSaysKubectlDistillery(t *testing.T) {
 		t.Errorf("help:\n%s", out.String())
 	}
 }
+
+func TestTheEstimateIsComparedWithTheBudget(t *testing.T) {
+	e := estimate.Estimate{Inputs: 1000, Projected: estimate.Projection{Requests: 1000, PromptTokens: 100000, CompletionTokens: 20000}}
+	var out bytes.Buffer
+	writeBudgetCheck(&out, contract.BudgetCaps{MaxTokens: 60000, MaxCost: 1, PromptPricePerMillion: 3, CompletionPricePerMillion: 15}, e)
+	for _, want := range []string{"tokens  120000 of 60000   (200%)", "cost    0.6000 of 1.0000  (60%)", "the budget pays for about 500 of the 1000 inputs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+}
