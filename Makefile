@@ -37,10 +37,11 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## go vet, the e2e and simulation tiers included.
+vet: ## go vet, the e2e, simulation and local-run tiers included.
 	go vet ./...
 	go vet -tags e2e ./test/e2e/...
 	go vet -tags sim ./test/sim/...
+	go vet -tags local ./test/local/...
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files differ from what is committed.
@@ -63,7 +64,7 @@ dev-down: ## Remove everything `make dev` made (processes, mounts, bridge, iptab
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet test-go test-python ## Run every test: generated-file check, go vet, Go (unit + envtest), Python.
+test: verify-generated vet test-go test-python test-local ## Run every test: generated-file check, go vet, Go (unit + envtest), Python, the local run.
 
 .PHONY: test-go
 test-go: envtest ## Go unit and envtest integration tests.
@@ -91,12 +92,26 @@ bench-scale: ## Scale benchmark on KWOK: N=100 and 1000 DistillationJobs, a fres
 test-python: python-env ## The student runtime's pytest suite (CPU).
 	cd student && $(PYTHON_VENV)/bin/python -m pytest -q
 
+.PHONY: test-local
+test-local: python-env ## `distillery run` on the demo sample against the demo teacher, no cluster, to a served model (CPU, minutes).
+	DISTILLERY_TEST_PYTHON=$(PYTHON_VENV)/bin/python go test -tags local -count=1 -timeout 60m ./test/local/...
+
 ##@ Build
 
 .PHONY: build
 build: ## Build the operator and the annotator.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/annotator ./cmd/annotator
+
+.PHONY: cli
+cli: ## Build the distillery CLI into bin/distillery, and bin/kubectl-distillery (the same binary) for kubectl.
+	go build -o $(BIN)/distillery ./cmd/distillery
+	ln -sf distillery $(BIN)/kubectl-distillery
+
+CLI_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+.PHONY: cli-dist
+cli-dist: ## Build the krew archives dist/kubectl-distillery_<os>_<arch>.tar.gz and their sha256 (hack/krew/distillery.yaml).
+	@hack/krew/archives.sh $(CLI_PLATFORMS)
 
 .PHONY: run
 run: manifests ## Run the operator against the current kubeconfig.

@@ -335,7 +335,7 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 	dj := utiltesting.MakeJob("anli-t5", "ns").UID("u1").Shards(8).APIKey("k", "key").EvalConfigMap("eval", "eval.jsonl").Obj()
 	dj.Spec.Dataset.LabelField = "label"
 	dj.Spec.Training.LoRA = &v1alpha1.LoRASpec{Rank: 16, Alpha: "32", Dropout: "0.05", TargetModules: []string{"q", "v"}}
-	cm := stageConfigMap(dj, inlineExamples(dj))
+	cm := stageConfigMap(dj, InlineExamples(dj))
 	if !metav1.IsControlledBy(cm, dj) || cm.Name != "anli-t5-config" {
 		t.Errorf("config map %s owned by %v", cm.Name, cm.OwnerReferences)
 	}
@@ -386,7 +386,7 @@ func TestStageConfigMapMatchesTheContractVectors(t *testing.T) {
 	var tcfg contract.TrainConfig
 	decodeStrict(t, []byte(cm.Data[contract.TrainConfigKey(singleRun)]), &tcfg)
 	if tcfg.Training.Mode != contract.ModeStepByStep || tcfg.Training.RationaleWeight != 1 || tcfg.Data.EvalPath != "/data/eval/eval.jsonl" ||
-		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, inlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq ||
+		tcfg.Provenance.PromptHash != contract.PromptHash(contractTask(dj, InlineExamples(dj))) || tcfg.Student.Architecture != contract.ArchitectureSeq2Seq ||
 		tcfg.Training.Strategy != contract.StrategyDDP || tcfg.Training.LoRA == nil || tcfg.Training.LoRA.Alpha != 32 || tcfg.Training.LoRA.Dropout != 0.05 {
 		t.Errorf("train.json = %+v", tcfg)
 	}
@@ -444,7 +444,7 @@ func TestStudentModelBuilder(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sm := studentModel(tc.dj, renderAnnotateConfig(tc.dj, inlineExamples(tc.dj)))
+			sm := studentModel(tc.dj, renderAnnotateConfig(tc.dj, InlineExamples(tc.dj)))
 			if len(sm.OwnerReferences) != 0 {
 				t.Errorf("the StudentModel is owned by %v; it must outlive the job", sm.OwnerReferences)
 			}
@@ -472,7 +472,7 @@ func TestStudentModelCarriesProvenanceAndMetricsInItsSpec(t *testing.T) {
 	dj.Status.Annotation = &v1alpha1.AnnotationStatus{DatasetHash: "sha256:abc", Requests: 390, PromptTokens: 200000,
 		CompletionTokens: 30000, Cost: "1.0500", CacheHits: 10, BudgetExceeded: true}
 	dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Accuracy: "0.8750", Examples: 400}
-	snap := renderAnnotateConfig(dj, inlineExamples(dj))
+	snap := renderAnnotateConfig(dj, InlineExamples(dj))
 	// The snapshot, not the spec, is the truth: a snapshot with another example gives another hash.
 	snap.Task.Examples = append(snap.Task.Examples, contract.Example{Input: "i", Rationale: "r", Label: "no"})
 	sm := studentModel(dj, snap)
@@ -485,7 +485,7 @@ func TestStudentModelCarriesProvenanceAndMetricsInItsSpec(t *testing.T) {
 	if sm.Spec.Provenance == nil || !equality.Semantic.DeepEqual(*sm.Spec.Provenance, want) {
 		t.Errorf("provenance = %+v, want %+v", sm.Spec.Provenance, want)
 	}
-	if want.PromptHash == contract.PromptHash(contractTask(dj, inlineExamples(dj))) {
+	if want.PromptHash == contract.PromptHash(contractTask(dj, InlineExamples(dj))) {
 		t.Errorf("the prompt hash follows the spec, not the snapshot")
 	}
 	if m := sm.Spec.Metrics; m == nil || *m != (v1alpha1.ModelMetrics{Accuracy: "0.8750", EvalExamples: 400}) {

@@ -165,7 +165,7 @@ func TestJobRunsThroughEveryStage(t *testing.T) {
 		t.Errorf("StudentModel metrics = %+v, want %+v", m, wantMetrics)
 	}
 	wantProvenance := v1alpha1.ModelProvenance{Job: dj.Name, JobUID: string(dj.UID), TeacherModel: "teacher-70b",
-		TeacherTemperature: "0", TeacherMaxTokens: 256, PromptHash: contract.PromptHash(contractTask(dj, inlineExamples(dj))),
+		TeacherTemperature: "0", TeacherMaxTokens: 256, PromptHash: contract.PromptHash(contractTask(dj, InlineExamples(dj))),
 		Dataset: "configmap/dataset/train.jsonl", DatasetHash: datasetHash, Mode: v1alpha1.TrainingModeStepByStep,
 		TeacherSpend: &v1alpha1.TeacherSpend{Requests: 855, PromptTokens: 257000, CompletionTokens: 40500, CacheHits: 42}}
 	if p := sm.Spec.Provenance; p == nil || !equality.Semantic.DeepEqual(*p, wantProvenance) {

@@ -205,7 +205,7 @@ func TestStudentModelOfASweepIsTheServedPoint(t *testing.T) {
 	dj := sweepJob("sweep").Obj()
 	dj.Status.ServedExperiment = ptr.To[int32](3) // fraction 1, Standard
 	dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Metric: v1alpha1.MetricAccuracy, Examples: 40, Accuracy: "0.9000", TeacherAccuracy: "0.9500", BestStep: 7}
-	sm := studentModel(dj, renderAnnotateConfig(dj, inlineExamples(dj)))
+	sm := studentModel(dj, renderAnnotateConfig(dj, InlineExamples(dj)))
 	if sm.Spec.Artifact.Path != "jobs/sweep-u1/points/3/model" || sm.Spec.Provenance.Mode != v1alpha1.TrainingModeStandard || sm.Spec.BaseModel != "google/t5-v1_1-small" {
 		t.Errorf("artifact %+v, mode %s, base %s", sm.Spec.Artifact, sm.Spec.Provenance.Mode, sm.Spec.BaseModel)
 	}

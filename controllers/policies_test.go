@@ -342,7 +342,7 @@ func TestParseExamplesJSONL(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ex, err := parseExamplesJSONL("src", tc.data)
+			ex, err := ParseExamplesJSONL("src", tc.data)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("error = %v, want %q", err, tc.wantErr)

@@ -47,6 +47,30 @@ func evalPath(dj *v1alpha1.DistillationJob) string {
 	return datasetPath(*dj.Spec.Dataset.Eval, evalMountDir, evalFileName)
 }
 
+// StagePaths are where the stage programs find the job's files: in a stage pod (PodPaths), or in local
+// folders when `distillery run` runs the same programs on one machine.
+type StagePaths struct {
+	// JobDir is the job run's own folder: annotations, checkpoints, the model, metrics.json, points/.
+	JobDir string
+	// CacheDir is the teacher answer cache that jobs share.
+	CacheDir string
+	// Dataset is the JSONL of spec.dataset; Eval that of spec.dataset.eval, empty when unset.
+	Dataset, Eval string
+	// BaseModelDir is where a baseModelFrom directory (spec.student's, or a sweep's) is.
+	BaseModelDir func(v1alpha1.VolumeFileRef) string
+}
+
+// PodPaths are the job's paths inside its stage pods (docs/workloads.md).
+func PodPaths(dj *v1alpha1.DistillationJob) StagePaths {
+	return StagePaths{
+		JobDir:       path.Join(workspaceDir, jobDir(dj)),
+		CacheDir:     path.Join(workspaceDir, contract.CacheDir),
+		Dataset:      datasetPath(dj.Spec.Dataset.DataSource, datasetMountDir, datasetFileName),
+		Eval:         evalPath(dj),
+		BaseModelDir: podBaseModelDir,
+	}
+}
+
 // contractTask is the job's task in the contract's form, with the examples resolved.
 func contractTask(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.Task {
 	return contract.Task{
@@ -58,8 +82,8 @@ func contractTask(dj *v1alpha1.DistillationJob, examples []contract.Example) con
 	}
 }
 
-// inlineExamples converts spec.task.examples to the contract's form.
-func inlineExamples(dj *v1alpha1.DistillationJob) []contract.Example {
+// InlineExamples converts spec.task.examples to the contract's form.
+func InlineExamples(dj *v1alpha1.DistillationJob) []contract.Example {
 	out := make([]contract.Example, 0, len(dj.Spec.Task.Examples))
 	for _, e := range dj.Spec.Task.Examples {
 		out = append(out, contract.Example{Input: e.Input, Rationale: e.Rationale, Label: e.Label})
@@ -67,8 +91,8 @@ func inlineExamples(dj *v1alpha1.DistillationJob) []contract.Example {
 	return out
 }
 
-// parseExamplesJSONL reads few-shot examples from the JSONL of spec.task.examplesFrom. Errors name the line.
-func parseExamplesJSONL(source, data string) ([]contract.Example, error) {
+// ParseExamplesJSONL reads few-shot examples from the JSONL of spec.task.examplesFrom. Errors name the line.
+func ParseExamplesJSONL(source, data string) ([]contract.Example, error) {
 	var out []contract.Example
 	sc := bufio.NewScanner(strings.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
@@ -95,8 +119,13 @@ func parseExamplesJSONL(source, data string) ([]contract.Example, error) {
 	return out, nil
 }
 
-// renderAnnotateConfig is annotate.json for the job.
+// renderAnnotateConfig is annotate.json for the job's stage pods.
 func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Example) contract.AnnotateConfig {
+	return RenderAnnotateConfig(dj, examples, PodPaths(dj))
+}
+
+// RenderAnnotateConfig is annotate.json for the job with its files at paths.
+func RenderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Example, paths StagePaths) contract.AnnotateConfig {
 	s := dj.Spec
 	t := contract.Teacher{
 		// Admission refuses keys in the endpoint; an object admitted before that rule still never has
@@ -124,19 +153,19 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 		Teacher: t,
 		Task:    contractTask(dj, examples),
 		Dataset: contract.DatasetRef{
-			Path:        datasetPath(s.Dataset.DataSource, datasetMountDir, datasetFileName),
+			Path:        paths.Dataset,
 			IDField:     s.Dataset.IDField,
 			InputField:  s.Dataset.InputField,
 			LabelField:  s.Dataset.LabelField,
 			MaxExamples: int(ptr.Deref(s.Dataset.MaxExamples, 0)),
 			Seed:        int64(s.Training.Seed),
-			EvalPath:    evalPath(dj),
+			EvalPath:    paths.Eval,
 		},
 		Filter: contract.Filter{DropLabelMismatch: ptr.Deref(s.Annotation.Filter.DropLabelMismatch, true)},
 		Output: contract.AnnotateOut{
-			JobDir:   path.Join(workspaceDir, jobDir(dj)),
-			Dir:      path.Join(workspaceDir, jobDir(dj), "annotations"),
-			CacheDir: path.Join(workspaceDir, contract.CacheDir),
+			JobDir:   paths.JobDir,
+			Dir:      path.Join(paths.JobDir, "annotations"),
+			CacheDir: paths.CacheDir,
 		},
 		Budget: renderBudget(dj),
 	}
@@ -146,9 +175,23 @@ func renderAnnotateConfig(dj *v1alpha1.DistillationJob, examples []contract.Exam
 // train-<index>.json for a sweep's point, which trains its own fraction, mode, weight, base model and
 // seed into its own folder (points/<index>) and leaves the report ConfigMap to the report Job.
 func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example, p trainingPoint) contract.TrainConfig {
+	return renderTrainConfigAt(dj, examples, p, PodPaths(dj))
+}
+
+// RenderTrainConfigs are the training configs of the job's runs with its files at paths, in index order:
+// its single run's train.json, or one per sweep point.
+func RenderTrainConfigs(dj *v1alpha1.DistillationJob, examples []contract.Example, paths StagePaths) []contract.TrainConfig {
+	var out []contract.TrainConfig
+	for _, p := range trainingPoints(dj) {
+		out = append(out, renderTrainConfigAt(dj, examples, p, paths))
+	}
+	return out
+}
+
+func renderTrainConfigAt(dj *v1alpha1.DistillationJob, examples []contract.Example, p trainingPoint, paths StagePaths) contract.TrainConfig {
 	s := dj.Spec
 	data := contract.TrainData{
-		AnnotationsDir:     path.Join(workspaceDir, jobDir(dj), "annotations"),
+		AnnotationsDir:     path.Join(paths.JobDir, "annotations"),
 		EvalFraction:       parseDecimal(s.Dataset.EvalFraction, 0.1),
 		IDField:            s.Dataset.IDField,
 		InputField:         s.Dataset.InputField,
@@ -157,10 +200,13 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 		Fraction:           parseDecimal(p.fraction, 1),
 		SubsetSeed:         int(p.seed),
 	}
-	data.EvalPath = evalPath(dj)
-	dir := path.Join(workspaceDir, pointDir(dj, p))
+	data.EvalPath = paths.Eval
+	dir := paths.JobDir
+	if p.inSweep() {
+		dir = path.Join(paths.JobDir, contract.PointDir(p.index))
+	}
 	out := contract.TrainOut{
-		JobDir:        path.Join(workspaceDir, jobDir(dj)),
+		JobDir:        paths.JobDir,
 		CheckpointDir: path.Join(dir, "checkpoints"),
 		ModelDir:      path.Join(dir, modelSubPath),
 		MetricsPath:   path.Join(dir, metricsFileName),
@@ -174,7 +220,7 @@ func renderTrainConfig(dj *v1alpha1.DistillationJob, examples []contract.Example
 	return contract.TrainConfig{
 		Job:     dj.Name,
 		JobUID:  string(dj.UID),
-		Student: contract.Student{BaseModel: baseModelRef(p.student), Architecture: contractArchitecture(s.Student.Architecture)},
+		Student: contract.Student{BaseModel: studentRef(p.student, paths), Architecture: contractArchitecture(s.Student.Architecture)},
 		Data:    data,
 		Task: contract.TrainTask{
 			Type:            strings.ToLower(string(s.Task.Type)),
@@ -237,8 +283,18 @@ func renderReportConfig(dj *v1alpha1.DistillationJob) contract.ReportConfig {
 
 // baseModelRef is a run's hub id, or the mounted directory of its baseModelFrom.
 func baseModelRef(s v1alpha1.ExperimentStudent) string {
+	return studentRef(s, StagePaths{BaseModelDir: podBaseModelDir})
+}
+
+// podBaseModelDir is where a baseModelFrom directory is mounted in a training pod.
+func podBaseModelDir(from v1alpha1.VolumeFileRef) string {
+	return path.Join(baseModelMountDir, from.Path)
+}
+
+// studentRef is a run's hub id, or the directory of its baseModelFrom at paths.
+func studentRef(s v1alpha1.ExperimentStudent, paths StagePaths) string {
 	if from := s.BaseModelFrom; from != nil {
-		return path.Join(baseModelMountDir, from.Path)
+		return paths.BaseModelDir(*from)
 	}
 	return s.BaseModel
 }

@@ -16,7 +16,7 @@ func TestAKeyInTheEndpointIsNeverCopied(t *testing.T) {
 	endpoint := "https://apikey:" + userKey + "@api.example.com/v1?api_key=" + queryKey
 	dj := utiltesting.MakeJob("dj", "ns").Endpoint(endpoint).Obj()
 
-	cm := stageConfigMap(dj, inlineExamples(dj))
+	cm := stageConfigMap(dj, InlineExamples(dj))
 	for key, data := range cm.Data {
 		for _, secret := range []string{userKey, queryKey} {
 			if strings.Contains(data, secret) {

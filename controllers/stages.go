@@ -74,7 +74,7 @@ func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *
 func (r *DistillationJobReconciler) examples(ctx context.Context, dj *v1alpha1.DistillationJob) ([]contract.Example, error) {
 	ref := dj.Spec.Task.ExamplesFrom
 	if ref == nil {
-		return inlineExamples(dj), nil
+		return InlineExamples(dj), nil
 	}
 	var cm corev1.ConfigMap
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: dj.Namespace, Name: ref.Name}, &cm); err != nil {
@@ -88,7 +88,7 @@ func (r *DistillationJobReconciler) examples(ctx context.Context, dj *v1alpha1.D
 	if !ok {
 		return nil, &specError{msg: fmt.Sprintf("spec.task.examplesFrom: ConfigMap %s has no key %q", ref.Name, ref.Key), permanent: true}
 	}
-	ex, err := parseExamplesJSONL(fmt.Sprintf("spec.task.examplesFrom (ConfigMap %s key %s)", ref.Name, ref.Key), data)
+	ex, err := ParseExamplesJSONL(fmt.Sprintf("spec.task.examplesFrom (ConfigMap %s key %s)", ref.Name, ref.Key), data)
 	if err != nil {
 		return nil, &specError{msg: err.Error(), permanent: true}
 	}

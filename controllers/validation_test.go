@@ -446,10 +446,10 @@ func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
 		return utiltesting.MakeJob(name, ns).UID("u1").Shards(256).Workers(128).GPUs(0).Obj()
 	}
 	jobChildren := func(dj *v1alpha1.DistillationJob) []client.Object {
-		sm := studentModel(dj, renderAnnotateConfig(dj, inlineExamples(dj)))
+		sm := studentModel(dj, renderAnnotateConfig(dj, InlineExamples(dj)))
 		sm.UID = "u2"
 		objs := []client.Object{
-			workspaceClaim(dj, nil), stageConfigMap(dj, inlineExamples(dj)), progressConfigMap(dj), reportConfigMap(dj),
+			workspaceClaim(dj, nil), stageConfigMap(dj, InlineExamples(dj)), progressConfigMap(dj), reportConfigMap(dj),
 			stageServiceAccount(dj), stageRole(dj), stageRoleBinding(dj),
 			annotationJob(dj, testImages), trainingJob(dj, testImages, trainingPoints(dj)[0]), trainingService(dj, trainingPoints(dj)[0]),
 			sm, servingDeployment(sm, testImages), servingService(sm),

@@ -10,18 +10,15 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 
 	"github.com/distillery-dev/distillery/internal/annotator"
 	"github.com/distillery-dev/distillery/internal/annotator/budget"
 	"github.com/distillery-dev/distillery/internal/annotator/progress"
 	"github.com/distillery-dev/distillery/internal/contract"
-	"github.com/distillery-dev/distillery/internal/secreturl"
 )
 
 type flags struct {
@@ -70,8 +67,8 @@ func run(args []string) int {
 	}
 	cfg, cfgErr := annotator.LoadConfig(f.config)
 	apiKey := apiKey(cfg)
-	redact := redactor(apiKey, cfg.Teacher.Endpoint)
-	log := newLogger(redact)
+	redact := annotator.Redactor(apiKey, cfg.Teacher.Endpoint)
+	log := annotator.NewLogger(os.Stderr, redact)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -148,24 +145,6 @@ func apiKey(cfg contract.AnnotateConfig) string {
 		return ""
 	}
 	return os.Getenv(cfg.Teacher.APIKeyEnv)
-}
-
-// redactor removes the API key and the endpoint's userinfo and query (and every other URL's) from text
-// that leaves the process. The teacher client already keeps them out of its errors; this is the second
-// lock on the door.
-func redactor(key, endpoint string) func(string) string {
-	return func(s string) string {
-		if key != "" {
-			s = strings.ReplaceAll(s, key, "[redacted]")
-		}
-		return secreturl.Scrub(s, endpoint)
-	}
-}
-
-func newLogger(redact func(string) string) logr.Logger {
-	return funcr.NewJSON(func(obj string) { fmt.Fprintln(os.Stderr, redact(obj)) }, funcr.Options{
-		LogTimestamp: true, TimestampFormat: time.RFC3339,
-	}).WithName("annotator")
 }
 
 // exitCode tells the annotation Job whether a retry can help: a bad config or dataset, or a teacher that

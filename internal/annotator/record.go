@@ -8,9 +8,9 @@ import (
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// judge turns the teacher's answer into a record. Only an answer with a rationale and a valid label that
+// Judge turns the teacher's answer into a record. Only an answer with a rationale and a valid label that
 // agrees with the gold label (when dropLabelMismatch asks for it) is ok.
-func judge(cfg contract.AnnotateConfig, item dataset.Item, content string, usage contract.Usage) contract.Record {
+func Judge(cfg contract.AnnotateConfig, item dataset.Item, content string, usage contract.Usage) contract.Record {
 	rec := baseRecord(item, usage)
 	ans, err := parse.Parse(cfg.Task, content)
 	if err != nil {

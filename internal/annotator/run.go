@@ -184,14 +184,17 @@ func (r *shardRun) outFor(eval bool) *store.Shard {
 	return r.out
 }
 
-func (r *shardRun) teacherConfig() teacher.Config {
-	t := r.cfg.Teacher
+func (r *shardRun) teacherConfig() teacher.Config { return TeacherConfig(r.cfg.Teacher, r.opts) }
+
+// TeacherConfig is the teacher client's config for annotate.json's teacher and a run's options (the key,
+// the retry backoff, the outage threshold).
+func TeacherConfig(t contract.Teacher, opts Options) teacher.Config {
 	return teacher.Config{
-		Endpoint: t.Endpoint, Model: t.Model, APIKey: r.opts.APIKey,
+		Endpoint: t.Endpoint, Model: t.Model, APIKey: opts.APIKey,
 		Temperature: t.Temperature, MaxTokens: t.MaxTokens, MaxResponseBytes: t.MaxResponseBytes,
 		Timeout:    time.Duration(t.TimeoutSeconds) * time.Second,
 		MaxRetries: t.MaxRetries, RequestsPerMinute: t.RequestsPerMinute, MaxConcurrency: t.MaxConcurrency,
-		RetryBaseDelay: r.opts.RetryBaseDelay, RetryMaxDelay: r.opts.RetryMaxDelay, UnreachableAfter: r.opts.UnreachableAfter,
+		RetryBaseDelay: opts.RetryBaseDelay, RetryMaxDelay: opts.RetryMaxDelay, UnreachableAfter: opts.UnreachableAfter,
 	}
 }
 

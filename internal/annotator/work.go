@@ -42,7 +42,7 @@ func (r *shardRun) annotate(ctx context.Context, w workItem) ([]annotated, error
 	if entry, ok, err := r.cache.Get(key); err != nil {
 		r.opts.Log.Error(err, "reading the answer cache; asking the teacher", "id", item.ID)
 	} else if ok {
-		rec := judge(r.cfg, item, entry.Content, entry.Usage)
+		rec := Judge(r.cfg, item, entry.Content, entry.Usage)
 		rec.Cached = true
 		return []annotated{{rec: rec, eval: w.eval}}, nil
 	}
@@ -71,7 +71,7 @@ func (r *shardRun) annotate(ctx context.Context, w workItem) ([]annotated, error
 	if err := r.cache.Put(key, cache.Entry{Content: ans.Content, Usage: ans.Usage}); err != nil {
 		r.opts.Log.Error(err, "writing the answer cache; the record keeps the answer", "id", item.ID)
 	}
-	return r.answered(ticket, w, judge(r.cfg, item, ans.Content, ans.Usage)), nil
+	return r.answered(ticket, w, Judge(r.cfg, item, ans.Content, ans.Usage)), nil
 }
 
 // reserve holds the budget for one request; nil without a budget.
