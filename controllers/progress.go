@@ -26,18 +26,7 @@ func annotationProgress(cm *corev1.ConfigMap) contract.AnnotateProgress {
 		if json.Unmarshal([]byte(v), &p) != nil {
 			continue
 		}
-		sum.Done += p.Done
-		sum.Total += p.Total
-		sum.Requests += p.Requests
-		sum.PromptTokens += p.PromptTokens
-		sum.CompletionTokens += p.CompletionTokens
-		sum.CacheHits += p.CacheHits
-		sum.CacheSavedPromptTokens += p.CacheSavedPromptTokens
-		sum.CacheSavedCompletionTokens += p.CacheSavedCompletionTokens
-		sum.BudgetExceeded = sum.BudgetExceeded || p.BudgetExceeded
-		if p.UpdatedAt > sum.UpdatedAt { // RFC 3339 in UTC sorts as text
-			sum.UpdatedAt = p.UpdatedAt
-		}
+		sum.Add(p)
 	}
 	return sum
 }

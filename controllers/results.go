@@ -48,24 +48,7 @@ func annotationResults(pods []corev1.Pod) (sum contract.AnnotateResult, shardsDo
 		}
 		seen[idx] = true
 		shardsDone++
-		sum.Total += r.Total
-		sum.OK += r.OK
-		sum.Unparseable += r.Unparseable
-		sum.LabelMismatch += r.LabelMismatch
-		sum.TeacherErrors += r.TeacherErrors
-		sum.CacheHits += r.CacheHits
-		sum.PromptTokens += r.PromptTokens
-		sum.CompletionTokens += r.CompletionTokens
-		sum.Requests += r.Requests
-		sum.CacheSavedPromptTokens += r.CacheSavedPromptTokens
-		sum.CacheSavedCompletionTokens += r.CacheSavedCompletionTokens
-		sum.EvalTotal += r.EvalTotal
-		sum.BudgetExceeded = sum.BudgetExceeded || r.BudgetExceeded
-		sum.Unasked += r.Unasked
-		sum.SkippedLines += r.SkippedLines
-		if r.FirstSkippedLine > 0 && (sum.FirstSkippedLine == 0 || r.FirstSkippedLine < sum.FirstSkippedLine) {
-			sum.FirstSkippedLine, sum.FirstSkippedError = r.FirstSkippedLine, r.FirstSkippedError
-		}
+		sum.Add(r)
 	}
 	return sum, shardsDone
 }

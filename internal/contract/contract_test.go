@@ -290,3 +290,22 @@ func TestSweepNames(t *testing.T) {
 		}
 	}
 }
+
+func TestAnnotateResultAddSumsShardsAndKeepsTheLowestSkippedLine(t *testing.T) {
+	var sum AnnotateResult
+	sum.Add(AnnotateResult{Total: 5, OK: 4, Requests: 4, PromptTokens: 40, SkippedLines: 1, FirstSkippedLine: 9, FirstSkippedError: "b"})
+	sum.Add(AnnotateResult{Total: 3, OK: 3, Requests: 2, PromptTokens: 20, BudgetExceeded: true, Unasked: 7,
+		SkippedLines: 2, FirstSkippedLine: 4, FirstSkippedError: "a"})
+	sum.Add(AnnotateResult{Total: 1, SkippedLines: 1, FirstSkippedLine: 12, FirstSkippedError: "c"})
+	want := AnnotateResult{Total: 9, OK: 7, Requests: 6, PromptTokens: 60, BudgetExceeded: true, Unasked: 7,
+		SkippedLines: 4, FirstSkippedLine: 4, FirstSkippedError: "a"}
+	if sum != want {
+		t.Errorf("sum = %+v, want %+v", sum, want)
+	}
+	var p AnnotateProgress
+	p.Add(AnnotateProgress{Done: 2, Total: 5, UpdatedAt: "2026-11-30T07:00:01Z"})
+	p.Add(AnnotateProgress{Done: 1, Total: 4, BudgetExceeded: true, UpdatedAt: "2026-11-30T07:00:00Z"})
+	if p.Done != 3 || p.Total != 9 || !p.BudgetExceeded || p.UpdatedAt != "2026-11-30T07:00:01Z" {
+		t.Errorf("progress sum = %+v", p)
+	}
+}

@@ -147,3 +147,43 @@ func AnnotateProgressKey(shard int) string { return "annotate-" + itoa(shard) }
 
 // TrainProgressKey is the trainer rank's key in the progress ConfigMap.
 func TrainProgressKey(rank int) string { return "train-" + itoa(rank) }
+
+// Add sums one shard's summary into s, as the operator sums them into status.annotation (and a local run
+// into its table): counts and spend add up, BudgetExceeded is any shard's, and the first skipped line is the
+// lowest line number of all shards. DatasetHash is left to the caller (every shard reports the same).
+func (s *AnnotateResult) Add(r AnnotateResult) {
+	s.Total += r.Total
+	s.OK += r.OK
+	s.Unparseable += r.Unparseable
+	s.LabelMismatch += r.LabelMismatch
+	s.TeacherErrors += r.TeacherErrors
+	s.CacheHits += r.CacheHits
+	s.PromptTokens += r.PromptTokens
+	s.CompletionTokens += r.CompletionTokens
+	s.Requests += r.Requests
+	s.CacheSavedPromptTokens += r.CacheSavedPromptTokens
+	s.CacheSavedCompletionTokens += r.CacheSavedCompletionTokens
+	s.EvalTotal += r.EvalTotal
+	s.BudgetExceeded = s.BudgetExceeded || r.BudgetExceeded
+	s.Unasked += r.Unasked
+	s.SkippedLines += r.SkippedLines
+	if r.FirstSkippedLine > 0 && (s.FirstSkippedLine == 0 || r.FirstSkippedLine < s.FirstSkippedLine) {
+		s.FirstSkippedLine, s.FirstSkippedError = r.FirstSkippedLine, r.FirstSkippedError
+	}
+}
+
+// Add sums one shard's latest progress report into s; UpdatedAt is the newest of them.
+func (s *AnnotateProgress) Add(p AnnotateProgress) {
+	s.Done += p.Done
+	s.Total += p.Total
+	s.Requests += p.Requests
+	s.PromptTokens += p.PromptTokens
+	s.CompletionTokens += p.CompletionTokens
+	s.CacheHits += p.CacheHits
+	s.CacheSavedPromptTokens += p.CacheSavedPromptTokens
+	s.CacheSavedCompletionTokens += p.CacheSavedCompletionTokens
+	s.BudgetExceeded = s.BudgetExceeded || p.BudgetExceeded
+	if p.UpdatedAt > s.UpdatedAt { // RFC 3339 in UTC sorts as text
+		s.UpdatedAt = p.UpdatedAt
+	}
+}

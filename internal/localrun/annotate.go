@@ -71,24 +71,7 @@ func (e *shardError) Unwrap() error { return e.err }
 func sumResults(rs []contract.AnnotateResult) contract.AnnotateResult {
 	sum := contract.AnnotateResult{Stage: contract.StageAnnotate}
 	for _, r := range rs {
-		sum.Total += r.Total
-		sum.OK += r.OK
-		sum.Unparseable += r.Unparseable
-		sum.LabelMismatch += r.LabelMismatch
-		sum.TeacherErrors += r.TeacherErrors
-		sum.CacheHits += r.CacheHits
-		sum.PromptTokens += r.PromptTokens
-		sum.CompletionTokens += r.CompletionTokens
-		sum.Requests += r.Requests
-		sum.CacheSavedPromptTokens += r.CacheSavedPromptTokens
-		sum.CacheSavedCompletionTokens += r.CacheSavedCompletionTokens
-		sum.EvalTotal += r.EvalTotal
-		sum.BudgetExceeded = sum.BudgetExceeded || r.BudgetExceeded
-		sum.Unasked += r.Unasked
-		sum.SkippedLines += r.SkippedLines
-		if r.FirstSkippedLine > 0 && (sum.FirstSkippedLine == 0 || r.FirstSkippedLine < sum.FirstSkippedLine) {
-			sum.FirstSkippedLine, sum.FirstSkippedError = r.FirstSkippedLine, r.FirstSkippedError
-		}
+		sum.Add(r)
 		if sum.DatasetHash == "" {
 			sum.DatasetHash = r.DatasetHash
 		}
