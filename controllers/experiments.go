@@ -123,29 +123,54 @@ func updateExperiments(dj *v1alpha1.DistillationJob, o *observed) {
 
 // experimentRow is a point's row as its Job and pods say now.
 func experimentRow(dj *v1alpha1.DistillationJob, p trainingPoint, run *jobPods) v1alpha1.ExperimentStatus {
-	row := v1alpha1.ExperimentStatus{
-		Index: int32(p.index), Fraction: p.fraction, Mode: p.mode, RationaleWeight: p.rationaleWeight,
-		BaseModel: studentDescription(p.student), Seed: p.seed, State: v1alpha1.ExperimentPending,
-	}
+	row := pendingRow(p)
 	switch {
 	case run == nil || run.job == nil:
 	case jobCondition(run.job, batchv1.JobFailed):
 		row.State = v1alpha1.ExperimentFailed
 		row.Message = failedStage(run.job, run.pods, v1alpha1.ReasonTrainingFailed, pointWhat(p)).message
 	case jobCondition(run.job, batchv1.JobComplete):
-		row.State = v1alpha1.ExperimentSucceeded
 		if res, ok := trainResult(run.pods); ok {
-			ev := evaluationStatus(dj, res)
-			row.Accuracy, row.Agreement, row.ExactMatch = ev.Accuracy, ev.Agreement, ev.ExactMatch
-			row.Steps, row.BestStep = int64(res.Steps), int64(res.BestStep)
-			row.WallSeconds = int64(math.Round(res.WallSeconds))
+			RecordPointResult(dj, &row, res)
 		} else {
+			row.State = v1alpha1.ExperimentSucceeded
 			row.Message = "the trainer saved the model but left no summary"
 		}
 	default:
 		row.State = v1alpha1.ExperimentRunning
 	}
 	return row
+}
+
+// pendingRow is a point's row before it ran: its settings.
+func pendingRow(p trainingPoint) v1alpha1.ExperimentStatus {
+	return v1alpha1.ExperimentStatus{
+		Index: int32(p.index), Fraction: p.fraction, Mode: p.mode, RationaleWeight: p.rationaleWeight,
+		BaseModel: studentDescription(p.student), Seed: p.seed, State: v1alpha1.ExperimentPending,
+	}
+}
+
+// ExperimentRows are a sweep's status.experiments before any point ran: one row per point, in index
+// order, with its settings and state Pending (none for a job without spec.experiments).
+func ExperimentRows(dj *v1alpha1.DistillationJob) []v1alpha1.ExperimentStatus {
+	if dj.Spec.Experiments == nil {
+		return nil
+	}
+	var rows []v1alpha1.ExperimentStatus
+	for _, p := range trainingPoints(dj) {
+		rows = append(rows, pendingRow(p))
+	}
+	return rows
+}
+
+// RecordPointResult marks a point's row Succeeded with its trainer's summary: the scores, steps, best
+// step and wall time.
+func RecordPointResult(dj *v1alpha1.DistillationJob, row *v1alpha1.ExperimentStatus, res contract.TrainResult) {
+	row.State = v1alpha1.ExperimentSucceeded
+	ev := evaluationStatus(dj, res)
+	row.Accuracy, row.Agreement, row.ExactMatch = ev.Accuracy, ev.Agreement, ev.ExactMatch
+	row.Steps, row.BestStep = int64(res.Steps), int64(res.BestStep)
+	row.WallSeconds = int64(math.Round(res.WallSeconds))
 }
 
 func finishedState(s v1alpha1.ExperimentState) bool {
@@ -160,10 +185,10 @@ func pointWhat(p trainingPoint) string {
 	return fmt.Sprintf("training point %d", p.index)
 }
 
-// servedPoint chooses the sweep's point to serve from its rows: spec.experiments.servePoint when that
+// ServedPoint chooses the sweep's point to serve from its rows: spec.experiments.servePoint when that
 // point succeeded; else the succeeded point with the best score (rowScore), the lowest index on a tie.
 // It returns -1 when no point succeeded; note says why a named point is not served.
-func servedPoint(dj *v1alpha1.DistillationJob) (served int, note string) {
+func ServedPoint(dj *v1alpha1.DistillationJob) (served int, note string) {
 	rows := dj.Status.Experiments
 	if named := dj.Spec.Experiments.ServePoint; named != nil {
 		for _, row := range rows {
@@ -201,6 +226,17 @@ func rowScore(row v1alpha1.ExperimentStatus) (float64, bool) {
 // markServed records the served point in status: its row, servedExperiment, and its evaluation and
 // training numbers as the job's own.
 func markServed(dj *v1alpha1.DistillationJob, o *observed, served int) {
+	var res *contract.TrainResult
+	if r, ok := trainResult(podsOf(o.training[served])); ok {
+		res = &r
+	}
+	ServeExperiment(dj, served, res)
+}
+
+// ServeExperiment records point served as the one the job serves: status.servedExperiment, its row's
+// served, and its evaluation and training numbers as the job's own, from its trainer's summary res, or,
+// with none, from its row.
+func ServeExperiment(dj *v1alpha1.DistillationJob, served int, res *contract.TrainResult) {
 	dj.Status.ServedExperiment = ptr.To(int32(served))
 	for i := range dj.Status.Experiments {
 		row := &dj.Status.Experiments[i]
@@ -208,9 +244,8 @@ func markServed(dj *v1alpha1.DistillationJob, o *observed, served int) {
 		if !row.Served {
 			continue
 		}
-		run := o.training[served]
-		if res, ok := trainResult(podsOf(run)); ok {
-			recordTrainResult(dj, res)
+		if res != nil {
+			recordTrainResult(dj, *res)
 			continue
 		}
 		dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Metric: rowMetric(*row), Accuracy: row.Accuracy,
@@ -229,8 +264,8 @@ func rowMetric(row v1alpha1.ExperimentStatus) v1alpha1.EvaluationMetric {
 	return v1alpha1.MetricAgreement
 }
 
-// sweepSummary is the Trained condition's message of a sweep that has a point to serve.
-func sweepSummary(dj *v1alpha1.DistillationJob, served int, note string) string {
+// SweepSummary is the Trained condition's message of a sweep that has a point to serve.
+func SweepSummary(dj *v1alpha1.DistillationJob, served int, note string) string {
 	failed := 0
 	for _, row := range dj.Status.Experiments {
 		if row.State == v1alpha1.ExperimentFailed {

@@ -91,7 +91,7 @@ func TestServedPoint(t *testing.T) {
 			dj := sweepJob("dj").Obj()
 			dj.Spec.Experiments.ServePoint = tc.named
 			dj.Status.Experiments = tc.rows
-			got, note := servedPoint(dj)
+			got, note := ServedPoint(dj)
 			if got != tc.want || (note != "") != tc.wantNote {
 				t.Errorf("servedPoint = %d (note %q), want %d (note: %v)", got, note, tc.want, tc.wantNote)
 			}

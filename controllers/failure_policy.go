@@ -60,6 +60,18 @@ func failStage(dj *v1alpha1.DistillationJob, s *stageJob, f stageFailure, now ti
 	markFailed(dj, f.reason, f.message, now)
 }
 
+// FailureReason is the condition reason of a stage program's failure from the reason in its summary
+// (contract.ReasonTeacherUnreachable, ReasonInvalidInput), else def.
+func FailureReason(summaryReason string, def v1alpha1.ConditionReason) v1alpha1.ConditionReason {
+	switch summaryReason {
+	case contract.ReasonTeacherUnreachable:
+		return v1alpha1.ReasonTeacherUnreachable
+	case contract.ReasonInvalidInput:
+		return v1alpha1.ReasonInvalidInput
+	}
+	return def
+}
+
 // failedStage explains a failed stage Job from its failed pods' termination messages (the program's
 // summary with error and reason when it wrote one, else the tail of its log), falling back to the Job's
 // own condition message.
@@ -83,12 +95,7 @@ func failedStage(job *batchv1.Job, pods []corev1.Pod, defaultReason v1alpha1.Con
 		reason := defaultReason
 		if json.Unmarshal([]byte(msg), &r) == nil && r.Error != "" {
 			msg = r.Error
-			switch r.Reason {
-			case contract.ReasonTeacherUnreachable:
-				reason = v1alpha1.ReasonTeacherUnreachable
-			case contract.ReasonInvalidInput:
-				reason = v1alpha1.ReasonInvalidInput
-			}
+			reason = FailureReason(r.Reason, defaultReason)
 		}
 		where := what
 		if idx := completionIndex(p); idx >= 0 && what == "annotation" {

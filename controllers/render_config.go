@@ -201,10 +201,7 @@ func renderTrainConfigAt(dj *v1alpha1.DistillationJob, examples []contract.Examp
 		SubsetSeed:         int(p.seed),
 	}
 	data.EvalPath = paths.Eval
-	dir := paths.JobDir
-	if p.inSweep() {
-		dir = path.Join(paths.JobDir, contract.PointDir(p.index))
-	}
+	dir := runDir(p, paths)
 	out := contract.TrainOut{
 		JobDir:        paths.JobDir,
 		CheckpointDir: path.Join(dir, "checkpoints"),
@@ -255,15 +252,20 @@ func renderTrainConfigAt(dj *v1alpha1.DistillationJob, examples []contract.Examp
 	}
 }
 
-// renderReportConfig is report.json, the config of a sweep's report Job: the points that succeeded (from
-// status.experiments), where their metrics are, and the point served.
+// renderReportConfig is report.json, the config of a sweep's report Job, with the pod's paths.
 func renderReportConfig(dj *v1alpha1.DistillationJob) contract.ReportConfig {
+	return RenderReportConfig(dj, PodPaths(dj))
+}
+
+// RenderReportConfig is a sweep's report config with the job's files at paths: the points that succeeded
+// (from status.experiments), where their metrics are, and the point served (status.servedExperiment).
+func RenderReportConfig(dj *v1alpha1.DistillationJob, paths StagePaths) contract.ReportConfig {
 	succeeded := map[int]bool{}
 	for _, row := range dj.Status.Experiments {
 		succeeded[int(row.Index)] = row.State == v1alpha1.ExperimentSucceeded
 	}
 	cfg := contract.ReportConfig{
-		JobDir:          path.Join(workspaceDir, jobDir(dj)),
+		JobDir:          paths.JobDir,
 		Points:          []contract.ReportPoint{},
 		ServedIndex:     servedTrainingPoint(dj).index,
 		ReportConfigMap: contract.ReportConfigMapName(dj.Name),
@@ -273,17 +275,21 @@ func renderReportConfig(dj *v1alpha1.DistillationJob) contract.ReportConfig {
 			continue
 		}
 		cfg.Points = append(cfg.Points, contract.ReportPoint{
-			Index: p.index, MetricsPath: path.Join(workspaceDir, pointDir(dj, p), metricsFileName),
+			Index: p.index, MetricsPath: path.Join(runDir(p, paths), metricsFileName),
 			Mode: contractMode(p.mode), RationaleWeight: parseDecimal(p.rationaleWeight, 1),
-			Fraction: parseDecimal(p.fraction, 1), Seed: int(p.seed), BaseModel: baseModelRef(p.student),
+			Fraction: parseDecimal(p.fraction, 1), Seed: int(p.seed), BaseModel: studentRef(p.student, paths),
 		})
 	}
 	return cfg
 }
 
-// baseModelRef is a run's hub id, or the mounted directory of its baseModelFrom.
-func baseModelRef(s v1alpha1.ExperimentStudent) string {
-	return studentRef(s, StagePaths{BaseModelDir: podBaseModelDir})
+// runDir is a training run's folder at paths: the job folder for a single run, points/<index> in it for
+// a sweep's point.
+func runDir(p trainingPoint, paths StagePaths) string {
+	if p.inSweep() {
+		return path.Join(paths.JobDir, contract.PointDir(p.index))
+	}
+	return paths.JobDir
 }
 
 // podBaseModelDir is where a baseModelFrom directory is mounted in a training pod.

@@ -281,6 +281,24 @@ func allFailed(fs []stageFailure, reason v1alpha1.ConditionReason) stageFailure 
 	return stageFailure{reason: common, message: fmt.Sprintf("every one of the %d points failed: %s", len(fs), strings.Join(msgs, "; "))}
 }
 
+// PointFailure is why one training run failed: the reason its failure gives (FailureReason) and a
+// message naming the run.
+type PointFailure struct {
+	Reason  v1alpha1.ConditionReason
+	Message string
+}
+
+// AllPointsFailed is the training stage's failure once every one of its runs failed (fs, one per run):
+// the reason and message the job fails with.
+func AllPointsFailed(fs []PointFailure) PointFailure {
+	sf := make([]stageFailure, 0, len(fs))
+	for _, f := range fs {
+		sf = append(sf, stageFailure{reason: f.Reason, message: f.Message})
+	}
+	f := allFailed(sf, v1alpha1.ReasonTrainingFailed)
+	return PointFailure{Reason: f.reason, Message: f.message}
+}
+
 // sweepNote counts a sweep's points for the running message; "" for a stage of one Job.
 func sweepNote(runs, live []stageRun, failures []stageFailure) string {
 	if len(runs) < 2 {
@@ -388,12 +406,12 @@ func updateTrainingStatus(dj *v1alpha1.DistillationJob, o *observed) {
 // succeeded: a single run's, or the sweep's served point's (chosen here).
 func trainingSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.ConditionReason, string, *stageFailure) {
 	if dj.Spec.Experiments != nil {
-		served, note := servedPoint(dj)
+		served, note := ServedPoint(dj)
 		if served < 0 {
 			return "", "", &stageFailure{reason: v1alpha1.ReasonTrainingFailed, message: "no point of the sweep succeeded"}
 		}
 		markServed(dj, o, served)
-		return v1alpha1.ReasonTrainingSucceeded, sweepSummary(dj, served, note), nil
+		return v1alpha1.ReasonTrainingSucceeded, SweepSummary(dj, served, note), nil
 	}
 	res, ok := trainResult(podsOf(o.training[singleRun]))
 	if !ok {
