@@ -26,7 +26,14 @@ $DISTILLERY_TEACHER_API_KEY.
 
 Everything goes under OUTPUT/<job name>/: annotations/, model/, metrics.json, summary.json, the rendered
 config/ and logs/. Ctrl-C stops the run and keeps its files; the same command resumes it (the teacher is
-not asked again for what it answered, training continues from its newest checkpoint).`,
+not asked again for what it answered, training continues from its newest checkpoint).
+
+A sweep (spec.experiments) is annotated once, then each point trains in a trainer process of its own
+(config/train-<index>.json, points/<index>/), at most spec.experiments.maxParallel (or --parallel) at
+once; a failed point fails the run only when every point failed. The report command then writes
+report.json and report.svg (the data-efficiency curve), and the run ends with the sweep table and the
+served point (the best, or spec.experiments.servePoint). A resumed sweep does not train again the points
+whose model is written; failed points are tried again.`,
 		Example: `  distillery run job.yaml --data ./data
   distillery run config/samples/distillery_v1alpha1_distillationjob.yaml --data ./data --teacher-endpoint http://localhost:8000/v1
   distillery serve distillery-runs/compare-numbers`,
@@ -45,6 +52,7 @@ not asked again for what it answered, training continues from its newest checkpo
 	f.StringVarP(&o.OutputDir, "output", "o", "distillery-runs", "folder of the run folders (OUTPUT/<job name>) and the shared teacher cache")
 	f.StringVar(&o.TeacherEndpoint, "teacher-endpoint", "", "use this OpenAI-compatible base URL instead of spec.teacher.endpoint")
 	f.StringVar(&o.Python, "python", "", "the Python interpreter with the student runtime (default: python3 of the active environment)")
+	f.IntVar(&o.Parallel, "parallel", 0, "a sweep's points trained at once (default: spec.experiments.maxParallel)")
 	f.BoolVar(&o.Fresh, "fresh", false, "remove the job's run folder first and start over (the teacher cache stays)")
 	return cmd
 }

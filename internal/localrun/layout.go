@@ -38,17 +38,45 @@ func NewLayout(outputDir, dataDir, name string) (Layout, error) {
 }
 
 // Files of a run beside the stage programs' own (contract.ClaimJobDir's job.json, annotations/, ...).
-func (l Layout) configDir() string        { return filepath.Join(l.RunDir, "config") }
-func (l Layout) logDir() string           { return filepath.Join(l.RunDir, "logs") }
-func (l Layout) annotateConfig() string   { return filepath.Join(l.configDir(), "annotate.json") }
-func (l Layout) trainConfig() string      { return filepath.Join(l.configDir(), "train.json") }
-func (l Layout) annotateLog() string      { return filepath.Join(l.logDir(), "annotate.log") }
-func (l Layout) trainLog() string         { return filepath.Join(l.logDir(), "train.log") }
-func (l Layout) trainTermination() string { return filepath.Join(l.logDir(), "termination-train.json") }
-func (l Layout) summary() string          { return filepath.Join(l.RunDir, "summary.json") }
-func (l Layout) report() string           { return filepath.Join(l.RunDir, "report.json") }
-func (l Layout) reportPlot() string       { return filepath.Join(l.RunDir, "report.svg") }
-func (l Layout) jobStamp() string         { return filepath.Join(l.RunDir, contract.JobFileName) }
+func (l Layout) configDir() string      { return filepath.Join(l.RunDir, "config") }
+func (l Layout) logDir() string         { return filepath.Join(l.RunDir, "logs") }
+func (l Layout) annotateConfig() string { return filepath.Join(l.configDir(), "annotate.json") }
+func (l Layout) annotateLog() string    { return filepath.Join(l.logDir(), "annotate.log") }
+func (l Layout) summary() string        { return filepath.Join(l.RunDir, "summary.json") }
+func (l Layout) report() string         { return filepath.Join(l.RunDir, "report.json") }
+func (l Layout) reportPlot() string     { return filepath.Join(l.RunDir, "report.svg") }
+func (l Layout) jobStamp() string       { return filepath.Join(l.RunDir, contract.JobFileName) }
+func (l Layout) reportConfig() string   { return filepath.Join(l.configDir(), contract.ReportConfigKey) }
+func (l Layout) reportLog() string      { return filepath.Join(l.logDir(), "report.log") }
+func (l Layout) reportTermination() string {
+	return filepath.Join(l.logDir(), "termination-report.json")
+}
+
+// trainFiles are a training run's name in messages, its config, log and trainer summary: train.json, logs/train.log and
+// logs/termination-train.json for a single run, train-<index>.json, train-<index>.log and
+// termination-train-<index>.json for a sweep's point (the config is named as the operator's ConfigMap key).
+type trainFiles struct{ what, config, log, termination string }
+
+func (l Layout) trainFiles(index int) trainFiles {
+	what, suffix := "training", ""
+	if index >= 0 {
+		what, suffix = fmt.Sprintf("training point %d", index), fmt.Sprintf("-%d", index)
+	}
+	return trainFiles{
+		what:        what,
+		config:      filepath.Join(l.configDir(), contract.TrainConfigKey(index)),
+		log:         filepath.Join(l.logDir(), "train"+suffix+".log"),
+		termination: filepath.Join(l.logDir(), "termination-train"+suffix+".json"),
+	}
+}
+
+// pointIndex is a training config's point in its sweep, or -1 for a single run (contract.TrainConfigKey).
+func pointIndex(cfg contract.TrainConfig) int {
+	if cfg.Point == nil {
+		return -1
+	}
+	return cfg.Point.Index
+}
 func (l Layout) configMapFile(r v1alpha1.ConfigMapKeyRef) string {
 	return filepath.Join(l.DataDir, r.Name, r.Key)
 }

@@ -22,7 +22,13 @@ type Plan struct {
 	Job      *v1alpha1.DistillationJob
 	Layout   Layout
 	Annotate contract.AnnotateConfig
-	Train    contract.TrainConfig
+	// Train is the single run's train.json; for a sweep, its point 0's.
+	Train contract.TrainConfig
+	// Points are a sweep's training configs, train-<index>.json in index order (RenderTrainConfigs); nil
+	// for a single run.
+	Points []contract.TrainConfig
+	// Paths are the job's files here, for the renderers (the sweep's report config).
+	Paths controllers.StagePaths
 	// APIKey is the teacher's key, from the variable annotate.json names.
 	APIKey string
 }
@@ -38,40 +44,42 @@ func NewPlan(ctx context.Context, o Options) (Plan, error) {
 		return Plan{}, err
 	}
 	p := Plan{Job: dj, Layout: l}
-	if p.Annotate, p.Train, err = render(dj, l, o.TeacherEndpoint); err != nil {
+	var runs []contract.TrainConfig
+	if p.Annotate, runs, p.Paths, err = render(dj, l, o.TeacherEndpoint); err != nil {
 		return p, err
+	}
+	p.Train = runs[0]
+	if dj.Spec.Experiments != nil {
+		p.Points = runs
 	}
 	p.APIKey, err = teacherKey(p.Annotate)
 	return p, err
 }
 
-// render is annotate.json and train.json for the job, from the operator's own renderers with this run's
-// folders, the endpoint override applied.
-func render(dj *v1alpha1.DistillationJob, l Layout, endpoint string) (contract.AnnotateConfig, contract.TrainConfig, error) {
+// render is annotate.json and the training configs (train.json, or a sweep's train-<index>.json in
+// index order) for the job, from the operator's own renderers with this run's folders, the endpoint
+// override applied.
+func render(dj *v1alpha1.DistillationJob, l Layout, endpoint string) (contract.AnnotateConfig, []contract.TrainConfig, controllers.StagePaths, error) {
+	var a contract.AnnotateConfig
 	paths, err := l.StagePaths(dj)
 	if err != nil {
-		return contract.AnnotateConfig{}, contract.TrainConfig{}, err
+		return a, nil, paths, err
 	}
 	examples, err := l.Examples(dj)
 	if err != nil {
-		return contract.AnnotateConfig{}, contract.TrainConfig{}, err
+		return a, nil, paths, err
 	}
 	dj = dj.DeepCopy()
 	uid := localUID(dj)
 	dj.UID = types.UID(uid)
-	a := controllers.RenderAnnotateConfig(dj, examples, paths)
+	a = controllers.RenderAnnotateConfig(dj, examples, paths)
 	if endpoint != "" {
 		if err := checkEndpoint(endpoint); err != nil {
-			return a, contract.TrainConfig{}, err
+			return a, nil, paths, err
 		}
 		a.Teacher.Endpoint = endpoint
 	}
-	runs := controllers.RenderTrainConfigs(dj, examples, paths)
-	if len(runs) != 1 {
-		return a, contract.TrainConfig{}, fmt.Errorf("spec.experiments is a sweep of %d training runs: distillery run trains a single run; "+
-			"run the sweep in a cluster, or drop spec.experiments to train spec.training here", len(runs))
-	}
-	return a, runs[0], nil
+	return a, controllers.RenderTrainConfigs(dj, examples, paths), paths, nil
 }
 
 // completionsPath is a URL that names the route instead of the base URL.

@@ -20,25 +20,43 @@ const ewmaAge = 30
 type stageBar struct {
 	p   *mpb.Progress
 	bar *mpb.Bar
+	// own: the bar is alone in its container, which finish then waits for.
+	own bool
 
 	mu      sync.Mutex
 	started bool
 	last    time.Time
 }
 
-// newStageBar starts the bar of stage, counting unit (e.g. "inputs", "steps").
-func newStageBar(out io.Writer, terminal bool, stage, unit string) *stageBar {
+// barGroup draws several bars at once, one per line (a sweep's points).
+type barGroup struct{ p *mpb.Progress }
+
+func newBarGroup(out io.Writer, terminal bool) *barGroup {
 	opts := []mpb.ContainerOption{mpb.WithOutput(out), mpb.WithWidth(100)}
 	if !terminal {
 		opts = append(opts, mpb.WithAutoRefresh(), mpb.WithRefreshRate(10*time.Second))
 	}
-	p := mpb.New(opts...)
+	return &barGroup{p: mpb.New(opts...)}
+}
+
+// wait waits until every bar of the group is finished and drawn.
+func (g *barGroup) wait() { g.p.Wait() }
+
+// newStageBar starts the bar of stage, counting unit (e.g. "inputs", "steps").
+func newStageBar(out io.Writer, terminal bool, stage, unit string) *stageBar {
+	s := newBarGroup(out, terminal).add(stage, unit)
+	s.own = true
+	return s
+}
+
+// add starts a bar named name in the group.
+func (g *barGroup) add(name, unit string) *stageBar {
 	started := time.Now()
 	// Total 0: the bar completes only when finish says so, never because the shards that reported so far
 	// are done.
-	bar := p.AddBar(0,
+	bar := g.p.AddBar(0,
 		mpb.PrependDecorators(
-			decor.Name(stage, decor.WC{W: 9, C: decor.DindentRight}),
+			decor.Name(name, decor.WC{W: 9, C: decor.DindentRight | decor.DSyncWidth}),
 			decor.CountersNoUnit("%d/%d "+unit, decor.WCSyncWidth),
 		),
 		mpb.AppendDecorators(
@@ -51,7 +69,7 @@ func newStageBar(out io.Writer, terminal bool, stage, unit string) *stageBar {
 			}),
 		),
 	)
-	return &stageBar{p: p, bar: bar}
+	return &stageBar{p: g.p, bar: bar}
 }
 
 // update shows done of total. The first update only places the bar (work done by an earlier, resumed
@@ -71,12 +89,15 @@ func (s *stageBar) update(done, total int64) {
 	s.last = now
 }
 
-// finish completes the bar (done) or stops it where it is, and waits until it is drawn.
+// finish completes the bar (done) or stops it where it is; a bar of its own is drawn before it returns,
+// a group's when the group's wait returns.
 func (s *stageBar) finish(ok bool) {
 	if ok {
 		s.bar.SetTotal(-1, true)
 	} else {
 		s.bar.Abort(false)
 	}
-	s.p.Wait()
+	if s.own {
+		s.p.Wait()
+	}
 }

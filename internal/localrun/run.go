@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
+	"github.com/distillery-dev/distillery/controllers"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/reportview"
 )
@@ -26,6 +28,8 @@ type Options struct {
 	TeacherEndpoint string
 	// Python is the interpreter flag (FindPython).
 	Python string
+	// Parallel, when above 0, replaces spec.experiments.maxParallel: how many points train at once.
+	Parallel int
 	// Fresh removes the job's run folder first (the teacher cache stays).
 	Fresh bool
 	// Out gets the progress bars and the summary; Terminal says whether it is a terminal.
@@ -39,8 +43,11 @@ type Result struct {
 	ModelDir   string
 	Annotation contract.AnnotateResult
 	Training   contract.TrainResult
-	// Metrics is the trainer's metrics.json.
+	// Metrics is the trainer's metrics.json (a sweep's served point's).
 	Metrics map[string]any
+	// Experiments are a sweep's rows, as status.experiments; Served the index of the point served.
+	Experiments []v1alpha1.ExperimentStatus
+	Served      *int
 }
 
 // Run runs the job's whole pipeline on this machine: the configs the operator would render, every
@@ -57,7 +64,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := prepare(l, dj, o.Fresh, p.Annotate, p.Train); err != nil {
+	trains := p.Points
+	if trains == nil {
+		trains = []contract.TrainConfig{p.Train}
+	}
+	if err := prepare(l, dj, o.Fresh, p.Annotate, trains...); err != nil {
 		return res, err
 	}
 	fmt.Fprintf(o.Out, "distillery run %s: %s\n", dj.Name, l.RunDir)
@@ -76,12 +87,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("no usable annotation to train on (%d inputs, none ok): see %s", res.Annotation.Total, l.annotateLog())
 	}
 
+	if p.Points != nil {
+		return runSweepStage(ctx, py, p, o, res)
+	}
 	if trained(p.Train) {
 		fmt.Fprintf(o.Out, "train     already done: %s\n", p.Train.Output.ModelDir)
-		res.Training, _ = readTrainResult(l.trainTermination())
+		res.Training, _ = readTrainResult(l.trainFiles(-1).termination)
 	} else {
 		bar = newStageBar(o.Out, o.Terminal, "train", "steps")
-		res.Training, err = train(ctx, py, l, dj, bar)
+		res.Training, err = train(ctx, py, l.trainFiles(-1), dj, bar)
 		bar.finish(err == nil)
 		if err != nil {
 			return res, stageError(ctx, err, "training")
@@ -98,9 +112,37 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
+// runSweepStage trains a sweep's points, draws its report and prints its table; the served point's model
+// is the run's.
+func runSweepStage(ctx context.Context, py Python, p Plan, o Options, res Result) (Result, error) {
+	l := p.Layout
+	sw, err := runSweep(ctx, py, p, o)
+	if sw.job != nil {
+		res.Experiments = sw.job.Status.Experiments
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Served = &sw.served
+	res.ModelDir = p.Points[sw.served].Output.ModelDir
+	res.Training = sw.trained
+	if res.Metrics, err = readJSON(p.Points[sw.served].Output.MetricsPath); err != nil {
+		return res, err
+	}
+	if err := sweepReport(ctx, py, p, sw.job, o.Out); err != nil {
+		return res, err
+	}
+	if err := writeJSON(l.summary(), summary(p.Job.Name, res)); err != nil {
+		return res, err
+	}
+	printReport(o.Out, l, res)
+	fmt.Fprintf(o.Out, "sweep:   %s\n", controllers.SweepSummary(sw.job, sw.served, sw.note))
+	return res, nil
+}
+
 // prepare makes the run folder and writes the rendered configs. The folder belongs to one spec
 // (localUID): a changed spec is refused rather than resumed, unless fresh starts over.
-func prepare(l Layout, dj *v1alpha1.DistillationJob, fresh bool, a contract.AnnotateConfig, t contract.TrainConfig) error {
+func prepare(l Layout, dj *v1alpha1.DistillationJob, fresh bool, a contract.AnnotateConfig, trains ...contract.TrainConfig) error {
 	if fresh {
 		if err := os.RemoveAll(l.RunDir); err != nil {
 			return err
@@ -123,7 +165,12 @@ func prepare(l Layout, dj *v1alpha1.DistillationJob, fresh bool, a contract.Anno
 	if err := writeJSON(l.annotateConfig(), a); err != nil {
 		return err
 	}
-	return writeJSON(l.trainConfig(), t)
+	for _, t := range trains {
+		if err := writeJSON(l.trainFiles(pointIndex(t)).config, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stageError says how a stage ended: interrupted (resumable) or failed.
@@ -198,7 +245,12 @@ func summary(job string, res Result) map[string]any {
 	b, _ := json.Marshal(res.Annotation)
 	_ = json.Unmarshal(b, &annotation)
 	delete(annotation, "shard") // a sum of every shard
-	return map[string]any{"job": job, "annotation": annotation, "training": res.Training, "metrics": res.Metrics}
+	sum := map[string]any{"job": job, "annotation": annotation, "training": res.Training, "metrics": res.Metrics,
+		"modelDir": res.ModelDir}
+	if res.Served != nil {
+		sum["experiments"], sum["servedExperiment"] = res.Experiments, *res.Served
+	}
+	return sum
 }
 
 // printReport shows the eval tables (the trainer's report.json when it writes one, else its
@@ -209,7 +261,14 @@ func printReport(w io.Writer, l Layout, res Result) {
 		doc, where = report, l.report()
 	}
 	fmt.Fprintln(w)
+	if res.Served != nil { // the table of every point, the failed ones too, instead of report.json's
+		doc = maps.Clone(doc)
+		delete(doc, "points")
+	}
 	reportview.Write(w, doc)
+	if res.Served != nil {
+		writePoints(w, res.Experiments)
+	}
 	fmt.Fprintf(w, "\nmodel:   %s\n", res.ModelDir)
 	if where != "" {
 		fmt.Fprintf(w, "report:  %s\n", where)
@@ -217,5 +276,13 @@ func printReport(w io.Writer, l Layout, res Result) {
 	if _, err := os.Stat(l.reportPlot()); err == nil {
 		fmt.Fprintf(w, "plot:    %s\n", l.reportPlot())
 	}
-	fmt.Fprintf(w, "serve:   distillery serve %s\n", l.RunDir)
+	fmt.Fprintf(w, "serve:   distillery serve %s\n", serveDir(l, res))
+}
+
+// serveDir is what to give `distillery serve`: the run folder, or for a sweep the served point's model.
+func serveDir(l Layout, res Result) string {
+	if res.Served != nil {
+		return res.ModelDir
+	}
+	return l.RunDir
 }

@@ -25,9 +25,17 @@ type ServeOptions struct {
 	Stderr io.Writer
 }
 
-// ModelDir finds the model directory in dir: dir itself, or dir/model of a run folder.
+// ModelDir finds the model directory in dir: dir itself, or dir/model of a run folder, or the model
+// its summary.json names (a sweep's served point).
 func ModelDir(dir string) (string, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "model")} {
+	dirs := []string{dir, filepath.Join(dir, "model")}
+	var sum struct {
+		ModelDir string `json:"modelDir"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "summary.json")); err == nil && json.Unmarshal(b, &sum) == nil && sum.ModelDir != "" {
+		dirs = append(dirs, sum.ModelDir)
+	}
+	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d, "distillery.json")); err == nil {
 			return filepath.Abs(d)
 		}

@@ -17,21 +17,21 @@ import (
 // trainProgressInterval is the trainer's --progress-interval here, in seconds.
 const trainProgressInterval = "1"
 
-// train runs `python -m distillery_student train` on train.json, as the training pod would, with its
+// train runs `python -m distillery_student train` on a training config (train.json, or a sweep point's), as the training pod would, with its
 // output in the run's train log and its progress on the bar. The trainer resumes from its newest
 // checkpoint by itself.
-func train(ctx context.Context, py Python, l Layout, dj *v1alpha1.DistillationJob, bar *stageBar) (contract.TrainResult, error) {
-	args := []string{"train", "--config", l.trainConfig(), "--termination-log", l.trainTermination(),
+func train(ctx context.Context, py Python, f trainFiles, dj *v1alpha1.DistillationJob, bar *stageBar) (contract.TrainResult, error) {
+	args := []string{"train", "--config", f.config, "--termination-log", f.termination,
 		"--progress-interval", trainProgressInterval}
 	if g := dj.Spec.Training.GPUsPerWorker; g != nil && *g == 0 {
 		args = append(args, "--device", "cpu") // gpusPerWorker 0 trains on a CPU in a cluster too
 	}
-	logs, err := os.OpenFile(l.trainLog(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logs, err := os.OpenFile(f.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return contract.TrainResult{}, err
 	}
 	defer logs.Close()
-	_ = os.Remove(l.trainTermination())
+	_ = os.Remove(f.termination)
 
 	cmd := py.Command(ctx, args...)
 	out, err := cmd.StdoutPipe()
@@ -45,16 +45,16 @@ func train(ctx context.Context, py Python, l Layout, dj *v1alpha1.DistillationJo
 	followTrainer(out, logs, bar)
 	waitErr := cmd.Wait()
 
-	res, readErr := readTrainResult(l.trainTermination())
+	res, readErr := readTrainResult(f.termination)
 	switch {
 	case ctx.Err() != nil:
 		return res, ctx.Err()
 	case waitErr != nil && res.Error != "":
-		return res, fmt.Errorf("training failed (%s): %s (log: %s)", orUnknown(res.Reason), res.Error, l.trainLog())
+		return res, fmt.Errorf("%s failed (%s): %s (log: %s)", f.what, orUnknown(res.Reason), res.Error, f.log)
 	case waitErr != nil:
-		return res, fmt.Errorf("training failed: the trainer %s (log: %s)", exitError(waitErr), l.trainLog())
+		return res, fmt.Errorf("%s failed: the trainer %s (log: %s)", f.what, exitError(waitErr), f.log)
 	case readErr != nil:
-		return res, fmt.Errorf("the trainer wrote no summary: %w (log: %s)", readErr, l.trainLog())
+		return res, fmt.Errorf("the trainer wrote no summary: %w (log: %s)", readErr, f.log)
 	}
 	return res, nil
 }
