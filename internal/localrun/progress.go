@@ -44,13 +44,13 @@ func (g *barGroup) wait() { g.p.Wait() }
 
 // newStageBar starts the bar of stage, counting unit (e.g. "inputs", "steps").
 func newStageBar(out io.Writer, terminal bool, stage, unit string) *stageBar {
-	s := newBarGroup(out, terminal).add(stage, unit)
+	s := newBarGroup(out, terminal).add(stage, unit, 0)
 	s.own = true
 	return s
 }
 
-// add starts a bar named name in the group.
-func (g *barGroup) add(name, unit string) *stageBar {
+// add starts a bar named name in the group; bars are drawn by order, lowest on top.
+func (g *barGroup) add(name, unit string, order int) *stageBar {
 	started := time.Now()
 	// Total 0: the bar completes only when finish says so, never because the shards that reported so far
 	// are done.
@@ -64,12 +64,23 @@ func (g *barGroup) add(name, unit string) *stageBar {
 			decor.OnCompleteOrOnAbort(decor.EwmaSpeed(0, "%.1f "+unit+"/s", ewmaAge, decor.WCSyncSpace), ""),
 			decor.OnCompleteOrOnAbort(decor.Name("  ETA "), ""),
 			decor.OnCompleteOrOnAbort(decor.EwmaETA(decor.ET_STYLE_GO, ewmaAge), ""),
-			decor.Any(func(decor.Statistics) string {
-				return "  elapsed " + time.Since(started).Round(100*time.Millisecond).String()
-			}),
+			elapsed(started),
 		),
+		mpb.BarPriority(order),
 	)
 	return &stageBar{p: g.p, bar: bar}
+}
+
+// elapsed is the time since started, frozen when the bar completes or stops (a group's other bars may
+// still run).
+func elapsed(started time.Time) decor.Decorator {
+	msg := ""
+	return decor.Any(func(s decor.Statistics) string {
+		if !s.Completed && !s.Aborted || msg == "" {
+			msg = "  elapsed " + time.Since(started).Round(100*time.Millisecond).String()
+		}
+		return msg
+	})
 }
 
 // update shows done of total. The first update only places the bar (work done by an earlier, resumed

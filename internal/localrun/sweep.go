@@ -106,7 +106,7 @@ func trainPoints(ctx context.Context, py Python, p Plan, limit int, out io.Write
 				outcomes[i].err = ctx.Err()
 				return nil
 			}
-			bar := bars.add(pointName(p.Points[i]), "steps")
+			bar := bars.add(pointName(p.Points[i]), "steps", i)
 			res, err := train(ctx, py, p.Layout.trainFiles(i), p.Job, bar)
 			bar.finish(err == nil)
 			outcomes[i] = pointOutcome{res: res, summary: err == nil, err: err}
