@@ -145,6 +145,8 @@ func TestAnEstimateThatCannotReachTheTeacherFailsTheJob(t *testing.T) {
 	const endpoint = "http://vllm.teachers:8000/v1"
 	createJob(t, utiltesting.MakeJob("away", ns).Endpoint(endpoint).Estimate(20).Obj())
 	ej := waitForStageJob(t, ns, "away", StageEstimate)
+	waitForStage(t, ns, "away", v1alpha1.StageEstimating)
+	waitForCondition(t, ns, "away", v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonEstimating)
 	msg, _ := json.Marshal(contract.EstimateResult{Stage: contract.StageEstimate,
 		Error:  "asking the teacher about input q-7: teacher " + endpoint + " unreachable: dial tcp: connection refused",
 		Reason: contract.ReasonTeacherUnreachable})
@@ -168,11 +170,15 @@ func TestSuspendedQueuedJobRunsItsEstimateThroughKueue(t *testing.T) {
 	if ej.Labels[LabelKueueQueue] != "team-a" {
 		t.Errorf("estimate Job labels %v: want the queue label", ej.Labels)
 	}
-	if err := jobSuspendUntouched(ej, false, ej.Generation)(); err != nil {
+	if err := jobSuspendUntouched(ej, false, ej.Generation)(); err != nil { // the apiserver's default
 		t.Errorf("the estimate Job's suspend must be left to Kueue: %v", err)
 	}
+	// Kueue's webhook creates it suspended: it waits for admission although the job is suspended.
+	setJobSuspend(t, ej, true)
+	waitForCondition(t, ns, "held", v1alpha1.ConditionEstimated, metav1.ConditionFalse, v1alpha1.ReasonQueued)
 	// Kueue admits the estimate; spec.suspend does not deactivate its Workload.
 	wl := kueueWorkload(t, ej)
+	setJobSuspend(t, ej, false)
 	consistently(t, "the estimate's Workload left active", 2*time.Second, func() error {
 		if active, marked, err := workloadState(wl); err != nil || !active || marked {
 			return fmt.Errorf("active %v, marked %v, %v", active, marked, err)

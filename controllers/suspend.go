@@ -74,7 +74,7 @@ func holdsNewStageJobs(dj *v1alpha1.DistillationJob) bool {
 // queuedMessage says that a queued job's stage Job waits for Kueue to admit it, or is empty: the Job is
 // suspended while the job itself is not (Kueue's webhook created it suspended, or Kueue evicted it).
 func queuedMessage(dj *v1alpha1.DistillationJob, j *batchv1.Job) string {
-	if !queuedByKueue(dj) || stageSuspended(dj) || j == nil || !ptr.Deref(j.Spec.Suspend, false) {
+	if !queuedByKueue(dj) || j == nil || !ptr.Deref(j.Spec.Suspend, false) || (stageSuspended(dj) && !runsWhileSuspended(j)) {
 		return ""
 	}
 	return fmt.Sprintf("stage job %s waits for Kueue to admit it (LocalQueue %s)", j.Name, dj.Labels[LabelKueueQueue])

@@ -106,3 +106,20 @@ func TestEstimateModeFailsPermanentlyOnAnUnreachableTeacher(t *testing.T) {
 		t.Errorf("reason %q, error %q: want TeacherUnreachable naming the endpoint", res.Reason, res.Error)
 	}
 }
+
+func TestEstimateSummaryFitsTheTerminationMessage(t *testing.T) {
+	res := contract.EstimateResult{Stage: contract.StageEstimate, Error: strings.Repeat("é", 3000)}
+	for i := 0; i < contract.MaxEstimateRejections; i++ {
+		res.Rejected = append(res.Rejected, contract.EstimateRejection{
+			ID: strings.Repeat("i", 128), Status: contract.StatusUnparseable, Error: strings.Repeat(`"\`, contract.MaxSkippedErrorBytes/2),
+		})
+	}
+	b := estimateMessage(res)
+	if len(b) > contract.MaxTerminationMessageBytes {
+		t.Fatalf("%d bytes, over 4 KiB", len(b))
+	}
+	var back contract.EstimateResult
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Rejected) == 0 || !strings.HasSuffix(back.Error, "...") {
+		t.Errorf("summary %s: %v; want valid JSON keeping some rejections and a cut error", b, err)
+	}
+}
