@@ -91,9 +91,9 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 		dj.Status.Stage, dj.Status.Rate = stageOf(dj, o), nil
 		return ctrl.Result{RequeueAfter: stopRunningAfter}, nil
 	}
-	setSuspendedCondition(dj)
 	setInProgress(dj)
 	res, err := r.runStages(ctx, dj, o)
+	setSuspendedCondition(dj) // after the stages: its message says whether the estimate is in
 	if err == nil {
 		var wait time.Duration
 		if wait, err = r.reconcileQueuedSuspend(ctx, dj, o); wait > 0 {

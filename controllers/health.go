@@ -70,6 +70,12 @@ func activeStage(dj *v1alpha1.DistillationJob) (v1alpha1.ConditionReason, string
 		}
 		return v1alpha1.ConditionReason(c.Reason), c.Message
 	}
+	if c := findCondition(dj, v1alpha1.ConditionEstimated); c != nil {
+		if c.Status == "True" {
+			return v1alpha1.ReasonPending, "starting the annotation stage"
+		}
+		return v1alpha1.ConditionReason(c.Reason), c.Message
+	}
 	return v1alpha1.ReasonPending, "preparing the workspace"
 }
 

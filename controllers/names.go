@@ -41,6 +41,7 @@ const (
 // Stage labels.
 const (
 	StageWorkspace  = "workspace"
+	StageEstimate   = "estimate"
 	StageAnnotation = "annotate"
 	StageTraining   = "train"
 	StageReport     = "report"
@@ -61,6 +62,7 @@ func workspaceClaimName(dj *v1alpha1.DistillationJob) string {
 func configMapName(dj *v1alpha1.DistillationJob) string      { return dj.Name + "-config" }
 func serviceAccountName(dj *v1alpha1.DistillationJob) string { return dj.Name + "-stage" }
 func annotationJobName(dj *v1alpha1.DistillationJob) string  { return dj.Name + "-annotate" }
+func estimateJobName(dj *v1alpha1.DistillationJob) string    { return dj.Name + "-estimate" }
 func reportJobName(dj *v1alpha1.DistillationJob) string      { return dj.Name + "-report" }
 func studentModelName(dj *v1alpha1.DistillationJob) string   { return dj.Name }
 

@@ -29,6 +29,7 @@ type observed struct {
 	role           *rbacv1.Role
 	roleBinding    *rbacv1.RoleBinding
 
+	estimate   jobPods
 	annotation jobPods
 	// training holds each training run's Job and pods by point index (singleRun without a sweep), and
 	// trainingServices the headless Services of multi-worker runs.
@@ -56,7 +57,7 @@ func podsOf(run *jobPods) []corev1.Pod {
 // stageJobsFound are every stage Job that exists, in stage order.
 func (o *observed) stageJobsFound() []*batchv1.Job {
 	var out []*batchv1.Job
-	runs := []*jobPods{&o.annotation}
+	runs := []*jobPods{&o.estimate, &o.annotation}
 	for _, p := range slices.Sorted(maps.Keys(o.training)) {
 		runs = append(runs, o.training[p])
 	}
@@ -85,6 +86,8 @@ func observe(ctx context.Context, c client.Reader, dj *v1alpha1.DistillationJob)
 		}
 		var run *jobPods
 		switch j.Labels[LabelStage] {
+		case StageEstimate:
+			run = &o.estimate
 		case StageAnnotation:
 			run = &o.annotation
 		case StageTraining:

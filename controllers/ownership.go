@@ -176,7 +176,7 @@ func nameConflict(cs []conflictError) *specError {
 // child it will ever create.
 func derivedNames(dj *v1alpha1.DistillationJob, o *observed) []derivedName {
 	controlled := func(obj client.Object) bool { return controlledByUID(obj, dj.UID) }
-	preflight := o.annotation.job == nil && !isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated)
+	preflight := o.estimate.job == nil && o.annotation.job == nil && !isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated)
 	annotated := isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated)
 	trained := isTrue(dj.Status.Conditions, v1alpha1.ConditionTrained)
 	reported := stageDone(dj, reportStage)
@@ -205,6 +205,10 @@ func derivedNames(dj *v1alpha1.DistillationJob, o *observed) []derivedName {
 				return controlled(obj) || (o.model != nil && controlledByUID(obj, o.model.UID))
 			},
 			func(obj client.Object) { o.claim = obj.(*corev1.PersistentVolumeClaim) }})
+	}
+	if dj.Spec.Annotation.Estimate != nil && !stageDone(dj, estimateStage) {
+		out = append(out, derivedName{"Job", estimateJobName(dj), func() client.Object { return &batchv1.Job{} }, o.estimate.job, controlled,
+			func(obj client.Object) { o.estimate.job = obj.(*batchv1.Job) }})
 	}
 	if !annotated {
 		out = append(out, derivedName{"Job", annotationJobName(dj), func() client.Object { return &batchv1.Job{} }, o.annotation.job, controlled,

@@ -16,7 +16,8 @@ import (
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// The stage-Job policy: annotation, training and (for a sweep) its report are each batch Jobs. A stageJob
+// The stage-Job policy: the estimate (spec.annotation.estimate), annotation, training and (for a sweep) its
+// report are each batch Jobs. A stageJob
 // describes a stage once (the Jobs it runs, how many at a time, how its results are read, which condition
 // and reasons report it) and reconcileStageJob runs any of them the same way. A stage has one Job, except
 // training in a sweep: one Job per point (experiments.go). The stage succeeds once every Job finished and
@@ -35,6 +36,10 @@ type stageJob struct {
 	runningMessage string
 	// optional stages record their failure on their condition instead of failing the job.
 	optional bool
+	// runsWhileSuspended stages run whatever spec.suspend says (the estimate: it is what the user reads
+	// before resuming); their Jobs' spec.suspend is set by their builder and their Kueue Workloads are left
+	// active (suspend.go).
+	runsWhileSuspended bool
 	// runs are the stage's Jobs, built by the stage's pure builders, with what observe found of each; none
 	// when the stage does not apply to the job.
 	runs func(*v1alpha1.DistillationJob, *observed, Config) []stageRun
@@ -59,7 +64,22 @@ type stageRun struct {
 }
 
 // stageJobs are the job's Job stages, in order.
-var stageJobs = []*stageJob{annotationStage, trainingStage, reportStage}
+var stageJobs = []*stageJob{estimateStage, annotationStage, trainingStage, reportStage}
+
+var estimateStage = &stageJob{
+	what: "estimate", condition: v1alpha1.ConditionEstimated,
+	running: v1alpha1.ReasonEstimating, failed: v1alpha1.ReasonEstimateFailed,
+	runningMessage:     "the estimate Job asks the teacher about a sample of the dataset",
+	runsWhileSuspended: true,
+	runs: func(dj *v1alpha1.DistillationJob, o *observed, cfg Config) []stageRun {
+		if dj.Spec.Annotation.Estimate == nil {
+			return nil
+		}
+		return []stageRun{{what: "estimate", desired: estimateJob(dj, cfg), jobPods: o.estimate}}
+	},
+	report:    func(*v1alpha1.DistillationJob, *observed) {},
+	succeeded: estimateSucceeded,
+}
 
 var annotationStage = &stageJob{
 	what: "annotation", condition: v1alpha1.ConditionAnnotated,
@@ -190,7 +210,7 @@ func (r *DistillationJobReconciler) startRuns(ctx context.Context, dj *v1alpha1.
 				return fmt.Errorf("ensuring what the %s job needs: %w", run.what, err)
 			}
 		}
-		if err := r.ensureStageJob(ctx, dj, run.job, run.desired); err != nil {
+		if err := r.ensureStageJob(ctx, dj, s, run.job, run.desired); err != nil {
 			return fmt.Errorf("ensuring %s job: %w", run.what, err)
 		}
 	}
@@ -341,8 +361,8 @@ func jobFinished(j *batchv1.Job) bool {
 // waiting silently, and for training only after the teacher was paid. A refusal fails the job with
 // InvalidSpec, naming the stage Job.
 func (r *DistillationJobReconciler) admitStagePods(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) error {
-	if o.annotation.job != nil {
-		return nil // checked before the annotation Job was created
+	if o.estimate.job != nil || o.annotation.job != nil {
+		return nil // checked before the first stage Job was created
 	}
 	for _, s := range stageJobs {
 		runs := s.runs(dj, o, r.Config)

@@ -16,8 +16,9 @@ import (
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// The stage policy: workspace, then annotation, then training (once every shard succeeded with usable
-// annotations), then the StudentModel. A failed stage fails the job and no further stage starts.
+// The stage policy: workspace, then the estimate (with spec.annotation.estimate), then annotation, then
+// training (once every shard succeeded with usable annotations), then the StudentModel. A failed stage
+// fails the job and no further stage starts.
 
 // reconcileWorkspace ensures the PVC, the stage configs, the progress ConfigMap, the budget ledger and the
 // stage pods' identity. The PVC passes to the StudentModel once it exists, so the model files outlive the job.
@@ -191,6 +192,8 @@ func stageOf(dj *v1alpha1.DistillationJob, o *observed) v1alpha1.Stage {
 		return v1alpha1.StageTraining
 	case o != nil && o.annotation.job != nil:
 		return v1alpha1.StageAnnotating
+	case o != nil && o.estimate.job != nil:
+		return v1alpha1.StageEstimating
 	}
 	return v1alpha1.StagePending
 }

@@ -31,6 +31,12 @@ import (
 // keeps it suspended. Resuming reactivates the Workloads the operator deactivated (and only those: they
 // carry AnnotationDeactivatedBy), and Kueue queues them again. A suspended queued job starts no new stage
 // Job, so Kueue never admits a stage the user has stopped.
+//
+// The estimate stage (spec.annotation.estimate, estimateStage.runsWhileSuspended) is the exception: it runs
+// while the job is suspended, since its result is what the user reads before resuming. Without Kueue its
+// Job's spec.suspend is false; with Kueue it carries the queue label and Kueue admits it on its own like
+// any stage Job (before, and independently of, the annotation's admission), and spec.suspend never
+// deactivates its Workload.
 
 // workloadGVK is Kueue's Workload, the version Kueue v0.15+ stores (tested with v0.17).
 var workloadGVK = schema.GroupVersionKind{Group: "kueue.x-k8s.io", Version: "v1beta2", Kind: "Workload"}
@@ -68,15 +74,16 @@ func holdsNewStageJobs(dj *v1alpha1.DistillationJob) bool {
 // queuedMessage says that a queued job's stage Job waits for Kueue to admit it, or is empty: the Job is
 // suspended while the job itself is not (Kueue's webhook created it suspended, or Kueue evicted it).
 func queuedMessage(dj *v1alpha1.DistillationJob, j *batchv1.Job) string {
-	if !queuedByKueue(dj) || stageSuspended(dj) || j == nil || !ptr.Deref(j.Spec.Suspend, false) {
+	if !queuedByKueue(dj) || j == nil || !ptr.Deref(j.Spec.Suspend, false) || (stageSuspended(dj) && !runsWhileSuspended(j)) {
 		return ""
 	}
 	return fmt.Sprintf("stage job %s waits for Kueue to admit it (LocalQueue %s)", j.Name, dj.Labels[LabelKueueQueue])
 }
 
-// ensureStageJob applies a stage Job, except that a suspended queued job creates none.
-func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1alpha1.DistillationJob, current, desired *batchv1.Job) error {
-	if current == nil && holdsNewStageJobs(dj) {
+// ensureStageJob applies a stage Job, except that a suspended queued job creates none (but the Job of a
+// stage that runs while suspended, the estimate).
+func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1alpha1.DistillationJob, s *stageJob, current, desired *batchv1.Job) error {
+	if current == nil && holdsNewStageJobs(dj) && !s.runsWhileSuspended {
 		return nil
 	}
 	_, err := ensure(ctx, r.Client, current, desired)
@@ -94,7 +101,7 @@ func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, 
 	for _, j := range o.stageJobsFound() {
 		// Only a suspended Job can have a Workload this operator deactivated (Kueue suspends the Job of
 		// an inactive Workload); a running one needs a look only when the user suspends.
-		if jobFinished(j) || (!suspend && !ptr.Deref(j.Spec.Suspend, false)) {
+		if jobFinished(j) || (!suspend && !ptr.Deref(j.Spec.Suspend, false)) || runsWhileSuspended(j) {
 			continue
 		}
 		workloads, err := r.stageWorkloads(ctx, j)
@@ -118,6 +125,12 @@ func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, 
 		}
 	}
 	return wait, nil
+}
+
+// runsWhileSuspended reports whether a stage Job is the estimate's, the one stage that spec.suspend does not
+// hold (its Kueue Workload is never deactivated).
+func runsWhileSuspended(j *batchv1.Job) bool {
+	return j.Labels[LabelStage] == StageEstimate && estimateStage.runsWhileSuspended
 }
 
 // stageWorkloads are the Kueue Workloads of a stage Job, read from the API server (not cached: they are
@@ -169,6 +182,12 @@ func setSuspendedCondition(dj *v1alpha1.DistillationJob) {
 		msg := "spec.suspend is true: stage pods are stopped"
 		if queuedByKueue(dj) {
 			msg = "spec.suspend is true: the stage's Kueue Workload is deactivated, so Kueue stops its pods and frees its quota"
+		}
+		if dj.Spec.Annotation.Estimate != nil && !isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated) {
+			msg = "spec.suspend is true: the estimate runs (spec.annotation.estimate); annotation starts once spec.suspend is false"
+			if isTrue(dj.Status.Conditions, v1alpha1.ConditionEstimated) {
+				msg = "spec.suspend is true: the estimate is in status.estimate; set spec.suspend to false to start annotation"
+			}
 		}
 		setCondition(dj, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonSuspended, msg)
 		return

@@ -44,6 +44,10 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 			_ = unstructured.SetNestedField(u, int64(0), "spec", "annotation", "shards")
 		}, wantField: "spec.annotation.shards"},
 		{name: "shards 300", job: valid().Shards(300).Obj(), wantField: "spec.annotation.shards"},
+		{name: "estimate sampleSize 0", job: valid().Obj(), raw: func(u map[string]any) {
+			_ = unstructured.SetNestedField(u, map[string]any{"sampleSize": int64(0)}, "spec", "annotation", "estimate")
+		}, wantField: "spec.annotation.estimate.sampleSize"},
+		{name: "estimate sampleSize 501", job: valid().Estimate(501).Obj(), wantField: "spec.annotation.estimate.sampleSize"},
 		{name: "rationaleWeight 0", job: valid().RationaleWeight("0").Obj(), wantField: "spec.training.rationaleWeight"},
 		{name: "rationaleWeight -1", job: valid().RationaleWeight("-1").Obj(), wantField: "spec.training.rationaleWeight"},
 		{name: "ftp endpoint", job: valid().Endpoint("ftp://x").Obj(), wantField: "spec.teacher.endpoint"},
@@ -321,6 +325,9 @@ func TestValidationKeepsTheJobImmutableExceptItsControls(t *testing.T) {
 		{"task instruction", func(dj *v1alpha1.DistillationJob) { dj.Spec.Task.Instruction = "other" }, "spec.task"},
 		{"dataset", func(dj *v1alpha1.DistillationJob) { dj.Spec.Dataset.ConfigMap.Name = "other" }, "spec.dataset"},
 		{"shards", func(dj *v1alpha1.DistillationJob) { dj.Spec.Annotation.Shards = 4 }, "spec.annotation"},
+		{"estimate added", func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Annotation.Estimate = &v1alpha1.EstimateSpec{SampleSize: 20}
+		}, "spec.annotation"},
 		{"student", func(dj *v1alpha1.DistillationJob) { dj.Spec.Student.BaseModel = "t5-large" }, "spec.student"},
 		{"training", func(dj *v1alpha1.DistillationJob) { dj.Spec.Training.Epochs = 9 }, "spec.training"},
 	}

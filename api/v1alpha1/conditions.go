@@ -7,6 +7,9 @@ type ConditionType string
 const (
 	// ConditionSuspended is True while spec.suspend holds the job.
 	ConditionSuspended ConditionType = "Suspended"
+	// ConditionEstimated is set with spec.annotation.estimate only: True once the estimate Job put its
+	// projection in status.estimate.
+	ConditionEstimated ConditionType = "Estimated"
 	// ConditionAnnotated is True once every annotation shard succeeded with usable annotations.
 	ConditionAnnotated ConditionType = "Annotated"
 	// ConditionTrained is True once the trainer saved the model; for a sweep, once every point finished and
@@ -54,6 +57,16 @@ const (
 	ReasonResumed ConditionReason = "Resumed"
 	// ReasonNotSuspended: the job runs.
 	ReasonNotSuspended ConditionReason = "NotSuspended"
+	// ReasonEstimating: the estimate Job runs.
+	ReasonEstimating ConditionReason = "Estimating"
+	// ReasonEstimateSucceeded: the estimate is in status.estimate.
+	ReasonEstimateSucceeded ConditionReason = "EstimateSucceeded"
+	// ReasonEstimateFailed: the estimate Job failed or wrote no usable summary; the job fails before
+	// annotation.
+	ReasonEstimateFailed ConditionReason = "EstimateFailed"
+	// ReasonEstimateUnparseable: not one of the sample's answers parsed (a broken prompt or teacher); the
+	// job fails before annotation.
+	ReasonEstimateUnparseable ConditionReason = "EstimateUnparseable"
 	// ReasonAnnotating: annotation shards are running.
 	ReasonAnnotating ConditionReason = "Annotating"
 	// ReasonAnnotationSucceeded: every shard succeeded with usable annotations.

@@ -5,12 +5,14 @@ import (
 )
 
 // Stage is where a DistillationJob is, for humans; conditions are the truth.
-// +kubebuilder:validation:Enum=Pending;Annotating;Training;Reporting;Succeeded;Failed;Suspended
+// +kubebuilder:validation:Enum=Pending;Estimating;Annotating;Training;Reporting;Succeeded;Failed;Suspended
 type Stage string
 
 // The stages of a DistillationJob.
 const (
-	StagePending    Stage = "Pending"
+	StagePending Stage = "Pending"
+	// StageEstimating: the estimate Job of spec.annotation.estimate runs.
+	StageEstimating Stage = "Estimating"
 	StageAnnotating Stage = "Annotating"
 	StageTraining   Stage = "Training"
 	// StageReporting: a sweep's points are trained and its report Job runs.
@@ -27,7 +29,7 @@ type DistillationJobStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Suspended, Annotated, Trained, Reported (sweeps), and the summary conditions Complete and
+	// conditions: Suspended, Estimated (with spec.annotation.estimate), Annotated, Trained, Reported (sweeps), and the summary conditions Complete and
 	// Failed.
 	// +optional
 	// +listType=map
@@ -36,7 +38,7 @@ type DistillationJobStatus struct {
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
-	// stage is Pending, Annotating, Training, Reporting, Succeeded, Failed or Suspended.
+	// stage is Pending, Estimating, Annotating, Training, Reporting, Succeeded, Failed or Suspended.
 	// +optional
 	Stage Stage `json:"stage,omitempty"`
 
@@ -49,6 +51,11 @@ type DistillationJobStatus struct {
 	// while no stage runs.
 	// +optional
 	Rate *ProgressRate `json:"rate,omitempty"`
+
+	// estimate is what the estimate stage (spec.annotation.estimate) projects for the annotation, from the
+	// teacher's answers about a sample of the dataset.
+	// +optional
+	Estimate *EstimateStatus `json:"estimate,omitempty"`
 
 	// annotation sums the annotation shards' results and progress.
 	// +optional
@@ -85,6 +92,39 @@ type DistillationJobStatus struct {
 	// completionTime is when the job succeeded or failed.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// EstimateStatus is the estimate stage's projection of the whole annotation. Decimals are strings, as
+// elsewhere in status.
+type EstimateStatus struct {
+	// sampleSize is how many inputs were asked about.
+	SampleSize int32 `json:"sampleSize"`
+	// answered counts the sampled inputs the teacher answered (refusals and failures after retries aside).
+	Answered int32 `json:"answered"`
+	// inputs is how many inputs the annotation will ask about (the dataset, or spec.dataset.maxExamples).
+	Inputs int64 `json:"inputs"`
+	// tokensPerInputMean and tokensPerInputP95 are the prompt plus completion tokens per answered input:
+	// the mean (a decimal string) and the 95th percentile.
+	TokensPerInputMean string `json:"tokensPerInputMean"`
+	// tokensPerInputP95 is the 95th percentile (nearest rank) of tokens per answered input.
+	TokensPerInputP95 int64 `json:"tokensPerInputP95"`
+	// projectedTokens is the whole annotation's tokens at the sample's mean (retries and cache hits aside).
+	ProjectedTokens int64 `json:"projectedTokens"`
+	// projectedCost is projectedTokens at spec.teacher.budget's prices, a decimal string; unset without
+	// prices.
+	// +optional
+	ProjectedCost string `json:"projectedCost,omitempty"`
+	// projectedSeconds is how long the annotation takes at the sample's latency with every shard at
+	// spec.teacher.maxConcurrency, or at spec.teacher.requestsPerMinute when that is slower.
+	ProjectedSeconds int64 `json:"projectedSeconds"`
+	// limitedBy is what sets that pace: concurrency or requestsPerMinute.
+	// +optional
+	LimitedBy string `json:"limitedBy,omitempty"`
+	// parseRate is the share of answered inputs whose answer parsed; rejectRate the share of sampled
+	// inputs that would not be trained on. Decimal strings from 0 to 1.
+	ParseRate string `json:"parseRate"`
+	// rejectRate is the share of sampled inputs that would not be trained on (every status but ok).
+	RejectRate string `json:"rejectRate"`
 }
 
 // AnnotationStatus sums what the annotation shards reported.

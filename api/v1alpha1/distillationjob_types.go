@@ -420,6 +420,26 @@ type AnnotationSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Filter AnnotationFilter `json:"filter,omitempty"`
+
+	// estimate, when set, runs a first stage before annotation: one short Job asks the teacher about a
+	// seeded sample of the dataset with the job's real prompt and puts the projected tokens, cost and time
+	// and the sample's parse and reject rates in status.estimate and the Estimated condition. It runs even
+	// while spec.suspend is true, so a job created suspended waits with its estimate in status until it is
+	// approved (spec.suspend: false). An estimate that parses no answer, or a teacher that cannot be
+	// reached, fails the job before annotation is paid. Default: unset, no estimate.
+	// Immutable (with spec.annotation).
+	// +optional
+	Estimate *EstimateSpec `json:"estimate,omitempty"`
+}
+
+// EstimateSpec configures the estimate stage.
+type EstimateSpec struct {
+	// sampleSize is how many inputs of the dataset the estimate asks the teacher about, drawn with
+	// spec.training.seed (the rule of spec.dataset.maxExamples). Default: 20, from 1 to 500.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 500",message="spec.annotation.estimate.sampleSize must be from 1 to 500"
+	SampleSize int32 `json:"sampleSize,omitempty"`
 }
 
 // AnnotationFilter decides which teacher answers are kept.

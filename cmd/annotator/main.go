@@ -17,6 +17,7 @@ import (
 
 	"github.com/distillery-dev/distillery/internal/annotator"
 	"github.com/distillery-dev/distillery/internal/annotator/budget"
+	"github.com/distillery-dev/distillery/internal/annotator/estimate"
 	"github.com/distillery-dev/distillery/internal/annotator/progress"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
@@ -24,7 +25,8 @@ import (
 type flags struct {
 	config, dataset, outputDir, cacheDir, terminationLog, serviceAccountDir string
 	shard, unreachableAfter                                                 int
-	strict, noCache                                                         bool
+	strict, noCache, estimate                                               bool
+	estimateSample                                                          int
 	progressInterval, retryBaseDelay, retryMaxDelay                         time.Duration
 }
 
@@ -43,11 +45,13 @@ func parseFlags(args []string) (flags, error) {
 	fs.DurationVar(&f.retryBaseDelay, "retry-base-delay", time.Second, "first retry backoff window (doubles per attempt, with jitter)")
 	fs.DurationVar(&f.retryMaxDelay, "retry-max-delay", time.Minute, "largest retry backoff window")
 	fs.IntVar(&f.unreachableAfter, "unreachable-after", 8, "connection failures before any answer (or inputs failing every retry in a row) that fail the shard")
+	fs.BoolVar(&f.estimate, "estimate", false, "estimate instead of annotating: ask the teacher about a seeded sample and write the projection (contract.EstimateResult) as the termination summary")
+	fs.IntVar(&f.estimateSample, "estimate-sample", estimate.DefaultSample, "how many inputs --estimate asks about")
 	fs.StringVar(&f.serviceAccountDir, "service-account-dir", progress.ServiceAccountDir, "the pod's mounted service account, for progress reports")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
-	if f.shard < 0 {
+	if f.shard < 0 && !f.estimate { // an estimate reads the whole dataset, not a shard
 		idx, err := strconv.Atoi(os.Getenv("JOB_COMPLETION_INDEX"))
 		if err != nil {
 			return f, fmt.Errorf("no --shard and no valid JOB_COMPLETION_INDEX: %w", err)
@@ -72,6 +76,9 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if f.estimate {
+		return runEstimate(ctx, f, cfg, cfgErr, apiKey, redact, log)
+	}
 	res := contract.AnnotateResult{Stage: contract.StageAnnotate, Shard: f.shard}
 	err = cfgErr
 	if err == nil {

@@ -89,6 +89,12 @@ func (w *JobWrapper) Budget(b v1alpha1.TeacherBudget) *JobWrapper {
 	return w
 }
 
+// Estimate sets spec.annotation.estimate with the sample size.
+func (w *JobWrapper) Estimate(sampleSize int32) *JobWrapper {
+	w.Spec.Annotation.Estimate = &v1alpha1.EstimateSpec{SampleSize: sampleSize}
+	return w
+}
+
 // Suspend sets spec.suspend.
 func (w *JobWrapper) Suspend(s bool) *JobWrapper { w.Spec.Suspend = ptr.To(s); return w }
 

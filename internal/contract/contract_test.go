@@ -83,6 +83,7 @@ func TestVectorsRoundTrip(t *testing.T) {
 		"budget-caps.json":                 func() any { return &BudgetCaps{} },
 		"budget-share.json":                func() any { return &BudgetShare{} },
 		"termination-train.json":           func() any { return &TrainResult{} },
+		"termination-estimate.json":        func() any { return &EstimateResult{} },
 		"report-config.json":               func() any { return &ReportConfig{} },
 		"progress-annotate.json":           func() any { return &AnnotateProgress{} },
 		"progress-train.json":              func() any { return &TrainProgress{} },

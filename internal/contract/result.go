@@ -187,3 +187,65 @@ func (s *AnnotateProgress) Add(p AnnotateProgress) {
 		s.UpdatedAt = p.UpdatedAt
 	}
 }
+
+// StageEstimate names the estimate's termination summary (annotator --estimate).
+const StageEstimate = "estimate"
+
+// EstimateResult is the annotator's termination summary in --estimate mode: what a sample of the dataset
+// says the whole annotation takes. The operator puts it in status.estimate. It fits in 4 KiB: at most
+// MaxEstimateRejections rejections, each error at most MaxSkippedErrorBytes.
+type EstimateResult struct {
+	Stage string `json:"stage"`
+	// Sampled is the number of inputs asked; Answered those the teacher answered.
+	Sampled  int `json:"sampled"`
+	Answered int `json:"answered"`
+	// Inputs is the number of inputs the annotation will ask about.
+	Inputs int `json:"inputs"`
+	// Per answered input: the mean and 95th percentile (nearest rank).
+	PromptTokens     EstimateStats `json:"promptTokensPerInput"`
+	CompletionTokens EstimateStats `json:"completionTokensPerInput"`
+	Tokens           EstimateStats `json:"tokensPerInput"`
+	LatencySeconds   EstimateStats `json:"latencySeconds"`
+	// Statuses counts the sample's records by status (ok, unparseable, label_mismatch, teacher_error).
+	Statuses map[string]int `json:"statuses"`
+	// ParseRate is the share of answered inputs whose answer parsed; RejectRate the share of sampled
+	// inputs that would not be trained on.
+	ParseRate  float64 `json:"parseRate"`
+	RejectRate float64 `json:"rejectRate"`
+	// Rejected are the first rejected records, with why.
+	Rejected  []EstimateRejection `json:"rejected,omitempty"`
+	Projected EstimateProjection  `json:"projected"`
+	// Error and Reason are set when the estimate failed, as in AnnotateResult.
+	Error  string `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxEstimateRejections bounds EstimateResult.Rejected.
+const MaxEstimateRejections = 5
+
+// EstimateStats are one quantity's mean and 95th percentile over the sample.
+type EstimateStats struct {
+	Mean float64 `json:"mean"`
+	P95  float64 `json:"p95"`
+}
+
+// EstimateRejection is one sampled input that would not be trained on.
+type EstimateRejection struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}
+
+// EstimateProjection is the whole annotation at the sample's means.
+type EstimateProjection struct {
+	PromptTokens     int64    `json:"promptTokens"`
+	CompletionTokens int64    `json:"completionTokens"`
+	Tokens           int64    `json:"tokens"`
+	Requests         int      `json:"requests"`
+	Cost             *float64 `json:"cost,omitempty"`
+	// RequestsPerSecond is the pace of all shards together, Seconds the time at that pace, and LimitedBy
+	// what sets it ("concurrency" or "requestsPerMinute"); all unset when the sample took no time.
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	Seconds           float64 `json:"seconds"`
+	LimitedBy         string  `json:"limitedBy,omitempty"`
+}

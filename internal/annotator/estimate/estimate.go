@@ -114,7 +114,9 @@ type Projection struct {
 	LimitedBy string `json:"limitedBy"`
 }
 
-// Run asks the teacher about the sample and projects the estimate.
+// Run asks the teacher about the sample and projects the estimate. Its error is an *annotator.Failure
+// with reason contract.ReasonInvalidInput (the dataset) or contract.ReasonTeacherUnreachable (a request
+// that failed beyond the teacher client's retries), unless ctx ended.
 func Run(ctx context.Context, o Options) (Estimate, error) {
 	if o.DatasetPath == "" {
 		o.DatasetPath = o.Config.Dataset.Path
@@ -124,11 +126,14 @@ func Run(ctx context.Context, o Options) (Estimate, error) {
 	}
 	items, usable, err := drawItems(o)
 	if err != nil {
-		return Estimate{}, err
+		return Estimate{}, &annotator.Failure{Reason: contract.ReasonInvalidInput, Err: err}
 	}
 	answers, err := ask(ctx, o, items)
 	if err != nil {
-		return Estimate{}, err
+		if ctx.Err() != nil {
+			return Estimate{}, err
+		}
+		return Estimate{}, &annotator.Failure{Reason: contract.ReasonTeacherUnreachable, Err: err}
 	}
 	inputs := usable
 	if m := o.Config.Dataset.MaxExamples; m > 0 && m < usable {
