@@ -25,7 +25,7 @@ import (
 func CacheOptions() cache.Options {
 	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
 	by := cache.ByObject{Label: sel}
-	stage, err := labels.NewRequirement(LabelStage, selection.In, []string{StageEstimate, StageAnnotation, StageTraining})
+	stage, err := labels.NewRequirement(LabelStage, selection.In, []string{StageEstimate, StageAnnotation, StageTraining, StageReport})
 	if err != nil {
 		panic(err)
 	}
