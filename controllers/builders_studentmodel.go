@@ -39,7 +39,8 @@ func studentModel(dj *v1alpha1.DistillationJob, snap contract.AnnotateConfig) *v
 	}
 	if ev := dj.Status.Evaluation; ev != nil {
 		sm.Spec.Metrics = &v1alpha1.ModelMetrics{Metric: ev.Metric, Accuracy: ev.Accuracy, TeacherAccuracy: ev.TeacherAccuracy,
-			Agreement: ev.Agreement, EvalExamples: ev.Examples, BestStep: ev.BestStep}
+			Agreement: ev.Agreement, ExactMatch: ev.ExactMatch, TokenF1: ev.TokenF1, EvalExamples: ev.Examples,
+			BestStep: ev.BestStep}
 	}
 	sm.Labels[LabelJobUID] = string(dj.UID)
 	withSpecHash(&sm.ObjectMeta, sm.Spec)

@@ -491,6 +491,15 @@ func TestStudentModelCarriesProvenanceAndMetricsInItsSpec(t *testing.T) {
 	if m := sm.Spec.Metrics; m == nil || *m != (v1alpha1.ModelMetrics{Accuracy: "0.8750", EvalExamples: 400}) {
 		t.Errorf("metrics = %+v", m)
 	}
+
+	// A Generation task's model carries its scores, not just the metric's name.
+	dj.Status.Evaluation = &v1alpha1.EvaluationStatus{Metric: v1alpha1.MetricExactMatch, ExactMatch: "0.6000",
+		TokenF1: "0.7500", Examples: 50, BestStep: 30}
+	want2 := v1alpha1.ModelMetrics{Metric: v1alpha1.MetricExactMatch, ExactMatch: "0.6000", TokenF1: "0.7500",
+		EvalExamples: 50, BestStep: 30}
+	if m := studentModel(dj, snap).Spec.Metrics; m == nil || *m != want2 {
+		t.Errorf("generation metrics = %+v, want %+v", m, want2)
+	}
 }
 
 // Every job run has its own folder in the workspace, keyed by its UID; only the cache is shared.

@@ -61,6 +61,15 @@ type ModelMetrics struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Agreement string `json:"agreement,omitempty"`
+	// exactMatch is the share of generated answers equal to the reference after normalisation, a decimal
+	// string; Generation tasks.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ExactMatch string `json:"exactMatch,omitempty"`
+	// tokenF1 is the token-level F1 against the reference, a decimal string; Generation tasks.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	TokenF1 string `json:"tokenF1,omitempty"`
 	// evalExamples is the size of the eval split.
 	// +optional
 	EvalExamples int64 `json:"evalExamples,omitempty"`
