@@ -103,7 +103,7 @@ func studentDescription(s v1alpha1.ExperimentStudent) string {
 
 // updateExperiments fills status.experiments, one row per point, from the points' training Jobs and the
 // trainers' termination summaries. A row that reached Succeeded or Failed keeps what it said (its pods
-// may be gone).
+// may be gone; see keepRow).
 func updateExperiments(dj *v1alpha1.DistillationJob, o *observed) {
 	prev := map[int32]v1alpha1.ExperimentStatus{}
 	for _, row := range dj.Status.Experiments {
@@ -112,13 +112,24 @@ func updateExperiments(dj *v1alpha1.DistillationJob, o *observed) {
 	points := trainingPoints(dj)
 	rows := make([]v1alpha1.ExperimentStatus, 0, len(points))
 	for _, p := range points {
-		if old, ok := prev[int32(p.index)]; ok && finishedState(old.State) {
+		run := o.training[p.index]
+		if old, ok := prev[int32(p.index)]; ok && keepRow(old, run) {
 			rows = append(rows, old)
 			continue
 		}
-		rows = append(rows, experimentRow(dj, p, o.training[p.index]))
+		rows = append(rows, experimentRow(dj, p, run))
 	}
 	dj.Status.Experiments = rows
+}
+
+// keepRow says whether a finished row stands as it is: a failed one, a succeeded one with its trainer's
+// summary, or one whose pods are gone. A succeeded row without a summary is read again while its pods
+// remain, since the pod cache may have lagged the Job's for the pass that wrote it.
+func keepRow(old v1alpha1.ExperimentStatus, run *jobPods) bool {
+	if !finishedState(old.State) {
+		return false
+	}
+	return old.State == v1alpha1.ExperimentFailed || old.Steps > 0 || run == nil || len(run.pods) == 0
 }
 
 // experimentRow is a point's row as its Job and pods say now.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,5 +295,30 @@ func TestProgressOfASweep(t *testing.T) {
 	}
 	if got := progressString(st); got != "points 2/4" {
 		t.Errorf("progress = %q, want points 2/4", got)
+	}
+}
+
+func TestAFinishedRowWithoutItsSummaryIsReadAgainWhileItsPodsRemain(t *testing.T) {
+	pod := []corev1.Pod{{}}
+	noSummary := v1alpha1.ExperimentStatus{State: v1alpha1.ExperimentSucceeded, Message: "the trainer saved the model but left no summary"}
+	scored := v1alpha1.ExperimentStatus{State: v1alpha1.ExperimentSucceeded, Steps: 300, Accuracy: "0.9000"}
+	failed := v1alpha1.ExperimentStatus{State: v1alpha1.ExperimentFailed}
+	running := v1alpha1.ExperimentStatus{State: v1alpha1.ExperimentRunning}
+	for _, c := range []struct {
+		name string
+		row  v1alpha1.ExperimentStatus
+		run  *jobPods
+		keep bool
+	}{
+		{"no summary, pods remain", noSummary, &jobPods{pods: pod}, false},
+		{"no summary, pods gone", noSummary, &jobPods{}, true},
+		{"no summary, Job gone", noSummary, nil, true},
+		{"scored", scored, &jobPods{pods: pod}, true},
+		{"failed", failed, &jobPods{pods: pod}, true},
+		{"running", running, &jobPods{pods: pod}, false},
+	} {
+		if got := keepRow(c.row, c.run); got != c.keep {
+			t.Errorf("%s: keepRow = %v, want %v", c.name, got, c.keep)
+		}
 	}
 }
