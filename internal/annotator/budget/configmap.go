@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,7 +74,7 @@ func (l *ConfigMapLedger) Update(ctx context.Context, shard int, change func(Sta
 			if err := sleep(ctx, time.Duration(rand.Int64N(int64(50*time.Millisecond)))); err != nil {
 				return State{}, err
 			}
-		case permanent(err) || failures+1 >= max(l.Attempts, 5):
+		case permanent(err) || failures+1 >= cmp.Or(l.Attempts, 5):
 			return State{}, fmt.Errorf("budget ledger ConfigMap %s: %w", l.Name, err)
 		default:
 			failures++
