@@ -51,6 +51,9 @@ type DistillationJobReconciler struct {
 func (r *DistillationJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var dj v1alpha1.DistillationJob
 	if err := r.Get(ctx, req.NamespacedName, &dj); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetSpend(req.Namespace, req.Name) // a deleted job's series leave /metrics
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !dj.DeletionTimestamp.IsZero() {

@@ -58,3 +58,11 @@ func recordSpend(before, after *v1alpha1.DistillationJob) {
 		add(teacherCost.WithLabelValues(ns, job), parseDecimal(a.Cost, 0)-parseDecimal(b.Cost, 0))
 	}
 }
+
+// forgetSpend drops a job's series, once the job is gone, so /metrics does not grow with every job ever run.
+func forgetSpend(namespace, job string) {
+	l := prometheus.Labels{"namespace": namespace, "job": job}
+	for _, c := range []*prometheus.CounterVec{teacherRequests, teacherTokens, teacherCost, teacherCacheHits} {
+		c.DeletePartialMatch(l)
+	}
+}

@@ -34,3 +34,30 @@ func TestSpendCountersGrowByWhatEachStatusWriteAdded(t *testing.T) {
 		}
 	}
 }
+func TestADeletedJobsSpendSeriesLeaveTheMetrics(t *testing.T) {
+	spend := func(ns, name string) {
+		before := &v1alpha1.DistillationJob{}
+		after := before.DeepCopy()
+		after.Namespace, after.Name = ns, name
+		after.Status.Annotation = &v1alpha1.AnnotationStatus{Requests: 3, PromptTokens: 30, CompletionTokens: 9, CacheHits: 1, Cost: "0.5"}
+		recordSpend(before, after)
+	}
+	spend("forget-ns", "a")
+	spend("forget-ns", "b")
+	if got := testutil.ToFloat64(teacherTokens.WithLabelValues("forget-ns", "a", "prompt")); got != 30 {
+		t.Fatalf("prompt tokens of job a = %v, want 30", got)
+	}
+	forgetSpend("forget-ns", "a")
+	if n := testutil.CollectAndCount(teacherTokens); n < 2 {
+		t.Fatalf("job b's token series went too: %d series left", n)
+	}
+	if deleted := teacherTokens.DeletePartialMatch(map[string]string{"namespace": "forget-ns", "job": "a"}); deleted != 0 {
+		t.Errorf("%d token series of the deleted job a were still there", deleted)
+	}
+	if deleted := teacherRequests.DeletePartialMatch(map[string]string{"namespace": "forget-ns", "job": "a"}); deleted != 0 {
+		t.Errorf("job a's request series was still there")
+	}
+	if deleted := teacherTokens.DeletePartialMatch(map[string]string{"namespace": "forget-ns", "job": "b"}); deleted != 2 {
+		t.Errorf("job b had %d token series, want 2 (prompt, completion)", deleted)
+	}
+}
