@@ -29,7 +29,7 @@ func runEstimate(ctx context.Context, f flags, cfg contract.AnnotateConfig, cfgE
 			Config: cfg, DatasetPath: f.dataset, Sample: f.estimateSample, Seed: cfg.Dataset.Seed,
 			APIKey: apiKey, Prices: prices(cfg.Budget), RetryBaseDelay: f.retryBaseDelay,
 		})
-		res = e.Result()
+		res = estimate.ForTermination(e)
 	}
 	res.Stage = contract.StageEstimate
 	if err != nil {

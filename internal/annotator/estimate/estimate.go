@@ -56,63 +56,21 @@ type Prices struct {
 // Set reports whether any price is given.
 func (p Prices) Set() bool { return p.PromptPerMillion > 0 || p.CompletionPerMillion > 0 }
 
-// Stats summarise one quantity over the sample's answers.
-type Stats struct {
-	Mean float64 `json:"mean"`
-	P95  float64 `json:"p95"`
-}
-
-// Estimate is what the sample says about the whole annotation.
-type Estimate struct {
-	// Sampled is the number of inputs asked; Answered those the teacher answered (any status but
-	// teacher_error).
-	Sampled  int `json:"sampled"`
-	Answered int `json:"answered"`
-	// Inputs is the number of inputs the job will annotate: the dataset's usable lines, or
-	// dataset.maxExamples of them.
-	Inputs int `json:"inputs"`
-	// Per input, over the answered sample.
-	PromptTokens     Stats `json:"promptTokensPerInput"`
-	CompletionTokens Stats `json:"completionTokensPerInput"`
-	Tokens           Stats `json:"tokensPerInput"`
-	// LatencySeconds is per request, retries included.
-	LatencySeconds Stats `json:"latencySeconds"`
-	// Statuses counts the sample's records by status (ok, unparseable, label_mismatch, teacher_error).
-	Statuses map[string]int `json:"statuses"`
-	// ParseRate is the share of answered inputs whose answer parsed (ok or label_mismatch); RejectRate
-	// the share of sampled inputs that would not be trained on (every status but ok).
-	ParseRate  float64 `json:"parseRate"`
-	RejectRate float64 `json:"rejectRate"`
-	// Rejected are the first few rejected records, with why.
-	Rejected  []Rejection `json:"rejected,omitempty"`
-	Projected Projection  `json:"projected"`
-}
-
-// Rejection is one sampled input the annotator would not train on.
-type Rejection struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Error  string `json:"error"`
-}
+// The estimate is the contract's type (contract.EstimateResult), the same one the operator's estimate
+// stage reads from the annotator's termination summary; these names keep this package's API short.
+type (
+	// Estimate is what the sample says about the whole annotation.
+	Estimate = contract.EstimateResult
+	// Stats summarise one quantity over the sample's answers.
+	Stats = contract.EstimateStats
+	// Rejection is one sampled input the annotator would not train on.
+	Rejection = contract.EstimateRejection
+	// Projection is the whole annotation, projected from the sample's means.
+	Projection = contract.EstimateProjection
+)
 
 // maxRejections is how many rejected records an estimate keeps.
-const maxRejections = 5
-
-// Projection is the whole annotation, projected from the sample's means.
-type Projection struct {
-	PromptTokens     int64 `json:"promptTokens"`
-	CompletionTokens int64 `json:"completionTokens"`
-	Tokens           int64 `json:"tokens"`
-	Requests         int   `json:"requests"`
-	// Cost is in the prices' currency; absent without prices.
-	Cost *float64 `json:"cost,omitempty"`
-	// RequestsPerSecond is the pace of all shards together; Seconds the time at that pace.
-	RequestsPerSecond float64 `json:"requestsPerSecond"`
-	Seconds           float64 `json:"seconds"`
-	// LimitedBy is what sets the pace: "concurrency" (maxConcurrency / latency per shard) or
-	// "requestsPerMinute".
-	LimitedBy string `json:"limitedBy"`
-}
+const maxRejections = contract.MaxEstimateRejections
 
 // Run asks the teacher about the sample and projects the estimate. Its error is an *annotator.Failure
 // with reason contract.ReasonInvalidInput (the dataset) or contract.ReasonTeacherUnreachable (a request
@@ -235,7 +193,7 @@ func record(cfg contract.AnnotateConfig, item dataset.Item, ans teacher.Answer, 
 
 // project turns the sample's answers into the estimate for inputs inputs.
 func project(cfg contract.AnnotateConfig, prices Prices, answers []answer, inputs int) Estimate {
-	e := Estimate{Sampled: len(answers), Inputs: inputs, Statuses: map[string]int{}}
+	e := Estimate{Stage: contract.StageEstimate, Sampled: len(answers), Inputs: inputs, Statuses: map[string]int{}}
 	var prompt, completion, total, latency []float64
 	for _, a := range answers {
 		e.Statuses[a.rec.Status]++
