@@ -73,7 +73,7 @@ func (t *tally) addSkipped(line int, why string) {
 	if t.result.FirstSkippedLine == 0 || line < t.result.FirstSkippedLine {
 		t.result.FirstSkippedLine = line
 		if len(why) > contract.MaxSkippedErrorBytes {
-			why = shorten(why, contract.MaxSkippedErrorBytes-len("..."))
+			why = Shorten(why, contract.MaxSkippedErrorBytes-len("..."))
 		}
 		t.result.FirstSkippedError = why
 	}

@@ -35,12 +35,12 @@ func TerminationMessage(res contract.AnnotateResult) []byte {
 		}
 		// Escaping makes a byte of the error cost at least one byte of JSON, so each pass shrinks.
 		keep = max(keep-excess-len("..."), 0)
-		res.Error = shorten(full, keep)
+		res.Error = Shorten(full, keep)
 	}
 }
 
-// shorten keeps at most n bytes of s, cut at a character boundary, and marks the cut.
-func shorten(s string, n int) string {
+// Shorten keeps at most n bytes of s, cut at a character boundary, and marks the cut.
+func Shorten(s string, n int) string {
 	n = max(n, 0)
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--

@@ -1,8 +1,7 @@
 package estimate
 
 import (
-	"unicode/utf8"
-
+	"github.com/distillery-dev/distillery/internal/annotator"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
@@ -18,14 +17,10 @@ func ForTermination(e Estimate) contract.EstimateResult {
 	return e
 }
 
-// cut keeps at most n bytes of s, at a character boundary, and marks the cut.
+// cut keeps s whole when it has at most n bytes, else cuts it to n bytes with the mark.
 func cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	n -= len("...")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
+	return annotator.Shorten(s, n-len("..."))
 }
