@@ -11,12 +11,18 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
              (Trainer's default).
   naive      (only with --naive; labelled as such) random order, fp32 weights under autocast, HF's default SDPA
              attention, foreach AdamW, two forwards. Nobody competent trains like this.
-  ours       the trainer's Stepper as train() builds it on a GPU: bf16 weights with fp32 master weights and
-             fp32 AdamW state, length-bucketed batches (epoch_batches), both tasks in one forward, lengths
-             padded to 16, the output layer on target tokens only, eager attention, grad-norm clip 1.0.
-  ours-autocast   the same with fp32 weights under bf16 autocast (the trainer's previous default).
-  ours-sep   ours with one forward per task (less decoder padding, two launches of everything).
-  ours-compile    ours under torch.compile(dynamic=True) (only with --compile).
+  ours       the trainer's Stepper exactly as train() builds it on one GPU: bf16 weights with fp32 master
+             weights and fp32 AdamW state, length-bucketed batches (epoch_batches), lengths padded to 16, the
+             output layer on target tokens only, eager attention, grad-norm clip 1.0, each batch shape's
+             forward+backward replayed as a CUDA graph (graphs.py), one forward per task.
+  ours-eager      the same without CUDA graphs, both tasks in one forward (the trainer's previous default).
+  ours-eager-sep  without CUDA graphs, one forward per task (less decoder padding, twice the launches).
+  ours-graphs-concat   CUDA graphs, both tasks in one forward.
+  ours-autocast   ours-eager with fp32 weights under bf16 autocast (the default before bf16 master weights).
+  ours-compile    ours-eager under torch.compile(dynamic=True) (only with --compile).
+
+Each variant first runs the timed steps' batches twice (untimed for the ratio, reported as `first pass`: for
+ours and ours-graphs-concat the second time captures each shape), then runs the same steps again, timed.
 
     python3 bench/train_step.py --models t5-base t5-large --batch 64 32 --steps 15 --repeats 3
 """
@@ -43,13 +49,13 @@ from distillery_student.step import BF16_AUTOCAST, BF16_MASTER, StepOptions, Ste
 CUDA = torch.device("cuda")
 
 
-def new_t5(shape: str, attn: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def new_t5(shape: str, attn: str, dtype: torch.dtype = torch.float32, dropout: float = 0.1) -> torch.nn.Module:
     """A random-weight T5 built on the GPU; attn as from_pretrained(attn_implementation=...) sets it."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
     cfg = T5Config(vocab_size=T5_VOCAB, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                   dropout_rate=0.1, tie_word_embeddings=False, **T5_SHAPES[shape])
+                   dropout_rate=dropout, tie_word_embeddings=False, **T5_SHAPES[shape])
     with CUDA:
         model = T5ForConditionalGeneration(cfg).to(dtype)
     if attn:
@@ -104,12 +110,13 @@ def naive(shape: str, records: list, batch: int) -> tuple[torch.nn.Module, Calla
     return model, step
 
 
-def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat: bool = True,
-         compile_: bool = False) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
-    model = new_t5(shape, "eager")
+def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat: bool | None = True,
+         compile_: bool = False, graphs: bool = False,
+         dropout: float = 0.1) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+    model = new_t5(shape, "eager", dropout=dropout)
     enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "seq2seq", enc, CUDA, Dist(), StepOptions(
-        bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_,
+        bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_, cuda_graphs=graphs,
         memory_bytes=float(torch.cuda.get_device_properties(0).total_memory)), lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, batch, seed=0, epoch=0)
@@ -119,9 +126,12 @@ def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat:
         mine = [records[j] for j in idx]
         norm = torch.tensor([sum(len(r.target) for rs in mine for r in rs if r.task == t) for t in (0, 1)],
                             dtype=torch.float32, device=CUDA)
-        stepper.step(stepper.micro_batches(mine, 0), norm, 1.0)
+        losses.append(stepper.step(stepper.micro_batches(mine, 0), norm, 1.0))
         return idx
 
+    losses: list[torch.Tensor] = []
+    step.losses = losses  # type: ignore[attr-defined]
+    step.stepper = stepper  # type: ignore[attr-defined]
     return model, step
 
 
@@ -130,15 +140,36 @@ def measure(name: str, build: Callable[[], tuple[torch.nn.Module, Callable[[int]
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     model, fn = build()
+    first = timed(fn, warmup, steps)  # `warmup` steps, then the timed batches once
+    first += timed(lambda i: fn(warmup + i), 0, steps)  # and again (graphs capture a shape when it comes back)
     seen: list[int] = []
-    secs = timed(lambda i: seen.extend(fn(i)) if i >= warmup else fn(i), warmup, steps)
+    secs = timed(lambda i: seen.extend(fn(warmup + i)), 0, steps)  # the same batches again
     te, td = useful_tokens([records[j] for j in seen])
+    stepper = getattr(fn, "stepper", None)
+    graphs = stepper.graphs.captures if stepper is not None and stepper.graphs is not None else 0
     out = {"variant": name, "seconds": secs, "ms_per_step": secs / steps * 1e3, "tok_s": (te + td) / secs,
+           "first_pass_s": first, "graphs": graphs,
            "mfu": 6.0 * (counts[0] * te + counts[1] * td) / secs / (PEAK_TFLOPS * 1e12),
            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
-    del model, fn
+    del model, fn, stepper  # the Stepper holds its graphs' memory pool
     gc.collect()
     return out
+
+
+def check_graphs(shape: str, batch: int, steps: int) -> None:
+    """The same steps eagerly and as CUDA graphs (dropout 0, same seed): their losses must agree."""
+    records = make_records(batch * 40, seed=1, vocab=T5_VOCAB)
+    curves = []
+    for graphs in (False, True):
+        _, fn = ours(shape, records, batch, concat=None, graphs=graphs, dropout=0.0)
+        for i in range(steps):
+            fn(i % 3 if i < 6 else i)  # shapes seen before (replays) and new ones (captures)
+        curves.append([float(x[0]) for x in fn.losses])  # type: ignore[attr-defined]
+        del fn
+        gc.collect()
+    worst = max(abs(a - b) / abs(a) for a, b in zip(*curves))
+    print(f"check {shape}: eager {[round(x, 4) for x in curves[0]]}\n      graphs {[round(x, 4) for x in curves[1]]}\n"
+          f"      max relative difference {worst:.2e}", flush=True)
 
 
 def main() -> None:
@@ -152,7 +183,11 @@ def main() -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--variants", nargs="*", default=None, help="only these variants")
     p.add_argument("--json", default="")
+    p.add_argument("--check", action="store_true", help="only compare ours and ours-graphs losses (dropout 0)")
     a = p.parse_args()
+    if a.check:
+        check_graphs(a.models[0], a.batch[0], a.steps)
+        return
     torch.backends.cuda.matmul.allow_tf32 = True
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}; {a.steps} timed steps after {a.warmup}, "
           f"{a.repeats} repeats; MFU against {PEAK_TFLOPS} TFLOP/s", flush=True)
@@ -163,9 +198,11 @@ def main() -> None:
         torch.cuda.empty_cache()
         variants: list[tuple[str, Callable[[], Any]]] = [
             ("hf-fair", lambda: hf_fair(shape, records, batch)),
-            ("ours", lambda: ours(shape, records, batch)),
+            ("ours", lambda: ours(shape, records, batch, concat=None, graphs=True)),
+            ("ours-eager", lambda: ours(shape, records, batch)),
+            ("ours-eager-sep", lambda: ours(shape, records, batch, concat=False)),
+            ("ours-graphs-concat", lambda: ours(shape, records, batch, graphs=True)),
             ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),
-            ("ours-sep", lambda: ours(shape, records, batch, concat=False)),
         ]
         if a.naive:
             variants.append(("naive", lambda: naive(shape, records, batch)))
@@ -178,14 +215,15 @@ def main() -> None:
             for name, build in variants:
                 r = measure(name, build, records, a.steps, a.warmup, counts)
                 runs[name].append(r)
-                print(f"  {shape} {name:14s} rep {rep}: {r['ms_per_step']:7.1f} ms/step {r['tok_s']:9.0f} tok/s "
-                      f"MFU {r['mfu'] * 100:4.1f}% peak {r['peak_gib']:5.1f} GiB", flush=True)
+                print(f"  {shape} {name:18s} rep {rep}: {r['ms_per_step']:7.1f} ms/step {r['tok_s']:9.0f} tok/s "
+                      f"MFU {r['mfu'] * 100:4.1f}% peak {r['peak_gib']:5.1f} GiB first pass {r['first_pass_s']:.2f} s "
+                      f"graphs {r['graphs']}", flush=True)
         base = statistics.median(x["tok_s"] for x in runs["hf-fair"]) if "hf-fair" in runs else None
         print(f"\n{shape}, batch {batch} records | useful tok/s median [min-max] | MFU % | peak GiB | vs hf-fair")
         for name, rs in runs.items():
             tok = [x["tok_s"] for x in rs]
             ratio = f"{statistics.median(tok) / base:.2f}x" if base else "-"
-            print(f"  {name:14s} | {median_spread(tok)} | {statistics.median(x['mfu'] for x in rs) * 100:.1f} "
+            print(f"  {name:18s} | {median_spread(tok)} | {statistics.median(x['mfu'] for x in rs) * 100:.1f} "
                   f"[{min(x['mfu'] for x in rs) * 100:.1f}-{max(x['mfu'] for x in rs) * 100:.1f}] | "
                   f"{max(x['peak_gib'] for x in rs):.1f} | {ratio}", flush=True)
             results.append({"shape": shape, "batch": batch, "variant": name, "runs": rs})

@@ -66,10 +66,13 @@ class Row:
 class Encoder:
     """Turns examples into token rows and rows into padded tensors for one architecture."""
 
-    def __init__(self, tokenizer: Any, architecture: str, max_input: int, max_target: int, pad_multiple: int = 1):
+    def __init__(self, tokenizer: Any, architecture: str, max_input: int, max_target: int, pad_multiple: int = 1,
+                 pick_multiple: int = 1):
         # pad_multiple > 1 rounds padded lengths up (GPU: T5's attention bias then meets the alignment the
         # memory-efficient SDPA kernel needs, instead of falling back to the O(S^2) fp32 math kernel)
         self.pad_multiple = max(1, pad_multiple)
+        # pick_multiple > 1 rounds the number of picked target positions up (CUDA graphs: fewer shapes)
+        self.pick_multiple = max(1, pick_multiple)
         self.tok = tokenizer
         self.arch = architecture
         self.max_input = max_input
@@ -128,7 +131,8 @@ class Encoder:
                 ids[i, : len(r.source)] = torch.tensor(r.source)
                 mask[i, : len(r.source)] = 1
                 labels[i, : len(r.target)] = torch.tensor(r.target)
-            return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+            return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task,
+                    **self._picks(labels, task)}
         n = self._round(max(len(r) for r in rows))
         ids = torch.full((len(rows), n), self.pad, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
@@ -138,7 +142,20 @@ class Encoder:
             ids[i, : len(seq)] = torch.tensor(seq)
             mask[i, : len(seq)] = 1
             labels[i, len(r.source) : len(seq)] = torch.tensor(r.target)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task,
+                **self._picks(F.pad(labels[:, 1:], (0, 1), value=IGNORE), task)}
+
+    def _picks(self, target: torch.Tensor, task: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Where the output layer runs, found on the host so the step never waits for the GPU: `pick`, the flat
+        positions of the target tokens in `target` ([rows, positions], the id each position must predict),
+        their ids (`pick_target`) and whether each is a label-task token (`pick_label`). Padded up to
+        pick_multiple with position 0 and IGNORE, which add nothing to any sum."""
+        keep = (target != IGNORE).flatten()
+        pick = keep.nonzero().squeeze(1)
+        is_label = (task == TASK_LABEL).unsqueeze(1).expand_as(target).flatten()[pick].float()
+        extra = -len(pick) % self.pick_multiple
+        return {"pick": F.pad(pick, (0, extra)), "pick_target": F.pad(target.flatten()[pick], (0, extra), value=IGNORE),
+                "pick_label": F.pad(is_label, (0, extra))}
 
     def collate_tasks(self, rows: Sequence[Row], concat: bool) -> list[dict[str, torch.Tensor]]:
         """concat: one batch of both tasks (one forward pass: fewer kernel launches, but label targets padded
@@ -167,44 +184,56 @@ class TaskLosses(nn.Module):
         self.model = model
         self.arch = architecture
 
-    def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy of every target token (1-D, fp32) and the [rows, positions] mask that picks them.
+    def token_losses(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy (1-D, fp32) at each picked position (Encoder._picks; 0 where the pick is padding).
 
         The output layer runs on target positions only: padding and (causal) source positions never reach
-        it, so neither their logits nor an fp32 copy of them is made."""
-        hidden, target = self.hidden_states(batch)
-        keep = target != IGNORE
-        logits = output_layer(self.model)(hidden[keep])
-        loss = F.cross_entropy(logits.float(), target[keep], reduction="none")
-        return loss, keep
+        it, so neither their logits nor an fp32 copy of them is made. Every shape is known before the step
+        (no boolean indexing), so the step can be captured as a CUDA graph (graphs.py)."""
+        hidden = self.hidden_states(batch)
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch["pick"])
+        logits = output_layer(self.model)(picked)
+        return F.cross_entropy(logits.float(), batch["pick_target"], reduction="none", ignore_index=IGNORE)
 
-    def hidden_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last hidden states before the output layer, and the target id at each position."""
+    def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last hidden states before the output layer, [rows, positions, d]: position j predicts the
+        token at labels[:, j] (seq2seq) or labels[:, j + 1] (causal; Encoder._picks shifts the same way)."""
         m, labels = self.model, batch["labels"]
         if self.arch == ARCH_SEQ2SEQ:
-            mask = batch["attention_mask"]
+            mask, causal = additive_masks(batch["attention_mask"], labels.shape[1], next(m.parameters()).dtype)
             enc = m.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
             dec_in = m.prepare_decoder_input_ids_from_labels(labels=labels)
-            h = m.decoder(input_ids=dec_in, encoder_hidden_states=enc, encoder_attention_mask=mask,
-                          use_cache=False).last_hidden_state
+            h = m.decoder(input_ids=dec_in, attention_mask=causal, encoder_hidden_states=enc,
+                          encoder_attention_mask=mask, use_cache=False).last_hidden_state
             if getattr(m.config, "scale_decoder_outputs", False):  # as T5ForConditionalGeneration.forward
                 h = h * (m.config.d_model**-0.5)
-            return h, labels
+            return h
         backbone = getattr(m, m.base_model_prefix)
         h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-        return h.last_hidden_state[:, :-1], labels[:, 1:]
+        return h.last_hidden_state
 
     def forward(self, batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
         """[label loss sum, label tokens, rationale loss sum, rationale tokens]: one forward pass per batch
         given, whatever tasks its rows hold."""
         total = torch.zeros(4, device=_device_of(self.model))
         for b in batches:
-            loss, keep = self.token_losses(b)
-            is_label = (b["task"] == TASK_LABEL).unsqueeze(1).expand_as(keep)[keep].to(loss.dtype)
-            is_rationale = 1.0 - is_label
+            loss = self.token_losses(b)
+            is_label = b["pick_label"]
+            is_rationale = (b["pick_target"] != IGNORE).float() - is_label
             total = total + torch.stack([(loss * is_label).sum(), is_label.sum(),
                                          (loss * is_rationale).sum(), is_rationale.sum()])
         return total
+
+
+def additive_masks(mask: torch.Tensor, target_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """T5's attention masks in the 4-D additive form its eager attention adds to the scores, as Hugging Face
+    builds them from a 2-D mask: the padding mask [rows, 1, 1, source] (encoder and cross-attention) and the
+    decoder's causal mask [1, 1, target, target]. Made here because Hugging Face's own builder copies a
+    host scalar to the GPU, which a CUDA graph cannot capture (graphs.py); a 4-D mask is used as given."""
+    low = torch.finfo(dtype).min
+    padding = (mask[:, None, None, :] == 0).to(dtype) * low
+    future = torch.ones(target_len, target_len, dtype=torch.bool, device=mask.device).triu(1)
+    return padding, (future.to(dtype) * low)[None, None]
 
 
 def output_layer(model: nn.Module) -> nn.Module:
@@ -244,8 +273,12 @@ def compute_loss(losses: nn.Module, batches: Sequence[dict[str, torch.Tensor]], 
     return combine_losses(losses(batches), weight, norm)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The batch on the device; to a GPU through page-locked memory, so the copy does not wait for the
+    GPU's queued work (a copy from pageable memory does, and the host could not run ahead of the GPU)."""
+    if torch.device(device).type != "cuda":
+        return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.pin_memory().to(device, non_blocking=True) if v.device.type == "cpu" else v for k, v in batch.items()}
 
 
 # ---- generation ----------------------------------------------------------------------------------------

@@ -30,11 +30,15 @@ class MasterWeights:
                 self.params.append(p.detach().float().clone().requires_grad_(True))
         model.to(torch.bfloat16)
 
-    def grads_to_master(self) -> None:
-        """After backward: the bf16 gradients, as fp32, become the masters' gradients."""
+    def grads_to_master(self, keep: bool = False) -> None:
+        """After backward: the bf16 gradients, as fp32, become the masters' gradients. keep: the model's gradient
+        tensors are zeroed in place rather than dropped (CUDA graphs write into them; graphs.py)."""
         for p, m in zip(self.model_params, self.params):
             m.grad = None if p.grad is None else p.grad.float()
-            p.grad = None
+            if not keep:
+                p.grad = None
+        if keep:
+            torch._foreach_zero_([p.grad for p in self.model_params if p.grad is not None])  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def master_to_model(self) -> None:

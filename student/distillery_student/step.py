@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from . import lora as lora_mod
+from .graphs import PICK_MULTIPLE, GraphedSteps
 from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
     split_even, static_bytes
 from .modeling import Encoder, Row, TaskLosses, combine_losses, to_device
@@ -31,8 +32,9 @@ class StepOptions:
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    concat_tasks: bool = True
+    concat_tasks: bool | None = None  # both tasks in one forward; None: one per task under CUDA graphs, else both
     compile: bool = False  # torch.compile the loss module (single process or DDP)
+    cuda_graphs: bool = False  # forward+backward as CUDA graphs per batch shape (one GPU process; graphs.py)
     activation_checkpointing: bool = False
     memory_bytes: float = 0.0  # the card's memory for the automatic micro-batch budget; 0: no budget
 
@@ -75,6 +77,23 @@ class Stepper:
         self.optim = torch.optim.AdamW(self.params, lr=o.learning_rate, weight_decay=o.weight_decay,
                                        fused=device.type == "cuda")
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, lr_fn)
+        self.graphs = self._graphs() if o.cuda_graphs else None
+        # one forward pass per task pads label targets less; eagerly its extra launches cost more than that
+        # saves, as a CUDA graph they cost nothing (docs/benchmarks.md: ours-sep, ours-graphs-sep)
+        self.concat = o.concat_tasks if o.concat_tasks is not None else self.graphs is None
+
+    def _graphs(self) -> GraphedSteps | None:
+        """CUDA graphs where they can run: one process on a GPU, no autocast, compile or checkpointing."""
+        o = self.o
+        if self.device.type != "cuda" or self.dd.enabled or self.autocast or o.compile or o.activation_checkpointing:
+            return None
+        self.enc.pick_multiple = PICK_MULTIPLE
+        grads = []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+        return GraphedSteps(self._forward_backward, grads)
 
     # ---- micro-batches ----
 
@@ -113,31 +132,40 @@ class Stepper:
     # ---- the step ----
 
     def collate(self, rows: Sequence[Row]) -> list[dict[str, torch.Tensor]]:
-        return [to_device(b, self.device) for b in self.enc.collate_tasks(rows, self.o.concat_tasks)]
+        return [to_device(b, self.device) for b in self.enc.collate_tasks(rows, self.concat)]
 
     def step(self, chunks: Sequence[Sequence[Sequence[Row]]], norm: torch.Tensor, weight: float) -> torch.Tensor:
         """Forward and backward over each micro-batch (records -> their task rows), then one optimizer step.
         Returns [loss, label loss, rationale loss] of this rank's share (norm holds the whole step's counts)."""
         parts = torch.zeros(3, device=self.device)
-        ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.autocast else nullcontext
         for i, chunk in enumerate(chunks):
-            batch = self.collate([r for rs in chunk for r in rs])
+            rows = [r for rs in chunk for r in rs]
+            if self.graphs is not None:
+                for b in self.enc.collate_tasks(rows, self.concat):
+                    parts += self.graphs(b, norm, weight)
+                continue
             with gradient_sync(self.forward, self.o.strategy, self.dd, last=i == len(chunks) - 1):
-                with ctx():
-                    sums = self.call(batch)
-                lp = combine_losses(sums, weight, norm)
-                (lp.loss * self.dd.world).backward()  # DDP and FSDP average gradients over the ranks
-            parts += torch.stack([lp.loss.detach(), lp.label_loss.detach(), lp.rationale_loss.detach()])
+                parts += self._forward_backward(self.collate(rows), norm, weight)
         if self.master:
-            self.master.grads_to_master()
+            self.master.grads_to_master(keep=self.graphs is not None)
         if self.o.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.o.max_grad_norm)
         self.optim.step()
         self.sched.step()
-        self.optim.zero_grad(set_to_none=True)
+        self.optim.zero_grad(set_to_none=self.graphs is None or self.master is not None)
         if self.master:
             self.master.master_to_model()
         return parts
+
+    def _forward_backward(self, batch: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]], norm: torch.Tensor,
+                          weight: float) -> torch.Tensor:
+        """Forward and backward of one micro-batch (one batch or a list of per-task batches); returns [loss,
+        label loss, rationale loss]. The same code runs eagerly and inside a CUDA graph."""
+        with torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else nullcontext():
+            sums = self.call(batch if isinstance(batch, list) else [batch])
+        lp = combine_losses(sums, weight, norm)
+        (lp.loss * self.dd.world).backward()  # DDP and FSDP average gradients over the ranks
+        return torch.stack([lp.loss.detach(), lp.label_loss.detach(), lp.rationale_loss.detach()])
 
     # ---- state ----
 

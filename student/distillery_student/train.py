@@ -60,13 +60,14 @@ class TrainOptions:
     memory_gb: float = 0.0  # the GPU memory the automatic micro-batches plan for; 0: the card's own
     bf16_impl: str = BF16_MASTER  # master: bf16 weights + fp32 master weights; autocast: fp32 weights + autocast
     compile: bool = False  # torch.compile the loss module (bench/train_step.py measures it)
+    cuda_graphs: bool = True  # one GPU process: replay each batch shape's forward+backward as a CUDA graph
     schedule: str = "linear"  # linear or cosine decay after warmup
     warmup_steps: int = -1  # -1: 5% of the steps, at most 100
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     eval_batch_size: int = 64
     pad_multiple: int = 0  # round padded lengths up to this; 0: 16 on GPU, 1 on CPU
-    concat_tasks: bool = True  # one forward pass over both tasks' rows (see Encoder.collate_tasks)
+    concat_tasks: bool | None = None  # both tasks' rows in one forward pass; None: the Stepper picks
     device: str = ""  # "" picks cuda when available
     stop_after_steps: int = 0  # stop (as if preempted) after this step, without the final save; tests use it
     progress: Any = None  # a ProgressReporter; None logs progress
@@ -163,7 +164,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
-        compile=opts.compile, activation_checkpointing=t.activationCheckpointing,
+        compile=opts.compile, cuda_graphs=opts.cuda_graphs, activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
     run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
                selection.eval_interval(t.evalEverySteps, total),

@@ -80,3 +80,21 @@ def test_padding_to_a_multiple_does_not_change_the_loss(make_config, t5_dir, cau
         b = compute_loss(losses, padded.collate_tasks([padded.row(e) for e in exs], concat=True), 1.0)
     assert padded.collate([padded.row(exs[0])])["input_ids"].shape[1] % 16 == 0
     assert float(a.loss) == pytest.approx(float(b.loss), rel=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["seq2seq", "causal"])
+def test_padded_picks_leave_the_loss_unchanged(make_config, t5_dir, causal_dir, arch) -> None:
+    """CUDA graphs pad the picked target positions to a fixed multiple (graphs.PICK_MULTIPLE); the padding
+    points at position 0 with IGNORE as its target, so the sums and counts are those of the exact picks."""
+    cfg = make_config(base=t5_dir if arch == "seq2seq" else causal_dir, arch=arch)
+    model, tok = load_student(cfg.student.baseModel, arch)
+    rows = [Encoder(tok, arch, 32, 32).row(ex) for exs in build_examples(_records(), cfg) for ex in exs]
+    exact = Encoder(tok, arch, 32, 32).collate(rows)
+    padded = Encoder(tok, arch, 32, 32, pick_multiple=64).collate(rows)
+    targets = sum(len(r.target) for r in rows)
+    assert len(exact["pick"]) == targets and len(padded["pick"]) % 64 == 0 and len(padded["pick"]) > targets
+    losses = TaskLosses(model.eval(), arch)
+    with torch.no_grad():
+        a, b = losses([exact]), losses([padded])
+    assert torch.allclose(a, b, rtol=1e-6)
+    assert float(a[1] + a[3]) == targets  # label + rationale token counts

@@ -1,0 +1,106 @@
+"""The forward and backward of a micro-batch replayed as CUDA graphs, one graph per padded batch shape.
+
+Why: on variable-length data a T5 step is bound by the host. Hundreds of small kernels per layer (norms,
+biases, casts, attention pieces) are each launched from Python, and the GPU waits for them
+(docs/benchmarks.md). A CUDA graph records the kernels of one forward+backward once and launches them all with
+a single call.
+
+How: a graph needs fixed shapes and fixed addresses. The Encoder rounds every length (pad_multiple) and the
+number of picked target positions (pick_multiple), so an epoch has a few dozen shapes. A shape is captured the
+second time it is seen: that batch runs eagerly (the warm-up a capture needs, and its real step), then its
+kernels are recorded. Every later batch of that shape copies its tensors into the graph's static inputs and
+replays. All
+graphs share one memory pool, since they never run at the same time. What outlives a replay (the
+gradients and the static inputs) is allocated outside the pool. The model's `.grad` tensors must therefore
+keep their identity: the Stepper zeroes them in place instead of setting them to None.
+
+Only one process uses this: no DDP or FSDP collectives, no activation checkpointing, no autocast. A shape
+whose capture fails (an op that waits for the GPU, say) turns graphs off for the run, and the step goes on eagerly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence
+
+import torch
+
+from .modeling import to_device
+
+log = logging.getLogger("distillery_student")
+
+PICK_MULTIPLE = 256  # picked target positions are padded to this many (fewer shapes, a little lm_head work)
+MAX_GRAPHS = 512  # shapes beyond this run eagerly (a run whose lengths never repeat gains nothing)
+
+Body = Callable[[dict[str, torch.Tensor], torch.Tensor, float], torch.Tensor]
+
+
+class GraphedSteps:
+    """Runs `body(batch, norm, weight)` (forward, backward, returns a small tensor of losses) as a CUDA graph per
+    shape and weight. `grads` are the tensors backward accumulates into; they must exist and keep their
+    identity. A shape is captured the second time it is seen: a shape that never comes back costs nothing."""
+
+    def __init__(self, body: Body, grads: Sequence[torch.Tensor]):
+        self.body, self.grads = body, list(grads)
+        self.pool = torch.cuda.graph_pool_handle()
+        self.graphs: dict[tuple, _Graph] = {}
+        self.seen: dict[tuple, int] = {}
+        self.enabled = True
+
+    @property
+    def captures(self) -> int:
+        return len(self.graphs)
+
+    def __call__(self, batch: dict[str, torch.Tensor], norm: torch.Tensor, weight: float) -> torch.Tensor:
+        """The losses of one batch (CPU tensors from Encoder.collate), gradients accumulated; a new tensor."""
+        key = (weight, *((k, tuple(v.shape), v.dtype) for k, v in sorted(batch.items())))
+        graph = self.graphs.get(key)
+        if graph is not None:
+            return graph.replay(batch, norm)
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if not self.enabled or self.seen[key] < 2 or len(self.graphs) >= MAX_GRAPHS:
+            return self.body(to_device(batch, "cuda"), norm, weight).clone()
+        return self._capture(key, batch, norm, weight)
+
+    def _capture(self, key: tuple, batch: dict[str, torch.Tensor], norm: torch.Tensor, weight: float) -> torch.Tensor:
+        """This batch's step, run eagerly on a side stream (the warm-up a capture needs), then recorded: the
+        recording runs nothing, so the gradients are this batch's alone."""
+        inputs, static_norm = to_device(batch, "cuda"), norm.detach().clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            out = self.body(inputs, static_norm, weight).clone()
+        torch.cuda.current_stream().wait_stream(side)
+        # the warm-up's activations stay cached in the ordinary pool, which the graphs' pool cannot use: hand
+        # them back, or each pool keeps the largest shape's activations (twice the memory; it ran out on a card)
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        try:
+            self.graphs[key] = _Graph(lambda b, n: self.body(b, n, weight), inputs, static_norm, self.pool)
+        except RuntimeError as e:  # an op in the model that cannot be captured: the run goes on eagerly
+            log.warning("CUDA graphs off for this run: capturing a %s batch failed: %s", _describe(key), e)
+            self.enabled = False
+            torch.cuda.synchronize()
+        return out
+
+
+class _Graph:
+    """One captured shape: its static inputs (filled before each replay), the graph, and its output."""
+
+    def __init__(self, body: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
+                 inputs: dict[str, torch.Tensor], norm: torch.Tensor, pool: tuple):
+        self.inputs, self.norm = inputs, norm
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            self.out = body(self.inputs, self.norm)
+
+    def replay(self, batch: dict[str, torch.Tensor], norm: torch.Tensor) -> torch.Tensor:
+        for k, v in batch.items():
+            self.inputs[k].copy_(v.pin_memory(), non_blocking=True)  # page-locked: the copy does not wait
+        self.norm.copy_(norm, non_blocking=True)
+        self.graph.replay()
+        return self.out.clone()  # the pool's memory is the next graph's scratch space
+
+
+def _describe(key: tuple) -> str:
+    return ", ".join(f"{k} {list(shape)}" for k, shape, _ in key[1:] if k in ("input_ids", "labels"))
