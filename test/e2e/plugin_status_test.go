@@ -104,8 +104,8 @@ func TestPluginStatusShowsLiveSpendAndETA(t *testing.T) {
 		last = out
 		s := parseStatus(out)
 		switch {
-		case s.stage == "Pending" || (s.stage == "Annotating" && s.perSecond == 0):
-			return "waiting for a rate:\n" + out
+		case s.stage == "-" || s.stage == "Pending" || (s.stage == "Annotating" && s.perSecond == 0):
+			return "waiting for a rate:\n" + out // "-": no status written yet
 		case s.stage != "Annotating":
 			t.Fatalf("the job left Annotating (stage %q) before status showed its rate and ETA; last output:\n%s", s.stage, out)
 		}
