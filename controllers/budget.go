@@ -17,6 +17,7 @@ import (
 //     on every pass (so a changed budget reaches the running shards at their next claim); each shard
 //     claims slices of what is left and stops asking the teacher when none is (internal/annotator/budget);
 //   - status.annotation carries the spend, live from the progress reports, and its cost at the prices;
+//     the estimate's sample counts in both, in the ledger as key "estimate" (estimate.go);
 //   - an annotation Job that completed with shards stopped by the budget fails the job with reason
 //     BudgetExceeded and a message giving spend and caps, or, with onExceeded Train, lets it train on what
 //     it has; when the budget already has room again (it was raised meanwhile), the annotation runs again
@@ -60,11 +61,12 @@ func spendOf(a *v1alpha1.AnnotationStatus) contract.Spend {
 	return contract.Spend{Requests: a.Requests, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens}
 }
 
-// setSpend puts the spend into a: the larger of the finished shards' summaries, the live reports and the
-// previous status, and its cost at the spec's prices.
+// setSpend puts the spend into a: the estimate's sample's plus the larger of the finished shards'
+// summaries and the live reports, or the previous status when that is larger; and its cost at the spec's
+// prices.
 func setSpend(dj *v1alpha1.DistillationJob, a, prev *v1alpha1.AnnotationStatus, sum contract.AnnotateResult, live contract.AnnotateProgress) {
 	spend := sum.Spend().Max(contract.Spend{Requests: live.Requests, PromptTokens: live.PromptTokens, CompletionTokens: live.CompletionTokens}).
-		Max(spendOf(prev))
+		Add(estimateSpend(dj.Status.Estimate)).Max(spendOf(prev))
 	saved := contract.Spend{PromptTokens: max(sum.CacheSavedPromptTokens, live.CacheSavedPromptTokens),
 		CompletionTokens: max(sum.CacheSavedCompletionTokens, live.CacheSavedCompletionTokens)}
 	a.Requests, a.PromptTokens, a.CompletionTokens, a.Tokens = spend.Requests, spend.PromptTokens, spend.CompletionTokens, spend.Tokens()
@@ -138,7 +140,7 @@ func (r *DistillationJobReconciler) continueWithRaisedBudget(ctx context.Context
 	}
 	if c := findCondition(dj, v1alpha1.ConditionAnnotated); c == nil || c.Reason != string(v1alpha1.ReasonBudgetRaised) {
 		sum, _ := annotationResults(o.annotation.pods)
-		if !sum.BudgetExceeded || !budgetHasRoom(dj, spendOf(dj.Status.Annotation).Max(sum.Spend())) {
+		if !sum.BudgetExceeded || !budgetHasRoom(dj, spendOf(dj.Status.Annotation).Max(sum.Spend().Add(estimateSpend(dj.Status.Estimate)))) {
 			return false, nil
 		}
 		markBudgetRaised(dj)

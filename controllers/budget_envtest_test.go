@@ -262,46 +262,9 @@ func TestTheShardsShareTheLedgerConfigMapUnderTheStageRole(t *testing.T) {
 	const capRequests = 60
 	dj := createJob(t, utiltesting.MakeJob("ledger", ns).Shards(4).Budget(v1alpha1.TeacherBudget{MaxRequests: ptr.To[int64](capRequests)}).Obj())
 	waitForBudgetLedger(t, ns, dj.Name)
-	var rb rbacv1.RoleBinding
-	eventually(t, "the stage RoleBinding", func() error {
-		return k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: serviceAccountName(dj)}, &rb)
-	})
-	cfg := rest.CopyConfig(restConfig)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, serviceAccountName(dj))}
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := &kubeapi.Client{Host: cfg.Host, Namespace: ns, HTTP: hc}
-
-	meters := make([]*budget.Meter, 4)
-	var g errgroup.Group
-	for shard := range meters {
-		meters[shard] = budget.New(&budget.ConfigMapLedger{API: api, Name: contract.BudgetConfigMapName(dj.Name)},
-			shard, 4, 64, contract.BudgetCaps{MaxRequests: capRequests}, contract.Spend{})
-		for range 4 {
-			g.Go(func() error {
-				for {
-					res, err := meters[shard].Start(context.Background(), 300)
-					if budget.IsExceeded(err) {
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					meters[shard].Settle(res, &contract.Usage{PromptTokens: 70, CompletionTokens: 10})
-				}
-			})
-		}
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	meters := shardsOnTheLedger(t, ns, dj, 4, contract.BudgetCaps{MaxRequests: capRequests}, contract.Usage{PromptTokens: 70, CompletionTokens: 10})
 	var used contract.Spend
 	for _, m := range meters {
-		if err := m.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
 		used = used.Add(m.Used())
 	}
 	if used.Requests != capRequests {
@@ -339,9 +302,65 @@ func TestTheShardsShareTheLedgerConfigMapUnderTheStageRole(t *testing.T) {
 	})
 
 	// The Role allows the ledger and the progress ConfigMap, nothing else.
-	_, err = api.Do(context.Background(), "PATCH", api.ConfigMapURL(configMapName(dj)), "application/merge-patch+json", []byte(`{"data":{"x":"y"}}`))
+	api := stageAPI(t, ns, dj)
+	_, err := api.Do(context.Background(), "PATCH", api.ConfigMapURL(configMapName(dj)), "application/merge-patch+json", []byte(`{"data":{"x":"y"}}`))
 	var se *kubeapi.StatusError
 	if !errors.As(err, &se) || se.Code != 403 {
 		t.Errorf("patching the stage config with the stage account: %v, want 403", err)
 	}
+}
+
+// shardsOnTheLedger runs the annotator's meters of shards shards, four workers each, against the job's
+// ledger ConfigMap as the stage pods do (impersonating the job's stage service account, whose Role allows
+// get and patch on the ledger and nothing else), every request costing usage, until each meter says the
+// budget is spent; it returns the closed meters.
+func shardsOnTheLedger(t *testing.T, ns string, dj *v1alpha1.DistillationJob, shards int, caps contract.BudgetCaps, usage contract.Usage) []*budget.Meter {
+	t.Helper()
+	api := stageAPI(t, ns, dj)
+	meters := make([]*budget.Meter, shards)
+	var g errgroup.Group
+	for shard := range meters {
+		meters[shard] = budget.New(&budget.ConfigMapLedger{API: api, Name: contract.BudgetConfigMapName(dj.Name)},
+			shard, shards, 64, caps, contract.Spend{})
+		for range 4 {
+			g.Go(func() error {
+				for {
+					res, err := meters[shard].Start(context.Background(), 300)
+					if budget.IsExceeded(err) {
+						return nil
+					}
+					if err != nil {
+						return err
+					}
+					u := usage
+					meters[shard].Settle(res, &u)
+				}
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range meters {
+		if err := m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return meters
+}
+
+// stageAPI is the annotator's API client as dj's stage pods have it: the job's stage service account.
+func stageAPI(t *testing.T, ns string, dj *v1alpha1.DistillationJob) *kubeapi.Client {
+	t.Helper()
+	var rb rbacv1.RoleBinding
+	eventually(t, "the stage RoleBinding", func() error {
+		return k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: serviceAccountName(dj)}, &rb)
+	})
+	cfg := rest.CopyConfig(restConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, serviceAccountName(dj))}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kubeapi.Client{Host: cfg.Host, Namespace: ns, HTTP: hc}
 }

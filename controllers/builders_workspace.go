@@ -104,9 +104,10 @@ func progressConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
 }
 
 // budgetConfigMap is the budget's ledger, nil without a budget. The operator owns its caps key and
-// re-applies it whenever spec.teacher.budget changes; each shard merge-patches its own share key, which
-// this apply leaves alone (server-side apply removes only fields its manager set).
-func budgetConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
+// re-applies it whenever spec.teacher.budget changes, and its estimate key once the estimate's sample
+// spent something (estimate, a share with only its used part); each shard merge-patches its own share
+// key, which this apply leaves alone (server-side apply removes only fields its manager set).
+func budgetConfigMap(dj *v1alpha1.DistillationJob, estimate contract.Spend) *corev1.ConfigMap {
 	if dj.Spec.Teacher.Budget == nil {
 		return nil
 	}
@@ -115,6 +116,10 @@ func budgetConfigMap(dj *v1alpha1.DistillationJob) *corev1.ConfigMap {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: workspaceMeta(dj, contract.BudgetConfigMapName(dj.Name)),
 		Data:       map[string]string{contract.BudgetCapsKey: string(caps)},
+	}
+	if estimate != (contract.Spend{}) {
+		share, _ := json.Marshal(contract.BudgetShare{Used: estimate})
+		cm.Data[contract.BudgetEstimateKey] = string(share)
 	}
 	withSpecHash(&cm.ObjectMeta, cm.Data)
 	return cm

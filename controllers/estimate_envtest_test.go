@@ -69,15 +69,17 @@ func TestEstimateRunsFirstAndASuspendedJobWaitsWithIt(t *testing.T) {
 	finishEstimate(t, ns, "priced", estimateVector(t))
 	got = waitForCondition(t, ns, "priced", v1alpha1.ConditionEstimated, metav1.ConditionTrue, v1alpha1.ReasonEstimateSucceeded)
 	want := v1alpha1.EstimateStatus{
-		SampleSize: 20, Answered: 20, Inputs: 5000, TokensPerInputMean: "499.8", TokensPerInputP95: 570,
-		ProjectedTokens: 2498750, ProjectedCost: "0.5711", ProjectedSeconds: 125, LimitedBy: "concurrency",
+		SampleSize: 20, Answered: 20, Inputs: 5400, EvalInputs: 400, TokensPerInputMean: "499.8", TokensPerInputP95: 570,
+		ProjectedTokens: 2698650, ProjectedCost: "0.6168", ProjectedSeconds: 135, LimitedBy: "concurrency",
 		ParseRate: "0.9500", RejectRate: "0.1000",
+		// The sample's own spend, at the budget's prices: (8250 x 0.15 + 1745 x 0.6) / 1e6.
+		Requests: 20, PromptTokens: 8250, CompletionTokens: 1745, Tokens: 9995, Cost: "0.0023",
 	}
 	if got.Status.Estimate == nil || *got.Status.Estimate != want {
 		t.Errorf("status.estimate = %+v, want %+v", got.Status.Estimate, want)
 	}
 	msg := findCondition(got, v1alpha1.ConditionEstimated).Message
-	for _, part := range []string{"20 sampled inputs", "499.8 tokens per input (p95 570)", "2498750 tokens", "cost 0.5711", "2m5s", "parse rate 0.9500"} {
+	for _, part := range []string{"20 sampled inputs", "499.8 tokens per input (p95 570)", "5400 inputs (400 of the eval split)", "2698650 tokens", "cost 0.6168", "2m15s", "parse rate 0.9500", "the sample spent 9995 tokens in 20 requests"} {
 		if !strings.Contains(msg, part) {
 			t.Errorf("Estimated message %q lacks %q", msg, part)
 		}
@@ -199,5 +201,133 @@ func TestSuspendedQueuedJobRunsItsEstimateThroughKueue(t *testing.T) {
 	aj := waitForStageJob(t, ns, "held", StageAnnotation)
 	if aj.Labels[LabelKueueQueue] != "team-a" {
 		t.Errorf("annotation Job labels %v", aj.Labels)
+	}
+}
+
+// sampleSummary is an estimate's summary whose sample spent spend.
+func sampleSummary(t *testing.T, spend contract.Spend) string {
+	t.Helper()
+	b, err := json.Marshal(contract.EstimateResult{Stage: contract.StageEstimate, Sampled: 20, Answered: 20, Inputs: 100,
+		Statuses: map[string]int{contract.StatusOK: 20}, ParseRate: 1, Spend: spend,
+		Projected: contract.EstimateProjection{Requests: 100, Tokens: 50_000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// ledgerEstimate is the ledger's estimate key, decoded; ok is false while it is not there.
+func ledgerEstimate(t *testing.T, ns, job string) (contract.BudgetShare, bool) {
+	t.Helper()
+	cm := waitForBudgetLedger(t, ns, job)
+	v, ok := cm.Data[contract.BudgetEstimateKey]
+	if !ok {
+		return contract.BudgetShare{}, false
+	}
+	var share contract.BudgetShare
+	if err := json.Unmarshal([]byte(v), &share); err != nil {
+		t.Fatalf("ledger key %s %q: %v", contract.BudgetEstimateKey, v, err)
+	}
+	return share, true
+}
+
+// The estimate's sample is paid for like annotation: its spend is in status.estimate and in the job's
+// spend (status.annotation), and in the ledger before the annotation Job exists, so the shards (the
+// annotator's meters on the real ConfigMap, under the stage Role) get only what it left of the caps.
+func TestTheEstimatesSampleCountsInTheBudgetAndTheSpend(t *testing.T) {
+	ns := newNamespace(t)
+	const capRequests = 60
+	sample := contract.Spend{Requests: 20, PromptTokens: 8000, CompletionTokens: 2000}
+	dj := createJob(t, utiltesting.MakeJob("sampled", ns).Shards(4).Estimate(20).Budget(v1alpha1.TeacherBudget{
+		MaxRequests: ptr.To[int64](capRequests), PromptPricePerMillion: "3", CompletionPricePerMillion: "15"}).Obj())
+	if _, ok := ledgerEstimate(t, ns, dj.Name); ok {
+		t.Errorf("the ledger has an estimate key before the estimate ran")
+	}
+	finishEstimate(t, ns, dj.Name, sampleSummary(t, sample))
+	waitForStageJob(t, ns, dj.Name, StageAnnotation)
+	// Read once the annotation Job exists: the shards find the sample's spend at their first claim.
+	share, ok := ledgerEstimate(t, ns, dj.Name)
+	if !ok || share != (contract.BudgetShare{Used: sample}) {
+		t.Errorf("ledger estimate key %+v (present %v) once the annotation Job exists; want used %+v and nothing granted", share, ok, sample)
+	}
+	// (8000 x 3 + 2000 x 15) / 1e6 = 0.054
+	got := waitForCondition(t, ns, dj.Name, v1alpha1.ConditionEstimated, metav1.ConditionTrue, v1alpha1.ReasonEstimateSucceeded)
+	if e := got.Status.Estimate; e == nil || e.Requests != 20 || e.PromptTokens != 8000 || e.CompletionTokens != 2000 || e.Tokens != 10000 || e.Cost != "0.0540" {
+		t.Errorf("status.estimate = %+v: want the sample's 20 requests, 8000 + 2000 tokens, cost 0.0540", e)
+	}
+	eventually(t, "the sample's spend in the job's spend", func() error {
+		a := getJob(t, ns, dj.Name).Status.Annotation
+		if a == nil || a.Requests != 20 || a.Tokens != 10000 || a.Cost != "0.0540" {
+			return fmt.Errorf("status.annotation = %+v", a)
+		}
+		return nil
+	})
+
+	// The shards on the ledger: 60 requests less the sample's 20.
+	meters := shardsOnTheLedger(t, ns, dj, 4, budgetCaps(dj.Spec.Teacher.Budget), contract.Usage{PromptTokens: 70, CompletionTokens: 10})
+	var shardsUsed contract.Spend
+	for _, m := range meters {
+		shardsUsed = shardsUsed.Add(m.Used())
+	}
+	if shardsUsed.Requests != capRequests-sample.Requests {
+		t.Errorf("the shards made %d requests under a cap of %d after the sample's %d; want %d", shardsUsed.Requests,
+			capRequests, sample.Requests, capRequests-sample.Requests)
+	}
+
+	// Their summaries: the job's spend is theirs plus the sample's.
+	var msgs []string
+	for i, m := range meters {
+		u := m.Used()
+		msgs = append(msgs, annotateMsg(t, contract.AnnotateResult{Shard: i, Total: int(u.Requests), OK: int(u.Requests),
+			Requests: u.Requests, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}))
+	}
+	finishShards(t, ns, dj.Name, msgs...)
+	got = waitForCondition(t, ns, dj.Name, v1alpha1.ConditionAnnotated, metav1.ConditionTrue, v1alpha1.ReasonAnnotationSucceeded)
+	want := shardsUsed.Add(sample)
+	if a := got.Status.Annotation; a.Requests != want.Requests || a.PromptTokens != want.PromptTokens || a.CompletionTokens != want.CompletionTokens || a.Tokens != want.Tokens() {
+		t.Errorf("status.annotation spend %d requests, %d + %d tokens; want the shards' and the sample's: %+v", a.Requests, a.PromptTokens, a.CompletionTokens, want)
+	}
+}
+
+// A budget the sample alone spent stops the job with BudgetExceeded before annotation starts, the sample's
+// spend in status; a raised budget reopens it, and annotation starts without asking for a new sample.
+func TestAnEstimateThatSpentTheBudgetStopsTheJobBeforeAnnotation(t *testing.T) {
+	ns := newNamespace(t)
+	sample := contract.Spend{Requests: 20, PromptTokens: 8250, CompletionTokens: 1745}
+	dj := createJob(t, utiltesting.MakeJob("small", ns).Estimate(20).Budget(v1alpha1.TeacherBudget{MaxTokens: ptr.To[int64](5000)}).Obj())
+	finishEstimate(t, ns, dj.Name, sampleSummary(t, sample))
+	got := waitForCondition(t, ns, dj.Name, v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonBudgetExceeded)
+	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "9995 of 5000 tokens") || !strings.Contains(c.Message, "estimate") {
+		t.Errorf("Failed message %q: want the sample's spend against the cap", c.Message)
+	}
+	if e := findCondition(got, v1alpha1.ConditionEstimated); e.Status != metav1.ConditionFalse || e.Reason != string(v1alpha1.ReasonBudgetExceeded) {
+		t.Errorf("Estimated condition %+v", e)
+	}
+	if a := got.Status.Annotation; a == nil || a.Tokens != 9995 || a.Requests != 20 {
+		t.Errorf("status.annotation = %+v: want the sample's 9995 tokens in 20 requests as the job's spend", a)
+	}
+	if got.Status.Estimate == nil || got.Status.Estimate.Tokens != 9995 {
+		t.Errorf("status.estimate = %+v", got.Status.Estimate)
+	}
+	consistently(t, "no annotation Job once the sample spent the budget", shortWhile, func() error {
+		if n := countStageJobs(t, ns, dj.Name, StageAnnotation); n != 0 {
+			return fmt.Errorf("%d annotation Jobs", n)
+		}
+		return nil
+	})
+
+	if err := updateJobSpec(ns, dj.Name, func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.Budget.MaxTokens = ptr.To[int64](1_000_000) }); err != nil {
+		t.Fatal(err)
+	}
+	waitForStageJob(t, ns, dj.Name, StageAnnotation)
+	got = waitForCondition(t, ns, dj.Name, v1alpha1.ConditionEstimated, metav1.ConditionTrue, v1alpha1.ReasonEstimateSucceeded)
+	if isTrue(got.Status.Conditions, v1alpha1.ConditionFailed) {
+		t.Errorf("still failed after the raise: %+v", findCondition(got, v1alpha1.ConditionFailed))
+	}
+	if n := countStageJobs(t, ns, dj.Name, StageEstimate); n != 1 {
+		t.Errorf("%d estimate Jobs: the sample must not be asked (paid) again", n)
+	}
+	if share, ok := ledgerEstimate(t, ns, dj.Name); !ok || share.Used != sample {
+		t.Errorf("ledger estimate key %+v (present %v)", share, ok)
 	}
 }

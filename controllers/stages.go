@@ -46,7 +46,7 @@ func (r *DistillationJobReconciler) reconcileWorkspace(ctx context.Context, dj *
 		{o.serviceAccount, stageServiceAccount(dj)},
 		{o.role, stageRole(dj)},
 	}
-	if ledger := budgetConfigMap(dj); ledger != nil {
+	if ledger := budgetConfigMap(dj, ledgerEstimateSpend(dj, o)); ledger != nil {
 		first = append(first, child{o.budget, ledger})
 	}
 	if pvc := workspaceClaim(dj, o.model); pvc != nil {

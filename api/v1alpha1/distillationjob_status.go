@@ -101,8 +101,12 @@ type EstimateStatus struct {
 	SampleSize int32 `json:"sampleSize"`
 	// answered counts the sampled inputs the teacher answered (refusals and failures after retries aside).
 	Answered int32 `json:"answered"`
-	// inputs is how many inputs the annotation will ask about (the dataset, or spec.dataset.maxExamples).
+	// inputs is how many inputs the annotation will ask about: the dataset's (or spec.dataset.maxExamples of
+	// them) and the eval split's (spec.dataset.eval), which the annotation also asks the teacher about.
 	Inputs int64 `json:"inputs"`
+	// evalInputs is how many of inputs are the eval split's.
+	// +optional
+	EvalInputs int64 `json:"evalInputs,omitempty"`
 	// tokensPerInputMean and tokensPerInputP95 are the prompt plus completion tokens per answered input:
 	// the mean (a decimal string) and the 95th percentile.
 	TokensPerInputMean string `json:"tokensPerInputMean"`
@@ -125,6 +129,23 @@ type EstimateStatus struct {
 	ParseRate string `json:"parseRate"`
 	// rejectRate is the share of sampled inputs that would not be trained on (every status but ok).
 	RejectRate string `json:"rejectRate"`
+	// requests, promptTokens and completionTokens are what the sample itself cost: the teacher's paid
+	// answers and their tokens. They count against spec.teacher.budget (the ledger's estimate key) and are
+	// part of status.annotation's spend.
+	// +optional
+	Requests int64 `json:"requests,omitempty"`
+	// promptTokens is the sample's prompt tokens.
+	// +optional
+	PromptTokens int64 `json:"promptTokens,omitempty"`
+	// completionTokens is the sample's completion tokens.
+	// +optional
+	CompletionTokens int64 `json:"completionTokens,omitempty"`
+	// tokens is the sample's promptTokens plus completionTokens.
+	// +optional
+	Tokens int64 `json:"tokens,omitempty"`
+	// cost is what the sample cost at spec.teacher.budget's prices, a decimal string; unset without prices.
+	// +optional
+	Cost string `json:"cost,omitempty"`
 }
 
 // AnnotationStatus sums what the annotation shards reported.
@@ -139,7 +160,9 @@ type AnnotationStatus struct {
 	Rejected int64 `json:"rejected"`
 	// teacherErrors counts inputs the teacher refused or failed on after retries.
 	TeacherErrors int64 `json:"teacherErrors"`
-	// promptTokens and completionTokens are the teacher's token usage.
+	// promptTokens and completionTokens are the teacher's token usage. The spend (promptTokens,
+	// completionTokens, requests, tokens, cost) includes the estimate's sample (status.estimate), which the
+	// budget counts too.
 	PromptTokens int64 `json:"promptTokens"`
 	// completionTokens is the teacher's completion token usage.
 	CompletionTokens int64 `json:"completionTokens"`

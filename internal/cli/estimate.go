@@ -26,9 +26,10 @@ func newEstimateCommand(streams IO) *cobra.Command {
 		Short: "Ask the teacher about a small sample and project the annotation's tokens, cost and time",
 		Long: `estimate sends the job's real prompt for a small seeded sample of its dataset (20 inputs by default) to
 the teacher, judges the answers as the annotator would, and projects what annotating the whole dataset
-(or spec.dataset.maxExamples of it) takes: tokens per input (mean and p95), total tokens, the cost at
-the given prices, the time at the configured shards, concurrency and rate limit, and the share of answers
-that would be rejected, so a broken prompt is caught for the price of the sample. Data references resolve
+(or spec.dataset.maxExamples of it) and its eval split (spec.dataset.eval, which is annotated too) takes:
+tokens per input (mean and p95), total tokens, the cost at the given prices, the time at the configured
+shards, concurrency and rate limit, and the share of answers that would be rejected, so a broken prompt
+is caught for the price of the sample, which it also shows. Data references resolve
 as in "distillery run" (--data). Prices per million tokens come from the flags, else from
 spec.teacher.budget (promptPricePerMillion, completionPricePerMillion).`,
 		Example: `  distillery estimate job.yaml --data ./data --prompt-price 0.15 --completion-price 0.60
@@ -112,8 +113,19 @@ func writeEstimate(w io.Writer, job string, seed int64, prices estimate.Prices, 
 		fmt.Fprintf(w, "  %s %s: %s\n", r.ID, r.Status, r.Error)
 	}
 
+	fmt.Fprintf(w, "\nThe sample spent %d tokens (%d prompt + %d completion) in %d requests",
+		e.Spend.Tokens(), e.Spend.PromptTokens, e.Spend.CompletionTokens, e.Spend.Requests)
+	if prices.Set() {
+		fmt.Fprintf(w, ", cost %.4f", (float64(e.Spend.PromptTokens)*prices.PromptPerMillion+float64(e.Spend.CompletionTokens)*prices.CompletionPerMillion)/1e6)
+	}
+	fmt.Fprintln(w)
+
 	p := e.Projected
-	fmt.Fprintf(w, "\nProjected for %d inputs (one request each; retries and cache hits aside):\n", e.Inputs)
+	eval := ""
+	if e.EvalInputs > 0 {
+		eval = fmt.Sprintf(", %d of them the eval split's", e.EvalInputs)
+	}
+	fmt.Fprintf(w, "\nProjected for %d inputs (one request each%s; retries and cache hits aside):\n", e.Inputs, eval)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  tokens\t%d\t(%d prompt + %d completion)\n", p.Tokens, p.PromptTokens, p.CompletionTokens)
 	if p.Cost != nil {

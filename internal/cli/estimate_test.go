@@ -45,3 +45,17 @@ func TestTheEstimateIsComparedWithTheBudget(t *testing.T) {
 		}
 	}
 }
+
+func TestTheEstimateTableCountsTheEvalSplitAndTheSamplesSpend(t *testing.T) {
+	e := estimate.Estimate{Sampled: 20, Answered: 20, Inputs: 1050, EvalInputs: 50,
+		Spend:     contract.Spend{Requests: 20, PromptTokens: 2000, CompletionTokens: 400},
+		Projected: estimate.Projection{Requests: 1050, PromptTokens: 105000, CompletionTokens: 21000, Tokens: 126000}}
+	var out bytes.Buffer
+	writeEstimate(&out, "j", 7, estimate.Prices{PromptPerMillion: 3, CompletionPerMillion: 15}, 2, 8, e)
+	for _, want := range []string{"Projected for 1050 inputs (one request each, 50 of them the eval split's;",
+		"The sample spent 2400 tokens (2000 prompt + 400 completion) in 20 requests, cost 0.0120"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+}

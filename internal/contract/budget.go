@@ -79,6 +79,10 @@ type BudgetShare struct {
 const (
 	// BudgetCapsKey is the ledger ConfigMap's key holding BudgetCaps as JSON; only the operator writes it.
 	BudgetCapsKey = "caps"
+	// BudgetEstimateKey is the ledger ConfigMap's key holding what the estimate stage's sample spent, a
+	// BudgetShare with only Used set; only the operator writes it (from the estimate's summary). The shards
+	// count it as a share of its own, so the annotation gets what the sample left of the caps.
+	BudgetEstimateKey = "estimate"
 	// BudgetLedgerFileName is the ledger file in the job folder when no ConfigMap is used.
 	BudgetLedgerFileName = "budget-ledger.json"
 )

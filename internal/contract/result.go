@@ -199,8 +199,10 @@ type EstimateResult struct {
 	// Sampled is the number of inputs asked; Answered those the teacher answered.
 	Sampled  int `json:"sampled"`
 	Answered int `json:"answered"`
-	// Inputs is the number of inputs the annotation will ask about.
-	Inputs int `json:"inputs"`
+	// Inputs is the number of inputs the annotation will ask about: the dataset's (or maxExamples of them)
+	// and the eval split's, EvalInputs of them.
+	Inputs     int `json:"inputs"`
+	EvalInputs int `json:"evalInputs,omitempty"`
 	// Per answered input: the mean and 95th percentile (nearest rank).
 	PromptTokens     EstimateStats `json:"promptTokensPerInput"`
 	CompletionTokens EstimateStats `json:"completionTokensPerInput"`
@@ -215,6 +217,9 @@ type EstimateResult struct {
 	// Rejected are the first rejected records, with why.
 	Rejected  []EstimateRejection `json:"rejected,omitempty"`
 	Projected EstimateProjection  `json:"projected"`
+	// Spend is what the sample itself cost: the teacher's paid answers (every sampled input but a
+	// teacher_error) and their tokens. It counts against the budget (the ledger's estimate key).
+	Spend Spend `json:"spend"`
 	// Error and Reason are set when the estimate failed, as in AnnotateResult.
 	Error  string `json:"error,omitempty"`
 	Reason string `json:"reason,omitempty"`

@@ -18,7 +18,8 @@ import (
 )
 
 // ConfigMapLedger is the ledger in ConfigMap <job>-budget: key contract.BudgetCapsKey holds the caps (the
-// operator writes it from the spec), key contract.BudgetShareKey(i) shard i's share. A share is written
+// operator writes it from the spec), key contract.BudgetEstimateKey what the estimate's sample spent (the
+// operator writes it too; State.Shares[EstimateShare]), key contract.BudgetShareKey(i) shard i's share. A share is written
 // with a JSON merge patch that carries the resourceVersion the update read, so the API server refuses it
 // (409 Conflict) when any shard wrote in between, and the update runs again on fresh data: optimistic
 // concurrency, with nothing but get and patch on that one ConfigMap in the stage pods' Role.
@@ -128,6 +129,13 @@ func parseLedger(data map[string]string) (State, error) {
 		return State{}, fmt.Errorf("key %q: %w", contract.BudgetCapsKey, err)
 	}
 	s := State{Caps: caps, Shares: map[int]contract.BudgetShare{}}
+	if v, ok := data[contract.BudgetEstimateKey]; ok {
+		var share contract.BudgetShare
+		if err := json.Unmarshal([]byte(v), &share); err != nil {
+			return State{}, fmt.Errorf("key %q: %w", contract.BudgetEstimateKey, err)
+		}
+		s.Shares[EstimateShare] = share
+	}
 	for k, v := range data {
 		idx, ok := strings.CutPrefix(k, "shard-")
 		if !ok {

@@ -19,9 +19,14 @@ import (
 
 // State is the ledger as an update sees it: the caps and every shard's share.
 type State struct {
-	Caps   contract.BudgetCaps
+	Caps contract.BudgetCaps
+	// Shares are the shards' shares by index, and at EstimateShare what the estimate's sample spent.
 	Shares map[int]contract.BudgetShare
 }
+
+// EstimateShare is the index in State.Shares of what the estimate stage's sample spent (ledger key
+// contract.BudgetEstimateKey): no shard's, so every shard counts it among the others' claims.
+const EstimateShare = -1
 
 // Ledger is the shards' shared book. Update reads it, lets change compute shard's new share from it, and
 // stores that share, atomically against the other shards' updates (change runs again on a conflict). It

@@ -34,6 +34,10 @@ type Options struct {
 	Config contract.AnnotateConfig
 	// DatasetPath defaults to Config.Dataset.Path.
 	DatasetPath string
+	// EvalPath defaults to Config.Dataset.EvalPath: the eval split, which the annotation also asks the
+	// teacher about (every usable line; maxExamples does not apply), so the projection counts its inputs.
+	// The sample is drawn from the dataset only.
+	EvalPath string
 	// Sample is how many inputs to ask about; 0 means DefaultSample.
 	Sample int
 	// Seed draws the sample (dataset.DrawSample); the job's own seed makes it part of what a
@@ -79,10 +83,17 @@ func Run(ctx context.Context, o Options) (Estimate, error) {
 	if o.DatasetPath == "" {
 		o.DatasetPath = o.Config.Dataset.Path
 	}
+	if o.EvalPath == "" {
+		o.EvalPath = o.Config.Dataset.EvalPath
+	}
 	if o.Sample <= 0 {
 		o.Sample = DefaultSample
 	}
 	items, usable, err := drawItems(o)
+	if err != nil {
+		return Estimate{}, &annotator.Failure{Reason: contract.ReasonInvalidInput, Err: err}
+	}
+	evalInputs, err := countEval(o)
 	if err != nil {
 		return Estimate{}, &annotator.Failure{Reason: contract.ReasonInvalidInput, Err: err}
 	}
@@ -97,7 +108,30 @@ func Run(ctx context.Context, o Options) (Estimate, error) {
 	if m := o.Config.Dataset.MaxExamples; m > 0 && m < usable {
 		inputs = m
 	}
-	return project(o.Config, o.Prices, answers, inputs), nil
+	return project(o.Config, o.Prices, answers, inputs, evalInputs), nil
+}
+
+// countEval counts the usable lines of the eval split, the inputs the annotation asks the teacher about
+// besides the dataset's; 0 without one.
+func countEval(o Options) (int, error) {
+	if o.EvalPath == "" {
+		return 0, nil
+	}
+	r, err := dataset.Open(o.EvalPath, o.Config.Dataset, 0, 1)
+	if err != nil {
+		return 0, fmt.Errorf("eval file: %w", err)
+	}
+	defer r.Close()
+	for {
+		_, err := r.Next()
+		var bad *dataset.BadLineError
+		switch {
+		case errors.Is(err, io.EOF):
+			return r.Usable(), nil
+		case err != nil && !errors.As(err, &bad):
+			return 0, fmt.Errorf("eval file: %w", err)
+		}
+	}
 }
 
 // drawItems reads the sample's inputs: the Sample usable lines of the whole dataset with the smallest
@@ -191,9 +225,11 @@ func record(cfg contract.AnnotateConfig, item dataset.Item, ans teacher.Answer, 
 	return rec, nil
 }
 
-// project turns the sample's answers into the estimate for inputs inputs.
-func project(cfg contract.AnnotateConfig, prices Prices, answers []answer, inputs int) Estimate {
-	e := Estimate{Stage: contract.StageEstimate, Sampled: len(answers), Inputs: inputs, Statuses: map[string]int{}}
+// project turns the sample's answers into the estimate for the dataset's inputs and the eval split's
+// evalInputs, and sums what the sample itself cost (its Spend).
+func project(cfg contract.AnnotateConfig, prices Prices, answers []answer, inputs, evalInputs int) Estimate {
+	e := Estimate{Stage: contract.StageEstimate, Sampled: len(answers), Inputs: inputs + evalInputs, EvalInputs: evalInputs,
+		Statuses: map[string]int{}}
 	var prompt, completion, total, latency []float64
 	for _, a := range answers {
 		e.Statuses[a.rec.Status]++
@@ -205,6 +241,7 @@ func project(cfg contract.AnnotateConfig, prices Prices, answers []answer, input
 			continue
 		}
 		e.Answered++
+		e.Spend = e.Spend.Add(contract.Spend{Requests: 1, PromptTokens: int64(a.rec.Usage.PromptTokens), CompletionTokens: int64(a.rec.Usage.CompletionTokens)})
 		p, c := float64(a.rec.Usage.PromptTokens), float64(a.rec.Usage.CompletionTokens)
 		prompt, completion, total = append(prompt, p), append(completion, c), append(total, p+c)
 	}
@@ -216,7 +253,7 @@ func project(cfg contract.AnnotateConfig, prices Prices, answers []answer, input
 	if e.Sampled > 0 {
 		e.RejectRate = float64(e.Sampled-e.Statuses[contract.StatusOK]) / float64(e.Sampled)
 	}
-	e.Projected = projection(cfg, prices, e, inputs)
+	e.Projected = projection(cfg, prices, e, e.Inputs)
 	return e
 }
 

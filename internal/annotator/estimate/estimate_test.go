@@ -153,6 +153,57 @@ func sampledInputs(t *testing.T, f *fixture, sample *dataset.Sample) []string {
 
 func near(a, b Stats) bool { return math.Abs(a.Mean-b.Mean) < 1e-9 && math.Abs(a.P95-b.P95) < 1e-9 }
 
+// The annotation also asks the teacher about the eval split (spec.dataset.eval), so the projection covers
+// its usable lines too; the sample is drawn from the dataset only. The sample's own spend is summed.
+func TestTheProjectionCoversTheEvalSplit(t *testing.T) {
+	script := func(faketeacher.Request) faketeacher.Reply {
+		return faketeacher.Reply{Content: words(5) + " So the answer is first."} // 10 completion tokens
+	}
+	f := newFixture(t, 200, script)
+	var eval bytes.Buffer
+	if err := faketeacher.WriteCompareDataset(&eval, 50, 11); err != nil {
+		t.Fatal(err)
+	}
+	eval.WriteString("not a JSON line: never asked, not counted\n")
+	f.cfg.Dataset.EvalPath = filepath.Join(t.TempDir(), "eval.jsonl")
+	if err := os.WriteFile(f.cfg.Dataset.EvalPath, eval.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Run(context.Background(), Options{Config: f.cfg, Seed: 3, Prices: Prices{PromptPerMillion: 2, CompletionPerMillion: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.fake.Calls(); got != DefaultSample {
+		t.Errorf("the teacher was asked %d times, want the sample's %d", got, DefaultSample)
+	}
+	sample, _, err := dataset.DrawSample(f.cfg.Dataset.Path, f.cfg.Dataset, DefaultSample, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := 0
+	for _, in := range sampledInputs(t, f, sample) {
+		prompt += f.promptTokens(in)
+	}
+	if e.Inputs != 250 || e.EvalInputs != 50 {
+		t.Errorf("inputs %d (eval %d); want the dataset's 200 and the eval split's 50", e.Inputs, e.EvalInputs)
+	}
+	p := e.Projected
+	wantPrompt := int64(math.Round(float64(prompt) / DefaultSample * 250))
+	if p.Requests != 250 || p.PromptTokens != wantPrompt || p.CompletionTokens != 2500 || p.Tokens != wantPrompt+2500 {
+		t.Errorf("projection %+v; want 250 requests, %d prompt and 2500 completion tokens", p, wantPrompt)
+	}
+	if wantCost := (float64(wantPrompt)*2 + 2500*10) / 1e6; p.Cost == nil || math.Abs(*p.Cost-wantCost) > 1e-12 {
+		t.Errorf("cost %v, want %v", p.Cost, wantCost)
+	}
+	// 600 requests per minute per shard, 4 shards: 40/s, 250 inputs in 6.25 s.
+	if p.RequestsPerSecond != 40 || p.Seconds != 6.25 {
+		t.Errorf("pace %v requests/s for %v s; want 40 and 6.25", p.RequestsPerSecond, p.Seconds)
+	}
+	if want := (contract.Spend{Requests: DefaultSample, PromptTokens: int64(prompt), CompletionTokens: 10 * DefaultSample}); e.Spend != want {
+		t.Errorf("the sample's spend %+v, want %+v", e.Spend, want)
+	}
+}
+
 func TestMaxExamplesBoundsTheProjectionAndNoRateLimitMeansConcurrency(t *testing.T) {
 	f := newFixture(t, 300, nil)
 	f.cfg.Dataset.MaxExamples = 50
@@ -185,6 +236,9 @@ func TestARefusedInputIsATeacherErrorAndAnUnreachableTeacherEndsTheEstimate(t *t
 	}
 	if e.Statuses[contract.StatusTeacherError] != 3 || e.Answered != 7 || e.RejectRate != 0.3 || e.ParseRate != 1 {
 		t.Errorf("statuses %v, answered %d, reject rate %v, parse rate %v", e.Statuses, e.Answered, e.RejectRate, e.ParseRate)
+	}
+	if e.Spend.Requests != 7 {
+		t.Errorf("the sample's spend counts %d requests; want the 7 answered (refusals are not billed)", e.Spend.Requests)
 	}
 
 	f.cfg.Teacher.Endpoint = "http://127.0.0.1:1/v1"
