@@ -18,7 +18,8 @@ part() {
   echo "=== $name exit ${PIPESTATUS[0]}"
   tar czf "$OUT/bench.tgz" -C "$W" .
 }
-part 200 t5 python3 train_step.py --steps "${T5_STEPS:-10}" --warmup 2 --repeats 3 --json "$W/t5.json"
+part 300 t5 python3 train_step.py --steps "${T5_STEPS:-10}" --warmup 2 --repeats 3 --variants hf-fair ours ours-eager --json "$W/t5.json"
+part 200 loop python3 train_loop.py --shape t5-base --steps 120 --records 1500 --repeats 3
 part 240 multigpu env OUT="$W" STEPS=20 bash multi_gpu.sh
 part 110 decoders python3 decoder_step.py --steps 6 --warmup 2 --repeats 3 --json "$W/decoders.json"
 part 45 memfit python3 memory_fit.py

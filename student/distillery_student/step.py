@@ -83,9 +83,12 @@ class Stepper:
         self.concat = o.concat_tasks if o.concat_tasks is not None else self.graphs is None
 
     def _graphs(self) -> GraphedSteps | None:
-        """CUDA graphs where they can run: one process on a GPU, no autocast, compile or checkpointing."""
+        """CUDA graphs where they can run and were measured: a T5 student in one process on a GPU, no autocast,
+        compile or checkpointing. (Decoder-only students run SDPA's larger kernels and were not measured.)"""
         o = self.o
         if self.device.type != "cuda" or self.dd.enabled or self.autocast or o.compile or o.activation_checkpointing:
+            return None
+        if self.arch != "seq2seq":
             return None
         self.enc.pick_multiple = PICK_MULTIPLE
         grads = []
