@@ -98,6 +98,35 @@ class _Preempted:
             signal.signal(signal.SIGTERM, self._old)
 
 
+class _LateLosses:
+    """Each step's [loss, label loss, rationale loss], read one step late. The copy to the host is queued behind
+    the step and read once the next step is queued, so the host prepares step n+1 while the GPU runs step n
+    instead of waiting for it (on a CPU the values are there at once; the order is the same)."""
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[int, torch.Tensor, Any, float]] = deque()
+
+    def push(self, step: int, parts: torch.Tensor, lr: float) -> None:
+        event = None
+        if parts.is_cuda:
+            host = torch.empty(parts.shape, dtype=parts.dtype, pin_memory=True)
+            host.copy_(parts, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            parts = host
+        self.pending.append((step, parts, event, lr))
+
+    def take(self, keep: int) -> list[tuple[int, tuple[float, float, float], float]]:
+        """The steps read, oldest first, leaving the newest `keep` in flight."""
+        out = []
+        while len(self.pending) > keep:
+            step, parts, event, lr = self.pending.popleft()
+            if event is not None:
+                event.synchronize()
+            out.append((step, tuple(float(x) for x in parts.tolist()), lr))
+        return out  # type: ignore[return-value]
+
+
 @dataclass
 class _Run:
     """What the phases of one train() call share."""
@@ -117,7 +146,8 @@ class _Run:
     step: int = 0
     wall_before: float = 0.0  # seconds of earlier pods of this run (from the checkpoint)
     window: deque[float] = field(default_factory=deque)  # trainLoss: the mean of the last steps
-    last_parts: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    last_parts: tuple[float, float, float] = (0.0, 0.0, 0.0)  # of the last step read (_settle)
+    late: _LateLosses = field(default_factory=_LateLosses)
 
     @property
     def wall_seconds(self) -> float:
@@ -182,21 +212,25 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
                 batches_epoch = epoch
             _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
             step = run.step
+            _settle(run, keep=0 if step == 1 else 1)  # the losses shown are the last step's read
             prog = {"step": step, "totalSteps": total, "loss": run.last_parts[0], "labelLoss": run.last_parts[1],
                     "rationaleLoss": run.last_parts[2]}
             progress.report(prog)
             if splits.validation and selection.validation_due(step, total, run.interval):
+                _settle(run, keep=0)
                 _validate(run)
-            stop = torch.tensor([float(preempted.flag or 0 < opts.stop_after_steps <= step)], device=device)
-            stopping = bool(dd.all_sum(stop).item())  # every rank stops at the same step, or barriers hang
+            stopping = _all_stop(run, preempted.flag or 0 < opts.stop_after_steps <= step)
             every = t.checkpointEverySteps
             if step < total and ((every > 0 and step % every == 0) or stopping):
+                _settle(run, keep=0)
                 save_checkpoint(run)
             if stopping:
+                _settle(run, keep=0)
                 progress.report(prog, True)
                 msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
                 return TrainResult(steps=step, trainLoss=_mean(run.window), modelDir="", error=msg)
 
+    _settle(run, keep=0)
     result = _finish(run)
     progress.report({"step": total, "totalSteps": total, "loss": run.last_parts[0],
                      "labelLoss": run.last_parts[1], "rationaleLoss": run.last_parts[2]}, True)
@@ -237,18 +271,31 @@ def _train_step(run: _Run, mine: list[Any]) -> None:
     )
     run.dd.all_sum(norm)
     stepper = run.stepper
+    lr = stepper.sched.get_last_lr()[0]
     parts = stepper.step(stepper.micro_batches(mine, run.opts.micro_batch_size), norm,
                          run.cfg.training.rationaleWeight)
     run.step += 1
     run.dd.all_sum(parts)
-    run.last_parts = tuple(float(x) for x in parts.tolist())  # type: ignore[assignment]
-    run.window.append(run.last_parts[0])
-    run.history.add_step(run.step, run.last_parts, last=run.step == run.total)
+    run.late.push(run.step, parts, lr)
     if run.opts.on_step:
         run.opts.on_step(run.step, stepper.model)
-    if run.dd.rank == 0 and (run.step % run.opts.log_every == 0 or run.step == run.total):
-        log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", run.step, run.total, *run.last_parts,
-                 stepper.sched.get_last_lr()[0])
+
+
+def _settle(run: _Run, keep: int) -> None:
+    """Books the losses of the steps read (all but the newest `keep`): curves, the loss window, the log."""
+    for step, parts, lr in run.late.take(keep):
+        run.last_parts = parts
+        run.window.append(parts[0])
+        run.history.add_step(step, parts, last=step == run.total)
+        if run.dd.rank == 0 and (step % run.opts.log_every == 0 or step == run.total):
+            log.info("step %d/%d loss %.4f label %.4f rationale %.4f lr %.2e", step, run.total, *parts, lr)
+
+
+def _all_stop(run: _Run, mine: bool) -> bool:
+    """Whether to stop now; every rank stops at the same step, or barriers hang (one process: no sync)."""
+    if not run.dd.enabled:
+        return mine
+    return bool(run.dd.all_sum(torch.tensor([float(mine)], device=run.device)).item())
 
 
 def _validate(run: _Run) -> None:
