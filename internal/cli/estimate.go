@@ -69,7 +69,7 @@ spec.teacher.budget (promptPricePerMillion, completionPricePerMillion).`,
 			}
 			writeEstimate(streams.Out, plan.Job.Name, seed, prices, plan.Annotate.Shards, plan.Annotate.Teacher.MaxConcurrency, e)
 			if b := plan.Annotate.Budget; b != nil && b.Capped() {
-				writeBudgetCheck(streams.Out, b.BudgetCaps, e)
+				writeBudgetCheck(streams.Out, b.BudgetCaps, e, plan.Job.Spec.Annotation.Estimate != nil)
 			}
 			return nil
 		},
@@ -141,12 +141,19 @@ func writeEstimate(w io.Writer, job string, seed int64, prices estimate.Prices, 
 }
 
 // writeBudgetCheck compares the projection with spec.teacher.budget's caps: the share of each cap the
-// whole annotation would use, and about how many inputs the tightest cap pays for.
-func writeBudgetCheck(w io.Writer, caps contract.BudgetCaps, e estimate.Estimate) {
+// whole annotation would use, and about how many inputs the tightest cap pays for. withSample: the job runs
+// its own estimate first (spec.annotation.estimate), whose sample the budget pays too; this sample's spend
+// stands for it.
+func writeBudgetCheck(w io.Writer, caps contract.BudgetCaps, e estimate.Estimate, withSample bool) {
 	p := e.Projected
 	spend := contract.Spend{Requests: int64(p.Requests), PromptTokens: p.PromptTokens, CompletionTokens: p.CompletionTokens}
+	title := "\nAgainst spec.teacher.budget:"
+	if withSample {
+		spend = spend.Add(e.Spend)
+		title = "\nAgainst spec.teacher.budget (the projection plus the job's own estimate sample, spec.annotation.estimate):"
+	}
 	share := 0.0
-	fmt.Fprintln(w, "\nAgainst spec.teacher.budget:")
+	fmt.Fprintln(w, title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	check := func(name, format string, used, limit float64) {
 		if limit <= 0 {

@@ -38,8 +38,21 @@ func TestAsAKubectlPluginTheHelpSaysKubectlDistillery(t *testing.T) {
 func TestTheEstimateIsComparedWithTheBudget(t *testing.T) {
 	e := estimate.Estimate{Inputs: 1000, Projected: estimate.Projection{Requests: 1000, PromptTokens: 100000, CompletionTokens: 20000}}
 	var out bytes.Buffer
-	writeBudgetCheck(&out, contract.BudgetCaps{MaxTokens: 60000, MaxCost: 1, PromptPricePerMillion: 3, CompletionPricePerMillion: 15}, e)
+	writeBudgetCheck(&out, contract.BudgetCaps{MaxTokens: 60000, MaxCost: 1, PromptPricePerMillion: 3, CompletionPricePerMillion: 15}, e, false)
 	for _, want := range []string{"tokens  120000 of 60000   (200%)", "cost    0.6000 of 1.0000  (60%)", "the budget pays for about 500 of the 1000 inputs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+}
+
+func TestAJobThatRunsItsOwnEstimatePaysForItsSampleToo(t *testing.T) {
+	e := estimate.Estimate{Inputs: 1000, Spend: contract.Spend{Requests: 20, PromptTokens: 2000, CompletionTokens: 400},
+		Projected: estimate.Projection{Requests: 1000, PromptTokens: 100000, CompletionTokens: 20000}}
+	var out bytes.Buffer
+	writeBudgetCheck(&out, contract.BudgetCaps{MaxTokens: 200000, MaxRequests: 1010}, e, true)
+	for _, want := range []string{"spec.annotation.estimate", "tokens    122400 of 200000  (61%)", "requests  1020 of 1010      (101%)",
+		"the budget pays for about 990 of the 1000 inputs"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in\n%s", want, out.String())
 		}
