@@ -160,8 +160,8 @@ def read_eval_file(cfg: TrainConfig) -> list[EvalExample]:
 
 def _eval_line(cfg: TrainConfig, line: str, where: str, lineno: int) -> EvalExample:
     d = cfg.data
-    try:
-        raw = json.loads(line)
+    try:  # numbers keep the text they were written with, as the annotator reads them (1e3 stays "1e3")
+        raw = json.loads(line, parse_int=str, parse_float=str)
     except json.JSONDecodeError as e:
         raise InvalidInput(f"{where} is not valid JSON: {e}") from None
     for fld in (d.inputField, d.labelField):
@@ -169,6 +169,6 @@ def _eval_line(cfg: TrainConfig, line: str, where: str, lineno: int) -> EvalExam
             raise InvalidInput(f"{where} has no field {fld!r}")
     label = _field_text(raw[d.labelField])
     _check_label(label, cfg, where)
-    rid = raw.get(d.idField)
-    rid = str(lineno) if rid is None or rid == "" else _field_text(rid)
+    rid = raw.get(d.idField)  # the annotator's rule: no id, an empty one, null, an object or a list: the line number
+    rid = str(lineno) if rid is None or rid == "" or isinstance(rid, (dict, list)) else _field_text(rid)
     return EvalExample(rid, _field_text(raw[d.inputField]), label)

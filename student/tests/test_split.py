@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import comparison_records
+from conftest import CONTRACT, comparison_records
 
 from distillery_student.contract import InvalidInput, eval_shard_file_name
 from distillery_student.evaluation import evaluate, teacher_accuracy
-from distillery_student.split import holdout_fraction, load_splits, subset_key, unit_hash, validation_key
+from distillery_student.split import holdout_fraction, load_splits, read_eval_file, subset_key, unit_hash, validation_key
 
 STATUSES = ("unparseable", "label_mismatch", "teacher_error")
 
@@ -150,3 +150,12 @@ def test_bad_gold_label_in_the_eval_split_is_named(make_config) -> None:
     held.update(goldLabel="maybe", status="unparseable", error="x")
     with pytest.raises(InvalidInput, match=f"annotation record {held['id']} .*label 'maybe' is not one of"):
         _splits(make_config, records)
+
+
+def test_eval_ids_are_the_annotators(make_config) -> None:
+    """The shared vector testdata/contract/dataset-ids.jsonl: each line's id as the annotator gives it
+    (internal/annotator/dataset's TestIDsAsTheTrainerReadsThem reads the same files), so the teacher's answer
+    to an eval line is found by id: numbers as written (1e3 stays "1e3"), no usable id: the line number."""
+    want = json.loads((CONTRACT / "dataset-ids.json").read_text())
+    cfg = make_config(data={"evalPath": str(CONTRACT / "dataset-ids.jsonl"), "inputField": "text"})
+    assert [e.id for e in read_eval_file(cfg)] == want

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -144,6 +145,30 @@ func TestABadLineSaysWhatIsWrong(t *testing.T) {
 		var bad *BadLineError
 		if !errors.As(err, &bad) || bad.Line != 1 || !strings.HasPrefix(bad.Err.Error(), want) {
 			t.Errorf("%s: %v, want line 1: %s", line, err, want)
+		}
+	}
+}
+
+// TestIDsAsTheTrainerReadsThem: the shared vector testdata/contract/dataset-ids.jsonl gives each line's id as
+// the trainer's eval reader must give it too (student/tests/test_split.py reads the same files): numbers as
+// written, no usable id (missing, null, empty, an object) its line number.
+func TestIDsAsTheTrainerReadsThem(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "testdata", "contract")
+	raw, err := os.ReadFile(filepath.Join(dir, "dataset-ids.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	items, bad := readAll(t, filepath.Join(dir, "dataset-ids.jsonl"), 0, 1, 0)
+	if len(bad) != 0 || len(items) != len(want) {
+		t.Fatalf("items %v, bad lines %v; want %d items", items, bad, len(want))
+	}
+	for i, it := range items {
+		if it.ID != want[i] {
+			t.Errorf("line %d: id %q, want %q", it.Line, it.ID, want[i])
 		}
 	}
 }
