@@ -21,7 +21,7 @@ whose capture fails (an op that waits for the GPU, say) turns graphs off for the
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -37,15 +37,17 @@ Body = Callable[[dict[str, torch.Tensor], torch.Tensor, float], torch.Tensor]
 
 class GraphedSteps:
     """Runs `body(batch, norm, weight)` (forward, backward, returns a small tensor of losses) as a CUDA graph per
-    shape and weight. `grads` are the tensors backward accumulates into; they must exist and keep their
-    identity. A shape is captured the second time it is seen: a shape that never comes back costs nothing."""
+    shape and weight. The model's gradient tensors must exist and keep their identity. A shape is captured
+    the second time it is seen: a shape that never comes back costs nothing."""
 
-    def __init__(self, body: Body, grads: Sequence[torch.Tensor]):
-        self.body, self.grads = body, list(grads)
+    def __init__(self, body: Body):
+        self.body = body
         self.pool = torch.cuda.graph_pool_handle()
+        self.side = torch.cuda.Stream()  # the warm-ups' stream (one: cuBLAS keeps a workspace per stream)
         self.graphs: dict[tuple, _Graph] = {}
         self.seen: dict[tuple, int] = {}
         self.enabled = True
+        self.replays = self.eager = 0
 
     @property
     def captures(self) -> int:
@@ -56,8 +58,12 @@ class GraphedSteps:
         key = (weight, *((k, tuple(v.shape), v.dtype) for k, v in sorted(batch.items())))
         graph = self.graphs.get(key)
         if graph is not None:
+            self.replays += 1
             return graph.replay(batch, norm)
+        if len(self.seen) > 8 * MAX_GRAPHS:  # lengths that never repeat: forget them rather than grow
+            self.seen.clear()
         self.seen[key] = self.seen.get(key, 0) + 1
+        self.eager += 1
         if not self.enabled or self.seen[key] < 2 or len(self.graphs) >= MAX_GRAPHS:
             return self.body(to_device(batch, "cuda"), norm, weight).clone()
         return self._capture(key, batch, norm, weight)
@@ -66,11 +72,10 @@ class GraphedSteps:
         """This batch's step, run eagerly on a side stream (the warm-up a capture needs), then recorded: the
         recording runs nothing, so the gradients are this batch's alone."""
         inputs, static_norm = to_device(batch, "cuda"), norm.detach().clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
             out = self.body(inputs, static_norm, weight).clone()
-        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.current_stream().wait_stream(self.side)
         # the warm-up's activations stay cached in the ordinary pool, which the graphs' pool cannot use: hand
         # them back, or each pool keeps the largest shape's activations (twice the memory; it ran out on a card)
         torch.cuda.synchronize()

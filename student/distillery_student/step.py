@@ -4,6 +4,8 @@ schedule, and the state a checkpoint holds. train.py drives it; bench/train_step
 
 from __future__ import annotations
 
+import gc
+import logging
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes
 from .modeling import Encoder, Row, TaskLosses, combine_losses, to_device
 from .parallel import Dist, full_state, gradient_sync, load_full_model_state, load_full_state, sharded, wrap
 from .precision import MasterWeights
+
+log = logging.getLogger("distillery_student")
 
 BF16_MASTER = "master"  # bf16 weights, fp32 master weights and optimizer state (the default on a GPU)
 BF16_AUTOCAST = "autocast"  # fp32 weights under bf16 autocast
@@ -91,12 +95,20 @@ class Stepper:
         if self.arch != "seq2seq":
             return None
         self.enc.pick_multiple = PICK_MULTIPLE
-        grads = []
         for p in self.model.parameters():
             if p.requires_grad:
-                p.grad = torch.zeros_like(p)
-                grads.append(p.grad)
-        return GraphedSteps(self._forward_backward, grads)
+                p.grad = torch.zeros_like(p)  # graphs accumulate into these very tensors
+        return GraphedSteps(self._forward_backward)
+
+    def release_graphs(self) -> None:
+        """Drops the CUDA graphs and hands their memory pool back (after the last step)."""
+        if self.graphs is None:
+            return
+        log.info("CUDA graphs: %d batch shapes captured, %d steps replayed, %d run eagerly",
+                 self.graphs.captures, self.graphs.replays, self.graphs.eager)
+        self.graphs = None
+        gc.collect()
+        torch.cuda.empty_cache()
 
     # ---- micro-batches ----
 
@@ -129,8 +141,12 @@ class Stepper:
         return self.padded_tokens(rows) * per_token + targets * logit_bytes_per_target(self.shape)
 
     def budget_bytes(self) -> float:
+        """The activation memory one micro-batch may use. Under CUDA graphs half of it: the graphs' pool keeps
+        the largest captured shape's activations while a shape seen for the first time runs eagerly beside
+        it, in the ordinary pool (graphs.py)."""
         static = static_bytes(self.trainable, self.frozen, self.dd.world, self.sharded)
-        return self.o.memory_bytes * MEMORY_FRACTION - static
+        budget = self.o.memory_bytes * MEMORY_FRACTION - static
+        return budget / 2 if self.graphs is not None else budget
 
     # ---- the step ----
 

@@ -203,7 +203,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
 
     progress = opts.progress or ProgressReporter(f"train-{dd.rank}", None)
     model.train()
-    batches_epoch, batches = -1, []
+    batches_epoch, batches, first = -1, [], True
     with _Preempted() as preempted:
         while run.step < total:
             epoch, pos = divmod(run.step, steps_per_epoch)
@@ -212,10 +212,9 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
                 batches_epoch = epoch
             _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
             step = run.step
-            _settle(run, keep=0 if step == 1 else 1)  # the losses shown are the last step's read
-            prog = {"step": step, "totalSteps": total, "loss": run.last_parts[0], "labelLoss": run.last_parts[1],
-                    "rationaleLoss": run.last_parts[2]}
-            progress.report(prog)
+            _settle(run, keep=0 if first else 1)  # the losses shown are those of the last step read
+            first = False
+            progress.report(_progress(run))
             if splits.validation and selection.validation_due(step, total, run.interval):
                 _settle(run, keep=0)
                 _validate(run)
@@ -226,14 +225,14 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
                 save_checkpoint(run)
             if stopping:
                 _settle(run, keep=0)
-                progress.report(prog, True)
+                progress.report(_progress(run), True)
                 msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
                 return TrainResult(steps=step, trainLoss=_mean(run.window), modelDir="", error=msg)
 
     _settle(run, keep=0)
+    stepper.release_graphs()  # their memory pool is not needed for the export and the evaluation
     result = _finish(run)
-    progress.report({"step": total, "totalSteps": total, "loss": run.last_parts[0],
-                     "labelLoss": run.last_parts[1], "rationaleLoss": run.last_parts[2]}, True)
+    progress.report(_progress(run), True)
     progress.flush()
     dd.barrier()
     return result
@@ -265,10 +264,10 @@ def _resume(run: _Run) -> None:
 
 def _train_step(run: _Run, mine: list[Any]) -> None:
     """One optimizer step over this rank's share of a batch; updates the step, losses and curves."""
-    norm = torch.tensor(
-        [sum(len(r.target) for rs in mine for r in rs if r.task == task) for task in (TASK_LABEL, 1)],
-        dtype=torch.float32, device=run.device,
-    )
+    counts = [sum(len(r.target) for rs in mine for r in rs if r.task == task) for task in (TASK_LABEL, 1)]
+    norm = torch.tensor(counts, dtype=torch.float32)
+    # to a GPU from page-locked memory: a copy from pageable memory would wait for the queued steps
+    norm = norm.pin_memory().to(run.device, non_blocking=True) if run.device.type == "cuda" else norm.to(run.device)
     run.dd.all_sum(norm)
     stepper = run.stepper
     lr = stepper.sched.get_last_lr()[0]
@@ -279,6 +278,12 @@ def _train_step(run: _Run, mine: list[Any]) -> None:
     run.late.push(run.step, parts, lr)
     if run.opts.on_step:
         run.opts.on_step(run.step, stepper.model)
+
+
+def _progress(run: _Run) -> dict[str, Any]:
+    """The trainer's progress report: the step, and the losses of the last step read."""
+    return {"step": run.step, "totalSteps": run.total, "loss": run.last_parts[0], "labelLoss": run.last_parts[1],
+            "rationaleLoss": run.last_parts[2]}
 
 
 def _settle(run: _Run, keep: int) -> None:

@@ -40,8 +40,25 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: f
         torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=k)
 
 
-def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str) -> None:
-    common = dict(base=t5_dropout_dir, maxSteps=12, batchSize=8, checkpointEverySteps=4, learningRate=1e-3)
+class _Reports:
+    """A progress reporter that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.values: list[dict] = []
+
+    def report(self, value: dict, force: bool = False) -> None:
+        self.values.append(dict(value))
+
+    def flush(self) -> None:
+        pass
+
+
+# every: validation at every step (every step's losses read at once), or every 5 (steps between validations
+# and checkpoints have their losses read one step late)
+@pytest.mark.parametrize("every,validations", [(0, 12), (5, 3)])
+def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str, every: int, validations: int) -> None:
+    common = dict(base=t5_dropout_dir, maxSteps=12, batchSize=8, checkpointEverySteps=4, learningRate=1e-3,
+                  evalEverySteps=every)
     straight = make_config(out="straight", **common)
     train(straight)
 
@@ -58,13 +75,15 @@ def test_resume_continues_the_same_run(make_config, t5_dropout_dir: str) -> None
 
     before = checkpoint.load(os.path.join(cfg.output.checkpointDir, "step-00000006"), 0)[0]["wallSeconds"]
     resumed_steps: list[int] = []
-    result = train(cfg, TrainOptions(on_step=lambda s, m: resumed_steps.append(s)))
+    reports = _Reports()
+    result = train(cfg, TrainOptions(on_step=lambda s, m: resumed_steps.append(s), progress=reports))
+    assert reports.values[0]["step"] == 7 and reports.values[0]["loss"] > 0  # the resumed pod's first report
     assert result.wallSeconds > before > 0  # the wall time of every pod of the run
     assert resumed_steps[0] == 7 and result.steps == 12
     _assert_same(_weights(straight.output.modelDir), _weights(cfg.output.modelDir), atol=1e-5)
     # the checkpoint carried the curves and the validation history: the same best step, the same curves
     a, b = (json.loads(Path(c.output.metricsPath).read_text()) for c in (straight, cfg))
-    assert a["bestStep"] == b["bestStep"] and len(b["curves"]["validationAccuracy"]) == 12
+    assert a["bestStep"] == b["bestStep"] and len(b["curves"]["validationAccuracy"]) == validations
     assert b["curves"]["step"] == list(range(1, 13))
     for key in ("loss", "labelLoss", "rationaleLoss"):
         assert b["curves"][key] == pytest.approx(a["curves"][key], rel=1e-4), key
