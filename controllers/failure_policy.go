@@ -76,6 +76,9 @@ func FailureReason(summaryReason string, def v1alpha1.ConditionReason) v1alpha1.
 // summary with error and reason when it wrote one, else the tail of its log), falling back to the Job's
 // own condition message.
 func failedStage(job *batchv1.Job, pods []corev1.Pod, defaultReason v1alpha1.ConditionReason, what string) stageFailure {
+	if why := job.GetAnnotations()[AnnotationStoppedBecause]; why != "" {
+		return stageFailure{reason: v1alpha1.ReasonStagePodConfigError, message: fmt.Sprintf("%s cannot start: %s", what, why)}
+	}
 	failed := make([]*corev1.Pod, 0, len(pods))
 	for i := range pods {
 		if pods[i].Status.Phase == corev1.PodFailed {

@@ -31,6 +31,11 @@ const (
 	// resuming reactivates only those and never one an administrator stopped.
 	AnnotationDeactivatedBy = "distillery.dev/deactivated-by"
 
+	// AnnotationStoppedBecause is on a sweep point's training Job that the operator stopped because its pod
+	// could not start (stuck_points.go): why, in the kubelet's words. The Job's own failure (its deadline)
+	// would not say it.
+	AnnotationStoppedBecause = "distillery.dev/stopped-because"
+
 	// AnnotationSpecHash records the hash of the desired child, so an unchanged child is never re-applied.
 	AnnotationSpecHash = "distillery.dev/spec-hash"
 

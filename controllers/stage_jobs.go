@@ -241,8 +241,12 @@ func (r *DistillationJobReconciler) judgeStage(ctx context.Context, dj *v1alpha1
 		setCondition(dj, s.condition, true, reason, msg)
 		return true, ctrl.Result{}, nil
 	}
+	judged, stuck := pointsToJudge(runs, live, now, r.Config.podStartGrace())
+	if err := stopPoints(ctx, r.Client, stuck); err != nil {
+		return false, ctrl.Result{}, err
+	}
 	var pods []corev1.Pod
-	for _, run := range live {
+	for _, run := range judged {
 		pods = append(pods, run.pods...)
 	}
 	running := s.runningMessage + sweepNote(runs, live, failures)
@@ -250,7 +254,7 @@ func (r *DistillationJobReconciler) judgeStage(ctx context.Context, dj *v1alpha1
 		setCondition(dj, s.condition, false, v1alpha1.ReasonQueued, queued)
 		return false, ctrl.Result{}, nil
 	}
-	if msg := unschedulable(pods); msg != "" {
+	if msg := unschedulable(pods); msg != "" && !runningPod(judged) {
 		setCondition(dj, s.condition, false, v1alpha1.ReasonUnschedulable, msg)
 		return false, ctrl.Result{}, nil
 	}

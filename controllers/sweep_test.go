@@ -324,3 +324,59 @@ func TestSweepServesTheNamedPointAndSucceedsWithoutItsReport(t *testing.T) {
 		t.Errorf("no Warning event ReportFailed: %s", b)
 	}
 }
+
+func TestASweepPointWhosePodCannotStartFailsAlone(t *testing.T) {
+	ns := newNamespace(t)
+	createJob(t, utiltesting.MakeJob("stuck", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
+	finishShards(t, ns, "stuck", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
+	waitForTrainingJobs(t, ns, "stuck", "stuck-train-0", "stuck-train-1")
+	j0, j1 := pointJob(t, ns, "stuck", 0), pointJob(t, ns, "stuck", 1)
+	createPod(t, utiltesting.MakePod(j0.Name+"-run", ns).StageOf(j0, "stuck", StageTraining).Running().Obj())
+	const kubelet = `Back-off pulling image "registry.example/student:typo": not found`
+	createPod(t, utiltesting.MakePod(j1.Name+"-x", ns).StageOf(j1, "stuck", StageTraining).Waiting("ImagePullBackOff", kubelet).Obj())
+
+	// Past the grace period (2s in this suite) the operator stops that point's Job, and only it.
+	eventually(t, "point 1's Job stopped, the sweep going on", func() error {
+		j := pointJob(t, ns, "stuck", 1)
+		if d := j.Spec.ActiveDeadlineSeconds; d == nil || *d != 1 || !strings.Contains(j.Annotations[AnnotationStoppedBecause], kubelet) {
+			return fmt.Errorf("deadline %v, annotations %v", j.Spec.ActiveDeadlineSeconds, j.Annotations)
+		}
+		if d := pointJob(t, ns, "stuck", 0).Spec.ActiveDeadlineSeconds; d != nil {
+			return fmt.Errorf("point 0's Job got a deadline %d too", *d)
+		}
+		return nil
+	})
+	if got := getJob(t, ns, "stuck"); isTrue(got.Status.Conditions, v1alpha1.ConditionFailed) || got.Status.Stage != v1alpha1.StageTraining {
+		t.Fatalf("the sweep failed or left training (stage %s): %+v", got.Status.Stage, got.Status.Conditions)
+	}
+	// The Job controller fails it at its deadline (envtest has none: the test does).
+	updateJobStatus(t, pointJob(t, ns, "stuck", 1), func(j *batchv1.Job) {
+		utiltesting.FailJob(j, "DeadlineExceeded", "Job was active longer than specified deadline")
+	})
+	eventually(t, "point 1's row failed with the kubelet's words", func() error {
+		got := getJob(t, ns, "stuck")
+		if rowStates(got) != "0:Running 1:Failed" || !strings.Contains(got.Status.Experiments[1].Message, "training point 1 cannot start") ||
+			!strings.Contains(got.Status.Experiments[1].Message, kubelet) {
+			return fmt.Errorf("rows %s: %+v", rowStates(got), got.Status.Experiments)
+		}
+		return nil
+	})
+	finishPoint(t, ns, "stuck", 0, 0.9)
+	got := waitForCondition(t, ns, "stuck", v1alpha1.ConditionTrained, metav1.ConditionTrue, v1alpha1.ReasonTrainingSucceeded)
+	if got.Status.ServedExperiment == nil || *got.Status.ServedExperiment != 0 {
+		t.Errorf("served %v, want point 0", got.Status.ServedExperiment)
+	}
+}
+
+func TestASweepWithARunningPointIsNotUnschedulableAsAWhole(t *testing.T) {
+	ns := newNamespace(t)
+	createJob(t, utiltesting.MakeJob("roomy", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
+	finishShards(t, ns, "roomy", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
+	waitForTrainingJobs(t, ns, "roomy", "roomy-train-0", "roomy-train-1")
+	j0, j1 := pointJob(t, ns, "roomy", 0), pointJob(t, ns, "roomy", 1)
+	createPod(t, utiltesting.MakePod(j1.Name+"-x", ns).StageOf(j1, "roomy", StageTraining).Unschedulable("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.").Obj())
+	waitForCondition(t, ns, "roomy", v1alpha1.ConditionTrained, metav1.ConditionFalse, v1alpha1.ReasonUnschedulable)
+	// once a point runs, the sweep trains: the waiting point is capacity it may still get
+	createPod(t, utiltesting.MakePod(j0.Name+"-run", ns).StageOf(j0, "roomy", StageTraining).Running().Obj())
+	waitForCondition(t, ns, "roomy", v1alpha1.ConditionTrained, metav1.ConditionFalse, v1alpha1.ReasonTraining)
+}

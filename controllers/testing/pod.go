@@ -84,6 +84,16 @@ func (w *PodWrapper) Unschedulable(msg string) *PodWrapper {
 	return w
 }
 
+// Running marks the pod running, its container started.
+func (w *PodWrapper) Running() *PodWrapper {
+	w.Status.Phase = corev1.PodRunning
+	w.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: w.Spec.Containers[0].Name, Image: w.Spec.Containers[0].Image, ImageID: "sha256:0", Ready: true,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+	}}
+	return w
+}
+
 // Waiting leaves the pod pending with its container waiting, as the kubelet reports an image that cannot
 // be pulled (ErrImagePull), a missing Secret (CreateContainerConfigError) or volumes being mounted
 // (ContainerCreating).
