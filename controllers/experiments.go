@@ -117,7 +117,11 @@ func updateExperiments(dj *v1alpha1.DistillationJob, o *observed) {
 			rows = append(rows, old)
 			continue
 		}
-		rows = append(rows, experimentRow(dj, p, run))
+		row := experimentRow(dj, p, run)
+		if live, ok := pointProgress(o.progress, p.index); ok && row.State == v1alpha1.ExperimentRunning {
+			row.Steps, row.TotalSteps = int64(live.Step), int64(live.TotalSteps)
+		}
+		rows = append(rows, row)
 	}
 	dj.Status.Experiments = rows
 }

@@ -33,11 +33,20 @@ func annotationProgress(cm *corev1.ConfigMap) contract.AnnotateProgress {
 
 // trainingProgress is rank 0's live progress report, if any.
 func trainingProgress(cm *corev1.ConfigMap) (contract.TrainProgress, bool) {
+	return trainReport(cm, contract.TrainProgressKey(0))
+}
+
+// pointProgress is a sweep point's rank 0's live progress report, if any.
+func pointProgress(cm *corev1.ConfigMap, index int) (contract.TrainProgress, bool) {
+	return trainReport(cm, contract.PointProgressKey(index, 0))
+}
+
+func trainReport(cm *corev1.ConfigMap, key string) (contract.TrainProgress, bool) {
 	var p contract.TrainProgress
 	if cm == nil {
 		return p, false
 	}
-	v, ok := cm.Data[contract.TrainProgressKey(0)]
+	v, ok := cm.Data[key]
 	if !ok || json.Unmarshal([]byte(v), &p) != nil {
 		return p, false
 	}

@@ -412,7 +412,7 @@ func annotationSucceeded(dj *v1alpha1.DistillationJob, o *observed) (v1alpha1.Co
 }
 
 // updateTrainingStatus writes the training stage's live status: a single run's progress, or a sweep's
-// rows (a sweep's points all report to the same progress key, so their live step is not shown).
+// rows (each running point's step of its total, from its own progress key).
 func updateTrainingStatus(dj *v1alpha1.DistillationJob, o *observed) {
 	if dj.Spec.Experiments != nil {
 		updateExperiments(dj, o)

@@ -380,3 +380,26 @@ func TestASweepWithARunningPointIsNotUnschedulableAsAWhole(t *testing.T) {
 	createPod(t, utiltesting.MakePod(j0.Name+"-run", ns).StageOf(j0, "roomy", StageTraining).Running().Obj())
 	waitForCondition(t, ns, "roomy", v1alpha1.ConditionTrained, metav1.ConditionFalse, v1alpha1.ReasonTraining)
 }
+
+func TestASweepShowsEachRunningPointsStep(t *testing.T) {
+	ns := newNamespace(t)
+	createJob(t, utiltesting.MakeJob("live", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
+	finishShards(t, ns, "live", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
+	waitForTrainingJobs(t, ns, "live", "live-train-0", "live-train-1")
+	patchProgress(t, ns, "live", contract.PointProgressKey(0, 0), contract.TrainProgress{Step: 30, TotalSteps: 100, Loss: 0.5})
+	patchProgress(t, ns, "live", contract.PointProgressKey(1, 0), contract.TrainProgress{Step: 7, TotalSteps: 50, Loss: 0.9})
+	eventually(t, "each row with its own point's step", func() error {
+		rows := getJob(t, ns, "live").Status.Experiments
+		if len(rows) != 2 || rows[0].Steps != 30 || rows[0].TotalSteps != 100 || rows[1].Steps != 7 || rows[1].TotalSteps != 50 {
+			return fmt.Errorf("rows %+v", rows)
+		}
+		return nil
+	})
+	finishPoint(t, ns, "live", 0, 0.8) // a finished point shows its trainer's summary, not its last report
+	eventually(t, "point 0's row from its summary", func() error {
+		if row := getJob(t, ns, "live").Status.Experiments[0]; row.State != v1alpha1.ExperimentSucceeded || row.Steps != 50 {
+			return fmt.Errorf("row %+v", row)
+		}
+		return nil
+	})
+}

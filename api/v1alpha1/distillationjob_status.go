@@ -347,9 +347,12 @@ type ExperimentStatus struct {
 	// exactMatch is its exact match against the reference, a decimal string (Generation).
 	// +optional
 	ExactMatch string `json:"exactMatch,omitempty"`
-	// steps is how many optimizer steps it trained.
+	// steps is how many optimizer steps it trained (while it runs, its trainer's latest report).
 	// +optional
 	Steps int64 `json:"steps,omitempty"`
+	// totalSteps is how many it trains in all, from its trainer's reports.
+	// +optional
+	TotalSteps int64 `json:"totalSteps,omitempty"`
 	// bestStep is the step of its checkpoint kept (the best on the validation slice).
 	// +optional
 	BestStep int64 `json:"bestStep,omitempty"`

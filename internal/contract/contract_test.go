@@ -159,6 +159,31 @@ func TestNormalizeLabelVector(t *testing.T) {
 	}
 }
 
+// TestProgressKeysVector: the trainer's progress keys, as the Python side makes them (test_contract.py).
+func TestProgressKeysVector(t *testing.T) {
+	var keys []struct {
+		Rank  int  `json:"rank"`
+		Point *int `json:"point"`
+		Key   string
+	}
+	b, err := os.ReadFile(filepath.Join(vectors, "progress-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		got := TrainProgressKey(k.Rank)
+		if k.Point != nil {
+			got = PointProgressKey(*k.Point, k.Rank)
+		}
+		if got != k.Key {
+			t.Errorf("rank %d point %v: %q, want %q", k.Rank, k.Point, got, k.Key)
+		}
+	}
+}
+
 func TestShardFileNameAndInShard(t *testing.T) {
 	if got := ShardFileName(3, 8); got != "shard-00003-of-00008.jsonl" {
 		t.Errorf("ShardFileName(3, 8) = %s", got)

@@ -119,7 +119,8 @@ type AnnotateProgress struct {
 	UpdatedAt                  string `json:"updatedAt"`
 }
 
-// TrainProgress is the trainer's key in ConfigMap <job>-progress ("train-0").
+// TrainProgress is the trainer's key in ConfigMap <job>-progress ("train-0"; "point-<i>-train-0" for a
+// sweep's point).
 type TrainProgress struct {
 	Step          int     `json:"step"`
 	TotalSteps    int     `json:"totalSteps"`
@@ -147,6 +148,10 @@ func AnnotateProgressKey(shard int) string { return "annotate-" + itoa(shard) }
 
 // TrainProgressKey is the trainer rank's key in the progress ConfigMap.
 func TrainProgressKey(rank int) string { return "train-" + itoa(rank) }
+
+// PointProgressKey is a sweep point's trainer rank's key (point-<index>-train-<rank>): the points of a sweep
+// train side by side, each reporting its own progress.
+func PointProgressKey(index, rank int) string { return "point-" + itoa(index) + "-" + TrainProgressKey(rank) }
 
 // Add sums one shard's summary into s, as the operator sums them into status.annotation (and a local run
 // into its table): counts and spend add up, BudgetExceeded is any shard's, and the first skipped line is the

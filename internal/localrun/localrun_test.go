@@ -152,7 +152,12 @@ func TestTrainerProgressLines(t *testing.T) {
 	if !ok || p.Step != 214 || p.TotalSteps != 600 {
 		t.Errorf("parseTrainProgress = %+v, %v", p, ok)
 	}
-	for _, l := range []string{"2026-11-30 INFO step 50/600 loss 0.3", "progress train-0 {not json", ""} {
+	point := `INFO progress point-3-train-0 {"step":7,"totalSteps":40,"loss":0.3,"labelLoss":0.1,"rationaleLoss":0.2,"updatedAt":"2026-11-30T06:56:57Z"}`
+	if p, ok := parseTrainProgress(point); !ok || p.Step != 7 || p.TotalSteps != 40 {
+		t.Errorf("a sweep point's line: parseTrainProgress = %+v, %v", p, ok)
+	}
+	for _, l := range []string{"2026-11-30 INFO step 50/600 loss 0.3", "progress train-0 {not json", "",
+		`progress train-1 {"step":1,"totalSteps":2}`, `progress point-3-train-1 {"step":1,"totalSteps":2}`} {
 		if _, ok := parseTrainProgress(l); ok {
 			t.Errorf("%q read as progress", l)
 		}

@@ -80,18 +80,24 @@ func followTrainer(out io.Reader, logs io.Writer, bar *stageBar) {
 	_, _ = io.Copy(logs, out) // a line over the buffer: keep the rest in the log
 }
 
-// trainProgressMarker starts the trainer's progress report in its log outside a cluster:
-// "progress train-0 {json}" (student/distillery_student/progress.py, docs/workloads.md "Progress").
-const trainProgressMarker = "progress " + "train-0 "
+// trainProgressMarker starts the trainer's progress report in its log outside a cluster: "progress <key>
+// {json}", the key train-0, or point-<i>-train-0 for a sweep's point (student/distillery_student/progress.py,
+// docs/workloads.md "Progress").
+const trainProgressMarker = "progress "
 
-// parseTrainProgress reads a progress report from one line of the trainer's log.
+// parseTrainProgress reads rank 0's progress report from one line of the trainer's log.
 func parseTrainProgress(line string) (contract.TrainProgress, bool) {
 	i := strings.Index(line, trainProgressMarker)
 	if i < 0 {
 		return contract.TrainProgress{}, false
 	}
+	key, report, ok := strings.Cut(line[i+len(trainProgressMarker):], " ")
+	rank0 := contract.TrainProgressKey(0)
+	if !ok || (key != rank0 && !(strings.HasPrefix(key, "point-") && strings.HasSuffix(key, "-"+rank0))) {
+		return contract.TrainProgress{}, false
+	}
 	var p contract.TrainProgress
-	if err := json.Unmarshal([]byte(line[i+len(trainProgressMarker):]), &p); err != nil {
+	if err := json.Unmarshal([]byte(report), &p); err != nil {
 		return contract.TrainProgress{}, false
 	}
 	return p, true

@@ -23,7 +23,8 @@ def _train(args: argparse.Namespace) -> int:
         rank = int(os.environ.get("RANK", "0"))
         opts = TrainOptions(
             micro_batch_size=args.micro_batch_size, memory_gb=args.memory_gb, schedule=args.schedule, warmup_steps=args.warmup_steps,
-            device=args.device, progress=ProgressReporter.for_job(cfg.job, rank, args.progress_interval),
+            device=args.device,
+            progress=ProgressReporter.for_job(cfg.job, rank, args.progress_interval, cfg.point.index if cfg.point else None),
             cuda_graphs=args.cuda_graphs == "auto",
         )
         result = train(cfg, opts)

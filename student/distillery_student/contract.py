@@ -137,6 +137,12 @@ class Provenance:
     datasetPath: str = ""
 
 
+def train_progress_key(rank: int, point: int | None = None) -> str:
+    """A trainer rank's key in ConfigMap <job>-progress: train-<rank>, or point-<index>-train-<rank> for a
+    sweep's point (contract.TrainProgressKey, PointProgressKey)."""
+    return f"train-{rank}" if point is None else f"point-{point}-train-{rank}"
+
+
 @dataclass
 class Point:
     """A sweep's point: which of `total` configs this one is (absent outside a sweep)."""

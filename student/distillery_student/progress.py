@@ -17,6 +17,8 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from .contract import train_progress_key
+
 log = logging.getLogger("distillery_student")
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -80,14 +82,15 @@ class ProgressReporter:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_job(cls, job: str, rank: int, interval: float = 10.0) -> "ProgressReporter":
+    def for_job(cls, job: str, rank: int, interval: float = 10.0, point: int | None = None) -> "ProgressReporter":
+        """The reporter of trainer rank `rank`, of sweep point `point` when the job is a sweep."""
         send = None
         if in_cluster():
             try:
                 send = ConfigMapPatcher(f"{job}-progress").patch
             except OSError as e:
                 log.warning("progress: cannot read the service account (%s); reporting to the log", e)
-        return cls(f"train-{rank}", send, interval)
+        return cls(train_progress_key(rank, point), send, interval)
 
     def report(self, value: dict[str, Any], force: bool = False) -> None:
         now = time.monotonic()

@@ -18,6 +18,7 @@ from distillery_student.contract import (
     parse_report_config,
     distillery_json,
     normalize_label,
+    train_progress_key,
     parse_train_config,
     read_eval_records,
     read_records,
@@ -33,6 +34,11 @@ def _vector(name: str):
 def test_normalize_label_vector() -> None:
     for raw, want in _vector("normalize.json"):
         assert normalize_label(raw) == want, raw
+
+
+def test_progress_keys_vector() -> None:
+    for k in _vector("progress-keys.json"):
+        assert train_progress_key(k["rank"], k.get("point")) == k["key"], k
 
 
 def test_train_config_vector() -> None:
