@@ -151,7 +151,9 @@ func TrainProgressKey(rank int) string { return "train-" + itoa(rank) }
 
 // PointProgressKey is a sweep point's trainer rank's key (point-<index>-train-<rank>): the points of a sweep
 // train side by side, each reporting its own progress.
-func PointProgressKey(index, rank int) string { return "point-" + itoa(index) + "-" + TrainProgressKey(rank) }
+func PointProgressKey(index, rank int) string {
+	return "point-" + itoa(index) + "-" + TrainProgressKey(rank)
+}
 
 // Add sums one shard's summary into s, as the operator sums them into status.annotation (and a local run
 // into its table): counts and spend add up, BudgetExceeded is any shard's, and the first skipped line is the
