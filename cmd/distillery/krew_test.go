@@ -73,11 +73,14 @@ func run(t *testing.T, cmd *exec.Cmd) string {
 // validates the manifest (name, version, platforms, bin) and checks the archive's sha256 against it: the
 // same manifest with another sha256 is refused.
 func TestKrewInstallsThePluginFromItsManifest(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run through `make test` (it points at bin/k8s, where kubectl is)")
-	}
 	root := repoRoot(t)
+	assets := os.Getenv("KUBEBUILDER_ASSETS") // where kubectl is: make test sets it to bin/k8s
+	if assets == "" {
+		assets = filepath.Join(root, "bin", "k8s")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kubectl")); err != nil {
+		t.Fatalf("no kubectl in %s (KUBEBUILDER_ASSETS, else bin/k8s): run `make envtest` first: %v", assets, err)
+	}
 	dir := t.TempDir()
 	tools, dist, krewRoot := filepath.Join(dir, "tools"), filepath.Join(dir, "dist"), filepath.Join(dir, "krew")
 
