@@ -241,6 +241,7 @@ func renderTrainConfigAt(dj *v1alpha1.DistillationJob, examples []contract.Examp
 			Strategy:                contractStrategy(s.Training.Strategy),
 			LoRA:                    contractLoRA(s.Training.LoRA),
 			ActivationCheckpointing: s.Training.ActivationCheckpointing,
+			CUDAGraphs:              contractCUDAGraphs(s.Training.CUDAGraphs),
 		},
 		Output: out,
 		Provenance: contract.TrainProvenance{
@@ -312,6 +313,14 @@ func datasetDescription(dj *v1alpha1.DistillationJob) string {
 		return fmt.Sprintf("pvc/%s/%s", d.PersistentVolumeClaim.ClaimName, d.PersistentVolumeClaim.Path)
 	}
 	return fmt.Sprintf("configmap/%s/%s", d.ConfigMap.Name, d.ConfigMap.Key)
+}
+
+// contractCUDAGraphs is train.json's cudaGraphs: "off" only when the spec says Off.
+func contractCUDAGraphs(m v1alpha1.CUDAGraphsMode) string {
+	if m == v1alpha1.CUDAGraphsOff {
+		return contract.CUDAGraphsOff
+	}
+	return contract.CUDAGraphsAuto
 }
 
 func contractStrategy(s v1alpha1.TrainingStrategy) string {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -44,8 +45,14 @@ func TestTrainingStrategyAndLoRAReachTrainJSONAndPods(t *testing.T) {
 		wantLoRA     *contract.LoRA
 		wantCkpt     bool
 		wantTorchrun bool
+		wantGraphs   string // train.json's cudaGraphs; "" means auto
 	}{
 		{name: "defaults", job: utiltesting.MakeJob("plain", ns).Obj(), wantStrategy: contract.StrategyDDP},
+		{name: "cuda graphs off", job: func() *v1alpha1.DistillationJob {
+			dj := utiltesting.MakeJob("eager", ns).Obj()
+			dj.Spec.Training.CUDAGraphs = v1alpha1.CUDAGraphsOff
+			return dj
+		}(), wantStrategy: contract.StrategyDDP, wantGraphs: contract.CUDAGraphsOff},
 		{name: "fsdp on two gpus with activation checkpointing", job: func() *v1alpha1.DistillationJob {
 			dj := utiltesting.MakeJob("fsdp", ns).GPUs(2).Strategy(v1alpha1.TrainingStrategyFSDP).Obj()
 			dj.Spec.Training.ActivationCheckpointing = true
@@ -66,6 +73,9 @@ func TestTrainingStrategyAndLoRAReachTrainJSONAndPods(t *testing.T) {
 			tr := cfg.Training
 			if tr.Strategy != tc.wantStrategy || tr.ActivationCheckpointing != tc.wantCkpt {
 				t.Errorf("train.json training: strategy %q, activationCheckpointing %v", tr.Strategy, tr.ActivationCheckpointing)
+			}
+			if want := cmp.Or(tc.wantGraphs, contract.CUDAGraphsAuto); tr.CUDAGraphs != want {
+				t.Errorf("train.json training.cudaGraphs %q, want %q", tr.CUDAGraphs, want)
 			}
 			switch {
 			case tc.wantLoRA == nil && tr.LoRA != nil:

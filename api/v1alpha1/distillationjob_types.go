@@ -508,6 +508,19 @@ const (
 	PrecisionFP32 Precision = "FP32"
 )
 
+// CUDAGraphsMode says whether the trainer may replay its steps as CUDA graphs.
+// +kubebuilder:validation:Enum=Auto;Off
+type CUDAGraphsMode string
+
+// The CUDA graph modes.
+const (
+	// CUDAGraphsAuto replays each padded batch shape's forward and backward as a CUDA graph where that
+	// applies: a T5 student trained by one process on a GPU, without activation checkpointing.
+	CUDAGraphsAuto CUDAGraphsMode = "Auto"
+	// CUDAGraphsOff trains eagerly.
+	CUDAGraphsOff CUDAGraphsMode = "Off"
+)
+
 // TrainingStrategy is how the training processes share the work.
 // +kubebuilder:validation:Enum=DDP;FSDP
 type TrainingStrategy string
@@ -659,6 +672,13 @@ type TrainingSpec struct {
 	// less of them in GPU memory. Default: false.
 	// +optional
 	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
+
+	// cudaGraphs Auto replays each padded batch shape's forward and backward as a CUDA graph where that
+	// applies (a T5 student trained by one process on a GPU, without activation checkpointing); Off trains
+	// eagerly. Default: Auto.
+	// +optional
+	// +kubebuilder:default=Auto
+	CUDAGraphs CUDAGraphsMode `json:"cudaGraphs,omitempty"`
 
 	// workers is the number of training pods (torchrun nodes). Default: 1.
 	// +optional

@@ -87,7 +87,15 @@ type Training struct {
 	LoRA *LoRA `json:"lora,omitempty"`
 	// ActivationCheckpointing recomputes activations in the backward pass.
 	ActivationCheckpointing bool `json:"activationCheckpointing"`
+	// CUDAGraphs is CUDAGraphsAuto (replay steps as CUDA graphs where that applies) or CUDAGraphsOff.
+	CUDAGraphs string `json:"cudaGraphs"`
 }
+
+// CUDA graph modes, as written in train.json.
+const (
+	CUDAGraphsAuto = "auto"
+	CUDAGraphsOff  = "off"
+)
 
 // Training strategies, as written in train.json.
 const (

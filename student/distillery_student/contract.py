@@ -98,6 +98,8 @@ class Lora:
     targetModules: list[str] = field(default_factory=list)  # empty: PEFT's defaults for the architecture
 
 
+CUDA_GRAPHS_AUTO = "auto"
+CUDA_GRAPHS_OFF = "off"
 STRATEGY_DDP = "DDP"
 STRATEGY_FSDP = "FSDP"
 
@@ -119,6 +121,7 @@ class Training:
     strategy: str = STRATEGY_DDP
     lora: Lora | None = None
     activationCheckpointing: bool = False
+    cudaGraphs: str = CUDA_GRAPHS_AUTO  # auto: replay steps as CUDA graphs where that applies; off: eagerly
 
 
 @dataclass
@@ -257,6 +260,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
         raise InvalidInput("train.json: training.rationaleWeight must not be negative")
     if t.strategy not in (STRATEGY_DDP, STRATEGY_FSDP):
         raise InvalidInput(f"train.json: training.strategy {t.strategy!r} is not DDP or FSDP")
+    if t.cudaGraphs not in (CUDA_GRAPHS_AUTO, CUDA_GRAPHS_OFF):
+        raise InvalidInput(f"train.json: training.cudaGraphs {t.cudaGraphs!r} is not auto or off")
     if t.lora is not None:
         if t.lora.rank <= 0 or t.lora.alpha <= 0 or not 0 <= t.lora.dropout < 1:
             raise InvalidInput("train.json: training.lora needs rank > 0, alpha > 0 and dropout in [0, 1)")

@@ -31,6 +31,7 @@ from . import checkpoint, evaluation, modelcard, report, results, selection
 from . import lora as lora_mod
 from .buckets import epoch_batches
 from .contract import (
+    CUDA_GRAPHS_AUTO,
     TASK_CLASSIFICATION,
     InvalidInput,
     Record,
@@ -194,7 +195,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
-        compile=opts.compile, cuda_graphs=opts.cuda_graphs, activation_checkpointing=t.activationCheckpointing,
+        compile=opts.compile, cuda_graphs=opts.cuda_graphs and t.cudaGraphs == CUDA_GRAPHS_AUTO,
+        activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
     run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
                selection.eval_interval(t.evalEverySteps, total),

@@ -61,6 +61,7 @@ def test_train_config_vector() -> None:
     ({"lora": {"rank": "8"}}, r"training\.lora\.rank must be of type int"),
     ({"lora": {"rank": 0}}, r"training\.lora needs rank > 0"),
     ({"strategy": "FSDP"}, r"training\.lora is supported with strategy DDP only"),
+    ({"cudaGraphs": "Auto"}, r"training\.cudaGraphs 'Auto' is not auto or off"),
 ])
 def test_bad_training_strategy_or_lora_is_named(change: dict, message: str) -> None:
     raw = _vector("train.json")
@@ -112,10 +113,10 @@ def test_report_config_vector(tmp_path) -> None:
 
 def test_training_without_lora_or_strategy_is_full_fine_tuning_under_ddp() -> None:
     raw = _vector("train.json")
-    for k in ("lora", "strategy", "activationCheckpointing"):
+    for k in ("lora", "strategy", "activationCheckpointing", "cudaGraphs"):
         del raw["training"][k]
     t = parse_train_config(raw).training
-    assert t.lora is None and t.strategy == "DDP" and t.activationCheckpointing is False
+    assert t.lora is None and t.strategy == "DDP" and t.activationCheckpointing is False and t.cudaGraphs == "auto"
 
 
 def test_claim_job_dir_writes_the_vector_and_refuses_another_uid(tmp_path) -> None:
