@@ -89,6 +89,15 @@ func failPoint(t *testing.T, ns, djName string, index int, msg string) {
 	})
 }
 
+// startTwoPointSweep creates a sweep of two seeds, both training at once, annotates it and waits for its two
+// training Jobs.
+func startTwoPointSweep(t *testing.T, ns, name string) {
+	t.Helper()
+	createJob(t, utiltesting.MakeJob(name, ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
+	finishShards(t, ns, name, annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
+	waitForTrainingJobs(t, ns, name, name+"-train-0", name+"-train-1")
+}
+
 // rowStates are the rows' states in index order.
 func rowStates(dj *v1alpha1.DistillationJob) string {
 	var s []string
@@ -238,9 +247,7 @@ func TestSweepTrainsOneJobPerPointAtMostMaxParallelAtOnce(t *testing.T) {
 
 func TestSweepFailsOnlyWhenEveryPointFails(t *testing.T) {
 	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("doomed", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
-	finishShards(t, ns, "doomed", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
-	waitForTrainingJobs(t, ns, "doomed", "doomed-train-0", "doomed-train-1")
+	startTwoPointSweep(t, ns, "doomed")
 	failPoint(t, ns, "doomed", 0, `{"stage":"train","error":"the base model has no tokenizer","reason":"InvalidInput"}`)
 	eventually(t, "point 0 failed, the sweep still running", func() error {
 		got := getJob(t, ns, "doomed")
@@ -327,9 +334,7 @@ func TestSweepServesTheNamedPointAndSucceedsWithoutItsReport(t *testing.T) {
 
 func TestASweepPointWhosePodCannotStartFailsAlone(t *testing.T) {
 	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("stuck", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
-	finishShards(t, ns, "stuck", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
-	waitForTrainingJobs(t, ns, "stuck", "stuck-train-0", "stuck-train-1")
+	startTwoPointSweep(t, ns, "stuck")
 	j0, j1 := pointJob(t, ns, "stuck", 0), pointJob(t, ns, "stuck", 1)
 	createPod(t, utiltesting.MakePod(j0.Name+"-run", ns).StageOf(j0, "stuck", StageTraining).Running().Obj())
 	const kubelet = `Back-off pulling image "registry.example/student:typo": not found`
@@ -370,9 +375,7 @@ func TestASweepPointWhosePodCannotStartFailsAlone(t *testing.T) {
 
 func TestASweepWithARunningPointIsNotUnschedulableAsAWhole(t *testing.T) {
 	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("roomy", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
-	finishShards(t, ns, "roomy", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
-	waitForTrainingJobs(t, ns, "roomy", "roomy-train-0", "roomy-train-1")
+	startTwoPointSweep(t, ns, "roomy")
 	j0, j1 := pointJob(t, ns, "roomy", 0), pointJob(t, ns, "roomy", 1)
 	createPod(t, utiltesting.MakePod(j1.Name+"-x", ns).StageOf(j1, "roomy", StageTraining).Unschedulable("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.").Obj())
 	waitForCondition(t, ns, "roomy", v1alpha1.ConditionTrained, metav1.ConditionFalse, v1alpha1.ReasonUnschedulable)
@@ -383,9 +386,7 @@ func TestASweepWithARunningPointIsNotUnschedulableAsAWhole(t *testing.T) {
 
 func TestASweepShowsEachRunningPointsStep(t *testing.T) {
 	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("live", ns).Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}).Obj())
-	finishShards(t, ns, "live", annotateMsg(t, contract.AnnotateResult{Total: 10, OK: 10}))
-	waitForTrainingJobs(t, ns, "live", "live-train-0", "live-train-1")
+	startTwoPointSweep(t, ns, "live")
 	patchProgress(t, ns, "live", contract.PointProgressKey(0, 0), contract.TrainProgress{Step: 30, TotalSteps: 100, Loss: 0.5})
 	patchProgress(t, ns, "live", contract.PointProgressKey(1, 0), contract.TrainProgress{Step: 7, TotalSteps: 50, Loss: 0.9})
 	eventually(t, "each row with its own point's step", func() error {
