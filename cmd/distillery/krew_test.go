@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"text/template"
+
+	"github.com/distillery-dev/distillery/internal/testenv"
 )
 
 // repoRoot is the checkout this test file is in.
@@ -74,10 +76,7 @@ func run(t *testing.T, cmd *exec.Cmd) string {
 // same manifest with another sha256 is refused.
 func TestKrewInstallsThePluginFromItsManifest(t *testing.T) {
 	root := repoRoot(t)
-	assets := os.Getenv("KUBEBUILDER_ASSETS") // where kubectl is: make test sets it to bin/k8s
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s")
-	}
+	assets := testenv.Assets() // where kubectl is
 	if _, err := os.Stat(filepath.Join(assets, "kubectl")); err != nil {
 		t.Fatalf("no kubectl in %s (KUBEBUILDER_ASSETS, else bin/k8s): run `make envtest` first: %v", assets, err)
 	}

@@ -1,7 +1,6 @@
 package localrun
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http/httptest"
@@ -20,15 +19,7 @@ func TestAnnotationStopsAtTheBudgetAndALargerBudgetResumes(t *testing.T) {
 	fake := &faketeacher.Server{RecordInputs: true}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	data, out := t.TempDir(), t.TempDir()
-	var lines bytes.Buffer
-	if err := faketeacher.WriteCompareDataset(&lines, 40, 5); err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, filepath.Join(data, "compare-numbers-data", "train.jsonl"), lines.String())
-	if err := os.MkdirAll(filepath.Join(data, "distillery-models", "tiny-t5"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	data, out := compareDataDir(t), t.TempDir()
 	sample, err := os.ReadFile(sampleJob)
 	if err != nil {
 		t.Fatal(err)

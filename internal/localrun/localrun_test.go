@@ -1,6 +1,7 @@
 package localrun
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -10,16 +11,32 @@ import (
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	"github.com/distillery-dev/distillery/controllers"
 	"github.com/distillery-dev/distillery/internal/contract"
+	"github.com/distillery-dev/distillery/internal/faketeacher"
 )
 
 // sampleJob is the demo job of config/samples, as `make dev` applies it.
 var sampleJob = filepath.Join("..", "..", "config", "samples", "distillery_v1alpha1_distillationjob.yaml")
 
-// dataDir lays out the files the sample's references name under a --data folder.
+// dataDir lays out the files the sample's references name under a --data folder, with a one-line dataset.
 func dataDir(t *testing.T) string {
 	t.Helper()
+	return dataDirWith(t, `{"id":"1","input":"First: 1\nSecond: 2","label":"second"}`+"\n")
+}
+
+// compareDataDir is dataDir with the fake teacher's 40-line compare-numbers dataset.
+func compareDataDir(t *testing.T) string {
+	t.Helper()
+	var lines bytes.Buffer
+	if err := faketeacher.WriteCompareDataset(&lines, 40, 5); err != nil {
+		t.Fatal(err)
+	}
+	return dataDirWith(t, lines.String())
+}
+
+func dataDirWith(t *testing.T, dataset string) string {
+	t.Helper()
 	dir := t.TempDir()
-	mustWrite(t, filepath.Join(dir, "compare-numbers-data", "train.jsonl"), `{"id":"1","input":"First: 1\nSecond: 2","label":"second"}`+"\n")
+	mustWrite(t, filepath.Join(dir, "compare-numbers-data", "train.jsonl"), dataset)
 	if err := os.MkdirAll(filepath.Join(dir, "distillery-models", "tiny-t5"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -89,15 +89,7 @@ func newSweepRun(t *testing.T) *sweepRun {
 	fake := &faketeacher.Server{}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	data := t.TempDir()
-	var lines bytes.Buffer
-	if err := faketeacher.WriteCompareDataset(&lines, 40, 5); err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, filepath.Join(data, "compare-numbers-data", "train.jsonl"), lines.String())
-	if err := os.MkdirAll(filepath.Join(data, "distillery-models", "tiny-t5"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	data := compareDataDir(t)
 	py3, err := exec.LookPath("python3")
 	if err != nil {
 		t.Fatalf("the fake runtime is a Python script: %v", err)
