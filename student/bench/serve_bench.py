@@ -272,6 +272,33 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+BATCH_STATS = ("mean_batch", "ms_per_batch", "model_busy")
+
+
+def _batch_totals(port: int) -> dict[str, float]:
+    """The server's batch counters from its /metrics ({} for a server without them, as the previous one)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text_ = r.read().decode()
+    except OSError:
+        return {}
+    return {s.name: s.value for f in text_string_to_metric_families(text_) for s in f.samples
+            if s.name.startswith(("distillery_student_batch_size_", "distillery_student_batch_duration_seconds_"))}
+
+
+def _batch_stats(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Over one load run: inputs per generate pass, ms per pass, and the share of the run the model was busy."""
+    if not before or not after:
+        return {}
+    d = {k: after[k] - before.get(k, 0.0) for k in after}
+    n = max(1.0, d["distillery_student_batch_size_count"])
+    return {"mean_batch": d["distillery_student_batch_size_sum"] / n,
+            "ms_per_batch": d["distillery_student_batch_duration_seconds_sum"] / n * 1000,
+            "model_busy": d["distillery_student_batch_duration_seconds_sum"] / seconds}
+
+
 def measure_server(name: str, proc_cmd: list[str], port: int, a: argparse.Namespace, paths: list[str],
                    clients: list[int]) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(x for x in (os.environ.get("PYTHONPATH"), str(HERE.parent)) if x)}
@@ -284,15 +311,17 @@ def measure_server(name: str, proc_cmd: list[str], port: int, a: argparse.Namesp
                 load(port, c, min(1.0, a.seconds), path)  # warm-up: graph buckets, connections
                 runs = []
                 for _ in range(a.reps):
-                    cpu = _cpu_seconds(proc.pid)
+                    cpu, batches = _cpu_seconds(proc.pid), _batch_totals(port)
                     r = load(port, c, a.seconds, path)
                     r["cpu_ms_per_request"] = (_cpu_seconds(proc.pid) - cpu) * 1000 / max(1, r["requests"])
+                    r.update(_batch_stats(batches, _batch_totals(port), a.seconds))
                     runs.append(r)
                 emit(f"http {name} {path} clients {c}", {
                     "rps": summary([r["rps"] for r in runs]), "p50_ms": summary([r["p50_ms"] for r in runs]),
                     "p99_ms": summary([r["p99_ms"] for r in runs]), "errors": sum(r["errors"] for r in runs),
                     "completion_tokens": runs[0]["completion_tokens"],
                     "server_cpu_ms_per_request": summary([r["cpu_ms_per_request"] for r in runs]),
+                    **{k: summary([r[k] for r in runs]) for k in BATCH_STATS if k in runs[0]},
                     "gpu_s_per_1000": 1000 / statistics.median(r["rps"] for r in runs)})
     finally:
         proc.terminate()

@@ -4,9 +4,10 @@ Hugging Face `generate` spends most of each token in Python and kernel launches 
 small kernels): on an H200 it ran at 14-23 ms/token where the GPU needs under 2. This decoder reuses the
 model's own modules (embeddings, layer norms, projections, feed-forward) and only replaces the attention
 bookkeeping: the self-attention keys/values live in fixed-size buffers, the relative position bias of every
-(query, key) pair is computed once, and the cross-attention keys/values are computed once per batch. One
-decode step then has fixed shapes, so on CUDA it is captured once per (batch, source length, steps) bucket as
-a CUDA graph and replayed: one launch per token. On CPU the same step runs eagerly (no graphs).
+(query, key) pair is computed once, and the cross-attention keys/values are computed once per batch. The
+source pass (the encoder, the cross keys/values, the first token) and one decode step then have fixed shapes,
+so on CUDA each is captured once per (batch, source length, steps) bucket as a CUDA graph and replayed: one
+launch for the source and one per token. On CPU the same code runs eagerly (no graphs).
 
 The arithmetic is Hugging Face's eager T5 attention (no query scaling, bias then mask, softmax in the model's
 dtype), so the tokens are the ones `generate(do_sample=False, num_beams=1)` returns (tested on CPU; on the GPU
@@ -33,48 +34,56 @@ def bucket(n: int, smallest: int = 1) -> int:
 def capture(fn: Callable[[], Any], pool: Any) -> Any:
     """fn captured as a CUDA graph (after two warm-up runs on a side stream: lazy inits, cuBLAS workspaces).
     fn must read and write fixed-address tensors only, and make no host syncs."""
+    from .graphs import record
+
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(2):
             fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=pool):
-        fn()
-    return graph
+    return record(fn, pool, stream)[0]
 
 
 @dataclass
 class _Buffers:
-    """Fixed-address tensors one captured step reads and writes."""
+    """Fixed-address tensors the captured prefill and step read and write (b rows, s source columns)."""
 
-    token: torch.Tensor  # [b] the token fed at this step
-    pos: torch.Tensor  # [1] the step index
-    self_k: list[torch.Tensor]  # per layer [b, H, T, dk]
+    ids: torch.Tensor  # [b, s] the right-padded source
+    mask: torch.Tensor  # [b, s] bool; rows past the batch keep column 0 so no softmax row is empty
+    t: torch.Tensor  # [1] index of the next generated token
+    token: torch.Tensor  # [b] the token fed at the next step
+    out: torch.Tensor  # [b, steps] generated tokens, pad after EOS
+    done: torch.Tensor  # [b] bool
+    self_k: list[torch.Tensor]  # per layer [b, H, steps, dk]
     self_v: list[torch.Tensor]
-    cross_k: list[torch.Tensor]  # per layer [b, H, S, dk]
+    cross_k: list[torch.Tensor]  # per layer [b, H, s, dk]
     cross_v: list[torch.Tensor]
-    cross_mask: torch.Tensor  # [b, 1, 1, S] additive
-    logits_argmax: torch.Tensor | None = None  # [b] written by the step
+    cross_mask: torch.Tensor  # [b, 1, 1, s] additive
 
 
 class StaticT5Greedy:
-    """Greedy decoding of a T5ForConditionalGeneration with fixed-shape steps (see the module doc)."""
+    """Greedy decoding of a T5ForConditionalGeneration with fixed-shape steps (see the module doc).
 
-    def __init__(self, model: nn.Module, use_cuda_graphs: bool | None = None):
+    On CUDA a batch is padded to a bucket of (rows, source length) and two graphs are captured per bucket: the
+    prefill (the encoder, the cross-attention keys/values, the first token) and one decode step, each with the
+    bookkeeping (EOS, padding after it, the next position) inside: one launch for the source and one per
+    token. On CPU the same code runs eagerly on the batch's own shapes."""
+
+    def __init__(self, model: nn.Module, use_cuda_graphs: bool | None = None, pad_to_buckets: bool | None = None):
         self.model = model.eval()
         cfg = model.config
         self.cfg = cfg
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.graphs = self.device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
+        self.pad_to_buckets = self.graphs if pad_to_buckets is None else pad_to_buckets
         self.n_heads, self.d_kv = cfg.num_heads, cfg.d_kv
         self.blocks = list(model.decoder.block)
         self.scale = getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", True))
         self.neg = torch.finfo(self.dtype).min
+        self.eos = self.pad = 0
         self._bias: dict[int, torch.Tensor] = {}
-        self._captured: dict[tuple[int, int, int], tuple[Any, _Buffers]] = {}
+        self._captured: dict[tuple[int, ...], tuple[Any, Any, _Buffers]] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
 
     # ---- shapes and constant tables ----
@@ -96,12 +105,15 @@ class StaticT5Greedy:
         def kv(length: int) -> list[torch.Tensor]:
             return [torch.zeros(b, h, length, dk, device=dev, dtype=dt) for _ in range(n)]
 
-        return _Buffers(token=torch.zeros(b, dtype=torch.long, device=dev),
-                        pos=torch.zeros(1, dtype=torch.long, device=dev),
+        def longs(*shape: int) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=torch.long, device=dev)
+
+        return _Buffers(ids=longs(b, s), mask=torch.zeros(b, s, dtype=torch.bool, device=dev), t=longs(1),
+                        token=longs(b), out=longs(b, steps), done=torch.zeros(b, dtype=torch.bool, device=dev),
                         self_k=kv(steps), self_v=kv(steps), cross_k=kv(s), cross_v=kv(s),
                         cross_mask=torch.zeros(b, 1, 1, s, device=dev, dtype=dt))
 
-    # ---- one step ----
+    # ---- the source pass and one step ----
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         scores = torch.matmul(q, k.transpose(2, 3)) + bias  # T5: no 1/sqrt(d) scaling
@@ -110,17 +122,35 @@ class StaticT5Greedy:
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], -1, self.n_heads, self.d_kv).transpose(1, 2)
 
-    def _step(self, buf: _Buffers, steps: int) -> torch.Tensor:
-        """Feeds buf.token at buf.pos; returns the argmax token [b]. Fixed shapes, no host syncs."""
-        b = buf.token.shape[0]
-        bias = self._self_bias(steps).index_select(2, buf.pos)  # [1, H, 1, T]
+    def _prefill(self, buf: _Buffers) -> None:
+        """The encoder over buf.ids, the cross-attention keys/values and mask, then the first token."""
+        buf.cross_mask.copy_(torch.where(buf.mask, 0.0, self.neg).to(self.dtype).view_as(buf.cross_mask))
+        # a 4-D additive mask is used as given (Hugging Face's own builder copies a host scalar: not capturable)
+        enc = self.model.encoder(input_ids=buf.ids, attention_mask=buf.cross_mask).last_hidden_state
+        for i, block in enumerate(self.blocks):
+            att = block.layer[1].EncDecAttention
+            buf.cross_k[i].copy_(self._heads(att.k(enc)))
+            buf.cross_v[i].copy_(self._heads(att.v(enc)))
+        for k in buf.self_k + buf.self_v:
+            k.zero_()
+        buf.token.fill_(self.cfg.decoder_start_token_id)
+        buf.out.fill_(self.pad)
+        buf.done.zero_()
+        buf.t.zero_()
+        self._step(buf)
+
+    def _step(self, buf: _Buffers) -> None:
+        """Feeds buf.token at position buf.t; writes the greedy token, EOS state and the next feed in place.
+        Fixed shapes, no host syncs."""
+        b, steps = buf.token.shape[0], buf.out.shape[1]
+        bias = self._self_bias(steps).index_select(2, buf.t)  # [1, H, 1, T]
         h = self.model.decoder.embed_tokens(buf.token).unsqueeze(1)  # [b, 1, D]
         for i, block in enumerate(self.blocks):
             sa = block.layer[0]
             x = sa.layer_norm(h)
             att = sa.SelfAttention
-            buf.self_k[i].index_copy_(2, buf.pos, self._heads(att.k(x)))
-            buf.self_v[i].index_copy_(2, buf.pos, self._heads(att.v(x)))
+            buf.self_k[i].index_copy_(2, buf.t, self._heads(att.k(x)))
+            buf.self_v[i].index_copy_(2, buf.t, self._heads(att.v(x)))
             o = self._attend(self._heads(att.q(x)), buf.self_k[i], buf.self_v[i], bias)
             h = h + att.o(o.transpose(1, 2).reshape(b, 1, -1))
             ca = block.layer[1]
@@ -131,59 +161,51 @@ class StaticT5Greedy:
         h = self.model.decoder.final_layer_norm(h)
         if self.scale:
             h = h * (self.cfg.d_model ** -0.5)
-        return self.model.lm_head(h)[:, 0].argmax(-1)
+        nxt = torch.where(buf.done, self.pad, self.model.lm_head(h)[:, 0].argmax(-1))
+        buf.out.index_copy_(1, buf.t, nxt.unsqueeze(1))
+        buf.done |= nxt == self.eos
+        buf.token.copy_(nxt)
+        buf.t.add_(1)
 
     # ---- per batch ----
 
-    def _prepare(self, buf: _Buffers, enc: torch.Tensor, mask: torch.Tensor) -> None:
-        """Fills the cross-attention keys/values and mask for this batch (rows past the batch stay zero)."""
-        n, s = enc.shape[0], enc.shape[1]
-        for i, block in enumerate(self.blocks):
-            att = block.layer[1].EncDecAttention
-            buf.cross_k[i].zero_()
-            buf.cross_v[i].zero_()
-            buf.cross_k[i][:n, :, :s].copy_(self._heads(att.k(enc)))
-            buf.cross_v[i][:n, :, :s].copy_(self._heads(att.v(enc)))
-        full = torch.zeros(buf.cross_mask.shape[0], buf.cross_mask.shape[-1], device=self.device, dtype=torch.bool)
-        full[:n, :s] = mask.bool()
-        full[n:, 0] = True  # padding rows attend to one zero key: finite, and discarded
-        buf.cross_mask.copy_(torch.where(full, 0.0, self.neg).to(self.dtype).view_as(buf.cross_mask))
-
-    def _runner(self, b: int, s: int, steps: int) -> tuple[Any, _Buffers]:
-        key = (b, s, steps)
+    def _runner(self, b: int, s: int, steps: int) -> tuple[Any, Any, _Buffers]:
+        key = (b, s, steps, self.eos, self.pad)
         if key in self._captured:
             return self._captured[key]
         buf = self._new_buffers(b, s, steps)
-        graph = capture(lambda: setattr(buf, "logits_argmax", self._step(buf, steps)), self._pool) if self.graphs else None
-        self._captured[key] = (graph, buf)
-        return graph, buf
+        runner: tuple[Any, Any, _Buffers] = (None, None, buf)
+        if self.graphs:
+            runner = (capture(lambda: self._prefill(buf), self._pool), capture(lambda: self._step(buf), self._pool), buf)
+        if self.graphs or self.pad_to_buckets:
+            self._captured[key] = runner
+        return runner
+
+    def _load(self, buf: _Buffers, ids: torch.Tensor, mask: torch.Tensor) -> None:
+        """The batch, right-padded into the bucket's rows and columns."""
+        n, s = ids.shape
+        buf.ids.fill_(self.pad)
+        buf.mask.zero_()
+        buf.ids[:n, :s] = ids
+        buf.mask[:n, :s] = mask.bool()
+        buf.mask[n:, 0] = True  # padding rows attend to one key: finite, and discarded
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  eos_token_id: int, pad_token_id: int) -> torch.Tensor:
         """[n, <= max_new_tokens] generated ids (no start token), pad after EOS, as HF generate returns them
         minus the leading decoder start token."""
+        self.eos, self.pad = eos_token_id, pad_token_id
         n, s = input_ids.shape
-        enc = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        b, sb, steps = bucket(n), bucket(s, 16), bucket(max_new_tokens, 8)
-        graph, buf = self._runner(b, sb, steps)
-        self._prepare(buf, enc, attention_mask)
-        buf.token.fill_(self.cfg.decoder_start_token_id)
-        for k in buf.self_k + buf.self_v:
-            k.zero_()
-        out = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=self.device)
-        done = torch.zeros(n, dtype=torch.bool, device=self.device)
-        for t in range(max_new_tokens):
-            buf.pos.fill_(t)
-            if graph is not None:
-                graph.replay()
-                nxt = buf.logits_argmax[:n]
-            else:
-                nxt = self._step(buf, steps)[:n]
-            nxt = torch.where(done, pad_token_id, nxt)
-            out[:, t] = nxt
-            done = done | (nxt == eos_token_id)
-            buf.token[:n].copy_(nxt)
-            if t % 4 == 3 and bool(done.all()):  # a host sync every few steps, not every step
-                return out[:, : t + 1]
-        return out
+        if self.pad_to_buckets:
+            b, sb, steps = bucket(n), bucket(s, 16), bucket(max_new_tokens, 8)
+        else:
+            b, sb, steps = n, s, max_new_tokens
+        prefill, step, buf = self._runner(b, sb, steps)
+        self._load(buf, input_ids, attention_mask)
+        prefill.replay() if prefill is not None else self._prefill(buf)
+        for t in range(1, max_new_tokens):
+            if t % 4 == 0 and bool(buf.done[:n].all()):  # a host sync every few steps, not every step
+                return buf.out[:n, :t].clone()
+            step.replay() if step is not None else self._step(buf)
+        return buf.out[:n, :max_new_tokens].clone()
