@@ -515,7 +515,8 @@ type CUDAGraphsMode string
 // The CUDA graph modes.
 const (
 	// CUDAGraphsAuto replays each padded batch shape's forward and backward as a CUDA graph where that
-	// applies: a T5 student trained by one process on a GPU, without activation checkpointing.
+	// applies: a T5 student trained by one process on a GPU, without activation checkpointing, in a job of
+	// at least 500 steps (a shorter one does not pay back the captures).
 	CUDAGraphsAuto CUDAGraphsMode = "Auto"
 	// CUDAGraphsOff trains eagerly.
 	CUDAGraphsOff CUDAGraphsMode = "Off"
@@ -674,8 +675,8 @@ type TrainingSpec struct {
 	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
 
 	// cudaGraphs Auto replays each padded batch shape's forward and backward as a CUDA graph where that
-	// applies (a T5 student trained by one process on a GPU, without activation checkpointing); Off trains
-	// eagerly. Default: Auto.
+	// applies (a T5 student trained by one process on a GPU, without activation checkpointing, in a job of
+	// at least 500 steps); Off trains eagerly. Default: Auto.
 	// +optional
 	// +kubebuilder:default=Auto
 	CUDAGraphs CUDAGraphsMode `json:"cudaGraphs,omitempty"`

@@ -23,5 +23,5 @@ part 200 loop python3 train_loop.py --shape t5-base --steps 120 --records 1500 -
 part 240 multigpu env OUT="$W" STEPS=20 bash multi_gpu.sh
 part 110 decoders python3 decoder_step.py --steps 6 --warmup 2 --repeats 3 --json "$W/decoders.json"
 part 45 memfit python3 memory_fit.py
-[[ -n "${COMPILE:-}" ]] && part 120 compile python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 3 --repeats 1 --compile \
-  --variants ours ours-compile
+part 300 compiled python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 2 --repeats 3 \
+  --variants ours ours-compiled

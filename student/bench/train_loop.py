@@ -12,6 +12,7 @@ variable length: inputs of log-normal word counts (median ~90 bytes), rationales
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -64,14 +65,19 @@ def make_job(root: Path, shape: str, records: int, steps: int, batch: int) -> Pa
     return path
 
 
-def run(config: Path, graphs: bool, steps: int) -> dict[str, float]:
+MODES = {"graphs": TrainOptions(cuda_graphs="on"), "eager": TrainOptions(cuda_graphs="off"),
+         "compiled": TrainOptions(cuda_graphs="on", compile=True)}
+
+
+def run(config: Path, mode: str, steps: int) -> dict[str, float]:
     import shutil
 
     cfg = load_train_config(str(config))
     shutil.rmtree(cfg.output.checkpointDir, ignore_errors=True)
     stamps: list[float] = []
     started = time.perf_counter()
-    result = train(cfg, TrainOptions(cuda_graphs=graphs, on_step=lambda step, model: stamps.append(time.perf_counter())))
+    opts = dataclasses.replace(MODES[mode], on_step=lambda step, model: stamps.append(time.perf_counter()))
+    result = train(cfg, opts)
     wall = time.perf_counter() - started
     assert not result.error, result.error
     half = steps // 2
@@ -86,7 +92,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--records", type=int, default=4000)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--order", nargs="+", default=["graphs", "eager"])
+    p.add_argument("--order", nargs="+", default=["graphs", "eager"], choices=sorted(MODES))
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     root = Path(tempfile.mkdtemp())
@@ -94,7 +100,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in a.order}
     for rep in range(a.repeats):
         for name in runs:
-            r = run(config, name == "graphs", a.steps)
+            r = run(config, name, a.steps)
             runs[name].append(r)
             print(f"  {a.shape} {name:6s} rep {rep}: job {r['wall_s']:.1f} s, to the last step {r['train_s']:.1f} s, "
                   f"steady {r['steady_steps_s']:.2f} steps/s", flush=True)

@@ -19,7 +19,8 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
   ours-eager-sep  without CUDA graphs, one forward per task (less decoder padding, twice the launches).
   ours-graphs-concat   CUDA graphs, both tasks in one forward.
   ours-autocast   ours-eager with fp32 weights under bf16 autocast (the default before bf16 master weights).
-  ours-compile    ours-eager under torch.compile(dynamic=True) (only with --compile).
+  ours-compiled   ours with every transformer block under torch.compile(dynamic=True) (step.compile_blocks).
+  ours-compiled-eager   ours-eager with the blocks compiled.
 
 Each variant first runs the timed steps' batches twice (untimed for the ratio, reported as `first pass`: for
 ours and ours-graphs-concat the second time captures each shape), then runs the same steps again, timed.
@@ -180,7 +181,6 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--naive", action="store_true")
-    p.add_argument("--compile", action="store_true")
     p.add_argument("--variants", nargs="*", default=None, help="only these variants")
     p.add_argument("--json", default="")
     p.add_argument("--check", action="store_true", help="only compare ours and ours-graphs losses (dropout 0)")
@@ -200,14 +200,14 @@ def main() -> None:
             ("hf-fair", lambda: hf_fair(shape, records, batch)),
             ("ours", lambda: ours(shape, records, batch, concat=None, graphs=True)),
             ("ours-eager", lambda: ours(shape, records, batch)),
+            ("ours-compiled", lambda: ours(shape, records, batch, concat=None, graphs=True, compile_=True)),
+            ("ours-compiled-eager", lambda: ours(shape, records, batch, compile_=True)),
             ("ours-eager-sep", lambda: ours(shape, records, batch, concat=False)),
             ("ours-graphs-concat", lambda: ours(shape, records, batch, graphs=True)),
             ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),
         ]
         if a.naive:
             variants.append(("naive", lambda: naive(shape, records, batch)))
-        if a.compile:
-            variants.append(("ours-compile", lambda: ours(shape, records, batch, compile_=True)))
         if a.variants:
             variants = [v for v in variants if v[0] in a.variants]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}

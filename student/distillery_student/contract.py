@@ -100,6 +100,7 @@ class Lora:
 
 CUDA_GRAPHS_AUTO = "auto"
 CUDA_GRAPHS_OFF = "off"
+CUDA_GRAPHS_ON = "on"  # the trainer's --cuda-graphs only: train.json takes auto or off
 STRATEGY_DDP = "DDP"
 STRATEGY_FSDP = "FSDP"
 

@@ -21,18 +21,38 @@ whose capture fails (an op that waits for the GPU, say) turns graphs off for the
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 
+from .contract import CUDA_GRAPHS_OFF, CUDA_GRAPHS_ON
 from .modeling import to_device
 
 log = logging.getLogger("distillery_student")
 
 PICK_MULTIPLE = 256  # picked target positions are padded to this many (fewer shapes, a little lm_head work)
+MIN_STEPS = 500  # under auto, jobs shorter than this train eagerly (wanted)
+RELEASE_FRACTION = 0.5  # cached memory above this share of the card is handed back before a capture
 MAX_GRAPHS = 512  # shapes beyond this run eagerly (a run whose lengths never repeat gains nothing)
 
+T = TypeVar("T")
 Body = Callable[[dict[str, torch.Tensor], torch.Tensor, float], torch.Tensor]
+
+
+def wanted(flag: str, spec: str, total_steps: int) -> tuple[bool, str]:
+    """Whether a job may replay its steps as CUDA graphs, and why (for the log). `off` in train.json
+    (training.cudaGraphs) or in the flag wins; the flag `on` forces them; `auto` turns them on for jobs of at
+    least MIN_STEPS steps. A shape's capture costs about two eager steps of host time, which only repeated
+    replays pay back: on an H200 a 120-step t5-base job took 28.8 s with graphs against 21.2 s eagerly (39
+    shapes captured), and each later step was 0.04-0.05 s faster with them, so such a job breaks even at
+    about 270-390 steps (docs/benchmarks.md). Whether graphs apply to the model at all is the Stepper's call."""
+    if CUDA_GRAPHS_OFF in (flag, spec):
+        return False, "turned off"
+    if flag == CUDA_GRAPHS_ON:
+        return True, "turned on"
+    if total_steps < MIN_STEPS:
+        return False, f"off for a job of {total_steps} steps (auto: at least {MIN_STEPS} pay back the captures)"
+    return True, f"on for a job of {total_steps} steps"
 
 
 class GraphedSteps:
@@ -43,7 +63,7 @@ class GraphedSteps:
     def __init__(self, body: Body):
         self.body = body
         self.pool = torch.cuda.graph_pool_handle()
-        self.side = torch.cuda.Stream()  # the warm-ups' stream (one: cuBLAS keeps a workspace per stream)
+        self.side = torch.cuda.Stream()  # the warm-ups' and captures' stream (cuBLAS keeps a workspace per stream)
         self.graphs: dict[tuple, _Graph] = {}
         self.seen: dict[tuple, int] = {}
         self.enabled = True
@@ -76,12 +96,15 @@ class GraphedSteps:
         with torch.cuda.stream(self.side):
             out = self.body(inputs, static_norm, weight).clone()
         torch.cuda.current_stream().wait_stream(self.side)
-        # the warm-up's activations stay cached in the ordinary pool, which the graphs' pool cannot use: hand
-        # them back, or each pool keeps the largest shape's activations (twice the memory; it ran out on a card)
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
+        # the warm-up's activations stay cached in the ordinary pool, which the graphs' pool cannot use: where
+        # the card is getting full, hand them back, or each pool keeps the largest shape's activations (twice
+        # the memory; it ran out on a card). Not always: that waits for the GPU, and the next new shape's
+        # eager step must allocate it all again
+        if torch.cuda.memory_reserved() > RELEASE_FRACTION * torch.cuda.get_device_properties(0).total_memory:
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
         try:
-            self.graphs[key] = _Graph(lambda b, n: self.body(b, n, weight), inputs, static_norm, self.pool)
+            self.graphs[key] = _Graph(lambda b, n: self.body(b, n, weight), inputs, static_norm, self.pool, self.side)
         except RuntimeError as e:  # an op in the model that cannot be captured: the run goes on eagerly
             log.warning("CUDA graphs off for this run: capturing a %s batch failed: %s", _describe(key), e)
             self.enabled = False
@@ -89,15 +112,35 @@ class GraphedSteps:
         return out
 
 
+def record(fn: Callable[[], T], pool: Any, stream: torch.cuda.Stream) -> tuple[torch.cuda.CUDAGraph, T]:
+    """fn's kernels recorded (not run) into a new CUDA graph on `stream`, and fn's result. Unlike
+    `torch.cuda.graph`, which waits for the GPU and empties the device's and the page-locked host memory's caches
+    first (then the next eager step, and every page-locked copy after it, must allocate again), this only
+    orders the stream after the work queued so far. fn must make no host syncs."""
+    graph = torch.cuda.CUDAGraph()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        graph.capture_begin(pool=pool)
+        try:
+            out = fn()
+        except BaseException:
+            try:
+                graph.capture_end()
+            except RuntimeError:
+                pass  # the capture was already invalidated by what fn did
+            raise
+        graph.capture_end()
+    torch.cuda.current_stream().wait_stream(stream)
+    return graph, out
+
+
 class _Graph:
     """One captured shape: its static inputs (filled before each replay), the graph, and its output."""
 
     def __init__(self, body: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
-                 inputs: dict[str, torch.Tensor], norm: torch.Tensor, pool: tuple):
+                 inputs: dict[str, torch.Tensor], norm: torch.Tensor, pool: Any, stream: torch.cuda.Stream):
         self.inputs, self.norm = inputs, norm
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
-            self.out = body(self.inputs, self.norm)
+        self.graph, self.out = record(lambda: body(self.inputs, self.norm), pool, stream)
 
     def replay(self, batch: dict[str, torch.Tensor], norm: torch.Tensor) -> torch.Tensor:
         for k, v in batch.items():

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from . import checkpoint, evaluation, modelcard, report, results, selection
+from . import graphs as graph_policy
 from . import lora as lora_mod
 from .buckets import epoch_batches
 from .contract import (
@@ -60,8 +61,8 @@ class TrainOptions:
     micro_batch_size: int = 0  # records per micro-batch on one rank; 0: picked to fit the GPU (whole share on CPU)
     memory_gb: float = 0.0  # the GPU memory the automatic micro-batches plan for; 0: the card's own
     bf16_impl: str = BF16_MASTER  # master: bf16 weights + fp32 master weights; autocast: fp32 weights + autocast
-    compile: bool = False  # torch.compile the loss module (bench/train_step.py measures it)
-    cuda_graphs: bool = True  # one GPU process: replay each batch shape's forward+backward as a CUDA graph
+    compile: bool = False  # torch.compile each transformer block (step.compile_blocks; docs/benchmarks.md)
+    cuda_graphs: str = CUDA_GRAPHS_AUTO  # auto, on or off: replay each batch shape's forward+backward as a CUDA graph
     schedule: str = "linear"  # linear or cosine decay after warmup
     warmup_steps: int = -1  # -1: 5% of the steps, at most 100
     max_grad_norm: float = 1.0
@@ -192,10 +193,13 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world, labels=labels))
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
+    graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs, total)
+    if device.type == "cuda":
+        log.info("CUDA graphs %s", why)
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
-        compile=opts.compile, cuda_graphs=opts.cuda_graphs and t.cudaGraphs == CUDA_GRAPHS_AUTO,
+        compile=opts.compile, cuda_graphs=graphs,
         activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
     run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
