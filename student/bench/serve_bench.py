@@ -349,9 +349,11 @@ def run_legacy(path: str, model_dir: str, port: int, device: str, max_batch: int
         time.sleep(3600)
 
 
-def run_host_only(model_dir: str, port: int, max_batch: int) -> None:
+def run_host_only(model_dir: str, port: int, max_batch: int, model_ms: tuple[float, float, int] = (0.0, 0.0, 5)) -> None:
     """The real server (HTTP, batching, tokenising, detokenising) over a model that answers at once: every
-    input gets the first label's ids."""
+    input gets the first label's ids. model_ms (fixed ms, ms per input, waits) makes the model take that long
+    instead, in `waits` sleeps that release the GIL as the static decoders' waits for the GPU do (5 for 16
+    tokens: every 4 steps and the result): the batching of a GPU server, on a CPU."""
     import torch
 
     from distillery_student.contract import ModelInfo
@@ -363,7 +365,13 @@ def run_host_only(model_dir: str, port: int, max_batch: int) -> None:
     def loader() -> Predictor:
         p = Predictor.from_dir(model_dir, info, "cpu", decoder="hf")
         label = p.enc.target_ids(info.labels[0])
-        p._generate_ids = lambda ids, mask, n: torch.tensor([label + [0] * (n - len(label))] * ids.shape[0])
+        def generate(ids: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
+            waits = int(model_ms[2]) if model_ms[0] or model_ms[1] else 0
+            for _ in range(waits):
+                time.sleep((model_ms[0] + model_ms[1] * ids.shape[0]) / waits / 1000)
+            return torch.tensor([label + [0] * (n - len(label))] * ids.shape[0])
+
+        p._generate_ids = generate
         return p
 
     cfg = ServerConfig(model_dir=model_dir, model_name="bench", host="127.0.0.1", port=port,
@@ -382,6 +390,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64, 256])
     ap.add_argument("--legacy-clients", type=int, nargs="+", default=[])
     ap.add_argument("--host-only-clients", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--host-only-model-ms", default="0,0",
+                    help="host-only: the model takes FIXED + PER_INPUT ms per batch in WAITS GIL-free waits (FIXED,PER_INPUT[,WAITS]; "
+                         "25,0.41 is the t5-base floor; WAITS defaults to 5)")
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--max-batch-size", type=int, default=64)
@@ -397,7 +408,8 @@ def main() -> None:
     if a.run_legacy:
         return run_legacy(a.run_legacy, a.model, a.port, a.device, a.max_batch_size)
     if a.run_host_only:
-        return run_host_only(a.model, a.port, a.max_batch_size)
+        fixed, per, *waits = a.host_only_model_ms.split(",")
+        return run_host_only(a.model, a.port, a.max_batch_size, (float(fixed), float(per), int(waits[0]) if waits else 5))
     JSON_NAME[0] = a.json
     d = Path(a.model_dir) if a.model_dir else Path(tempfile.mkdtemp()) / "model"
     if not (d / "distillery.json").exists():
@@ -451,8 +463,8 @@ def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], fl
         legacy = me + ["--run-legacy", a.legacy_serve, "--device", a.device, "--port", "18082"]
         measure_server("legacy", legacy, 18082, a, ["/v1/predict"], a.legacy_clients or a.clients)
     elif phase == "host-only":
-        measure_server("host-only", me + ["--run-host-only", "--port", "18083"], 18083, a, ["/v1/completions"],
-                       a.host_only_clients)
+        measure_server("host-only", me + ["--run-host-only", "--host-only-model-ms", a.host_only_model_ms, "--port",
+                                          "18083"], 18083, a, ["/v1/completions"], a.host_only_clients)
     elif phase == "hf-static" and a.device == "cuda":
         decoders(d, a.device, batches, a.reps, only_hf_static=True)
     return floor
