@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoding import bucket, capture
+from .decoding import GraphedDecoder
 
 SUPPORTED = ("llama", "qwen2", "qwen3")
 # rope types whose cos/sin are pure tensor functions of the position (no host-side rescaling as "dynamic" does)
@@ -65,7 +65,7 @@ class _Buffers:
     v: list[torch.Tensor]
 
 
-class StaticCausalGreedy:
+class StaticCausalGreedy(GraphedDecoder):
     """Greedy decoding of a Llama/Qwen-style causal LM with fixed-shape steps (see the module doc)."""
 
     def __init__(self, model: nn.Module, use_cuda_graphs: bool | None = None, pad_to_buckets: bool | None = None):
@@ -83,13 +83,8 @@ class StaticCausalGreedy:
         self.head_dim = attn.head_dim
         self.n_kv = self.cfg.num_key_value_heads
         self.groups = self.cfg.num_attention_heads // self.n_kv
-        self.device = next(model.parameters()).device
+        self._init_graphs(next(model.parameters()).device, use_cuda_graphs, pad_to_buckets)
         self.dtype = next(model.parameters()).dtype
-        self.graphs = self.device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
-        self.pad_to_buckets = self.graphs if pad_to_buckets is None else pad_to_buckets
-        self.eos = self.pad = 0
-        self._captured: dict[tuple[int, int, int, int, int], tuple[Any, Any, _Buffers]] = {}
-        self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
 
     # ---- the layers ----
 
@@ -182,18 +177,6 @@ class StaticCausalGreedy:
                         out=torch.zeros(b, steps, dtype=torch.long, device=dev),
                         done=torch.zeros(b, dtype=torch.bool, device=dev), k=kv(), v=kv())
 
-    def _runner(self, b: int, p: int, steps: int) -> tuple[Any, Any, _Buffers]:
-        key = (b, p, steps, self.eos, self.pad)
-        if key in self._captured:
-            return self._captured[key]
-        buf = self._new_buffers(b, p, steps)
-        runner: tuple[Any, Any, _Buffers] = (None, None, buf)
-        if self.graphs:
-            runner = (capture(lambda: self._prefill(buf), self._pool), capture(lambda: self._step(buf), self._pool), buf)
-        if self.graphs or self.pad_to_buckets:
-            self._captured[key] = runner
-        return runner
-
     def _load(self, buf: _Buffers, ids: torch.Tensor, mask: torch.Tensor) -> None:
         """The batch, left-padded into the bucket's rows and columns."""
         n, s = ids.shape
@@ -202,23 +185,3 @@ class StaticCausalGreedy:
         buf.ids[:n, -s:] = ids
         buf.prompt_mask[:n, -s:] = mask.bool()
         buf.prompt_mask[n:, -1] = True
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-                 eos_token_id: int, pad_token_id: int) -> torch.Tensor:
-        """[n, <= max_new_tokens] generated ids of left-padded prompts, pad after EOS, as HF generate returns
-        them after the prompt."""
-        self.eos, self.pad = eos_token_id, pad_token_id
-        n, s = input_ids.shape
-        if self.pad_to_buckets:
-            b, p, steps = bucket(n), bucket(s, 16), bucket(max_new_tokens, 8)
-        else:
-            b, p, steps = n, s, max_new_tokens
-        prefill, step, buf = self._runner(b, p, steps)
-        self._load(buf, input_ids, attention_mask)
-        prefill.replay() if prefill is not None else self._prefill(buf)
-        for t in range(1, max_new_tokens):
-            if t % 4 == 0 and bool(buf.done[:n].all()):  # a host sync every few steps, not every step
-                return buf.out[:n, :t].clone()
-            step.replay() if step is not None else self._step(buf)
-        return buf.out[:n, :max_new_tokens].clone()

@@ -31,17 +31,79 @@ def bucket(n: int, smallest: int = 1) -> int:
     return b
 
 
-def capture(fn: Callable[[], Any], pool: Any) -> Any:
-    """fn captured as a CUDA graph (after two warm-up runs on a side stream: lazy inits, cuBLAS workspaces).
-    fn must read and write fixed-address tensors only, and make no host syncs."""
+def capture(fn: Callable[[], Any], pool: Any, stream: Any) -> Any:
+    """fn captured as a CUDA graph on `stream` (after two warm-up runs there: lazy inits, cuBLAS workspaces).
+    Graphs that share a pool must be captured on one stream, or they cannot reuse each other's memory. fn must
+    read and write fixed-address tensors only, and make no host syncs."""
     from .graphs import record
 
-    stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(2):
             fn()
     return record(fn, pool, stream)[0]
+
+
+class GraphedDecoder:
+    """What both static greedy decoders share: per bucket of (rows, source length, steps), fixed-address buffers
+    and, on CUDA, two graphs (the prefill: the source and the first token; and one decode step); and the token
+    loop. Subclasses make the buffers (`_new_buffers`, with `out` [b, steps] and `done` [b]), load a batch into
+    them (`_load`), and write `_prefill` and `_step`, which keep the bookkeeping (EOS, padding after it, the next
+    position) in the buffers."""
+
+    def _init_graphs(self, device: torch.device, use_cuda_graphs: bool | None, pad_to_buckets: bool | None) -> None:
+        self.device = device
+        self.graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
+        self.pad_to_buckets = self.graphs if pad_to_buckets is None else pad_to_buckets
+        self.eos = self.pad = 0
+        self._captured: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        self._stream = torch.cuda.Stream() if self.graphs else None  # every capture's: the pool is shared
+
+    def _new_buffers(self, b: int, s: int, steps: int) -> Any:
+        raise NotImplementedError
+
+    def _load(self, buf: Any, ids: torch.Tensor, mask: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _prefill(self, buf: Any) -> None:
+        raise NotImplementedError
+
+    def _step(self, buf: Any) -> None:
+        raise NotImplementedError
+
+    def _runner(self, b: int, s: int, steps: int) -> tuple[Any, Any, Any]:
+        key = (b, s, steps, self.eos, self.pad)  # EOS and padding are baked into the graphs
+        if key in self._captured:
+            return self._captured[key]
+        buf = self._new_buffers(b, s, steps)
+        runner: tuple[Any, Any, Any] = (None, None, buf)
+        if self.graphs:
+            runner = (capture(lambda: self._prefill(buf), self._pool, self._stream),
+                      capture(lambda: self._step(buf), self._pool, self._stream), buf)
+        if self.graphs or self.pad_to_buckets:
+            self._captured[key] = runner
+        return runner
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+                 eos_token_id: int, pad_token_id: int) -> torch.Tensor:
+        """[n, <= max_new_tokens] generated ids, pad after EOS, as HF generate returns them after the prompt (T5:
+        after the decoder start token)."""
+        self.eos, self.pad = eos_token_id, pad_token_id
+        n, s = input_ids.shape
+        if self.pad_to_buckets:
+            b, sb, steps = bucket(n), bucket(s, 16), bucket(max_new_tokens, 8)
+        else:
+            b, sb, steps = n, s, max_new_tokens
+        prefill, step, buf = self._runner(b, sb, steps)
+        self._load(buf, input_ids, attention_mask)
+        prefill.replay() if prefill is not None else self._prefill(buf)
+        for t in range(1, max_new_tokens):
+            if t % 4 == 0 and bool(buf.done[:n].all()):  # a host sync every few steps, not every step
+                return buf.out[:n, :t].clone()
+            step.replay() if step is not None else self._step(buf)
+        return buf.out[:n, :max_new_tokens].clone()
 
 
 @dataclass
@@ -61,7 +123,7 @@ class _Buffers:
     cross_mask: torch.Tensor  # [b, 1, 1, s] additive
 
 
-class StaticT5Greedy:
+class StaticT5Greedy(GraphedDecoder):
     """Greedy decoding of a T5ForConditionalGeneration with fixed-shape steps (see the module doc).
 
     On CUDA a batch is padded to a bucket of (rows, source length) and two graphs are captured per bucket: the
@@ -73,18 +135,13 @@ class StaticT5Greedy:
         self.model = model.eval()
         cfg = model.config
         self.cfg = cfg
-        self.device = next(model.parameters()).device
+        self._init_graphs(next(model.parameters()).device, use_cuda_graphs, pad_to_buckets)
         self.dtype = next(model.parameters()).dtype
-        self.graphs = self.device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
-        self.pad_to_buckets = self.graphs if pad_to_buckets is None else pad_to_buckets
         self.n_heads, self.d_kv = cfg.num_heads, cfg.d_kv
         self.blocks = list(model.decoder.block)
         self.scale = getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", True))
         self.neg = torch.finfo(self.dtype).min
-        self.eos = self.pad = 0
         self._bias: dict[int, torch.Tensor] = {}
-        self._captured: dict[tuple[int, ...], tuple[Any, Any, _Buffers]] = {}
-        self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
 
     # ---- shapes and constant tables ----
 
@@ -169,18 +226,6 @@ class StaticT5Greedy:
 
     # ---- per batch ----
 
-    def _runner(self, b: int, s: int, steps: int) -> tuple[Any, Any, _Buffers]:
-        key = (b, s, steps, self.eos, self.pad)
-        if key in self._captured:
-            return self._captured[key]
-        buf = self._new_buffers(b, s, steps)
-        runner: tuple[Any, Any, _Buffers] = (None, None, buf)
-        if self.graphs:
-            runner = (capture(lambda: self._prefill(buf), self._pool), capture(lambda: self._step(buf), self._pool), buf)
-        if self.graphs or self.pad_to_buckets:
-            self._captured[key] = runner
-        return runner
-
     def _load(self, buf: _Buffers, ids: torch.Tensor, mask: torch.Tensor) -> None:
         """The batch, right-padded into the bucket's rows and columns."""
         n, s = ids.shape
@@ -189,23 +234,3 @@ class StaticT5Greedy:
         buf.ids[:n, :s] = ids
         buf.mask[:n, :s] = mask.bool()
         buf.mask[n:, 0] = True  # padding rows attend to one key: finite, and discarded
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-                 eos_token_id: int, pad_token_id: int) -> torch.Tensor:
-        """[n, <= max_new_tokens] generated ids (no start token), pad after EOS, as HF generate returns them
-        minus the leading decoder start token."""
-        self.eos, self.pad = eos_token_id, pad_token_id
-        n, s = input_ids.shape
-        if self.pad_to_buckets:
-            b, sb, steps = bucket(n), bucket(s, 16), bucket(max_new_tokens, 8)
-        else:
-            b, sb, steps = n, s, max_new_tokens
-        prefill, step, buf = self._runner(b, sb, steps)
-        self._load(buf, input_ids, attention_mask)
-        prefill.replay() if prefill is not None else self._prefill(buf)
-        for t in range(1, max_new_tokens):
-            if t % 4 == 0 and bool(buf.done[:n].all()):  # a host sync every few steps, not every step
-                return buf.out[:n, :t].clone()
-            step.replay() if step is not None else self._step(buf)
-        return buf.out[:n, :max_new_tokens].clone()

@@ -42,10 +42,10 @@ Body = Callable[[dict[str, torch.Tensor], torch.Tensor, float], torch.Tensor]
 def wanted(flag: str, spec: str, total_steps: int) -> tuple[bool, str]:
     """Whether a job may replay its steps as CUDA graphs, and why (for the log). `off` in train.json
     (training.cudaGraphs) or in the flag wins; the flag `on` forces them; `auto` turns them on for jobs of at
-    least MIN_STEPS steps. A shape's capture costs about two eager steps of host time, which only repeated
-    replays pay back: on an H200 a 120-step t5-base job took 28.8 s with graphs against 21.2 s eagerly (39
-    shapes captured), and each later step was 0.04-0.05 s faster with them, so such a job breaks even at
-    about 270-390 steps (docs/benchmarks.md). Whether graphs apply to the model at all is the Stepper's call."""
+    least MIN_STEPS steps. A shape's capture costs about 1.5 eager steps of host time (estimated), which only
+    repeated replays pay back: on an H200 a 120-step t5-base job took 28.8 s with graphs against 21.2 s
+    eagerly (39 shapes captured), and each later step was 0.037-0.051 s faster with them, so such a job breaks
+    even at about 270-400 steps (docs/benchmarks.md). Whether graphs apply to the model at all is the Stepper's call."""
     if CUDA_GRAPHS_OFF in (flag, spec):
         return False, "turned off"
     if flag == CUDA_GRAPHS_ON:
@@ -100,7 +100,8 @@ class GraphedSteps:
         # the card is getting full, hand them back, or each pool keeps the largest shape's activations (twice
         # the memory; it ran out on a card). Not always: that waits for the GPU, and the next new shape's
         # eager step must allocate it all again
-        if torch.cuda.memory_reserved() > RELEASE_FRACTION * torch.cuda.get_device_properties(0).total_memory:
+        card = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        if torch.cuda.memory_reserved() > RELEASE_FRACTION * card:
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
         try:

@@ -43,22 +43,21 @@ class StepOptions:
     memory_bytes: float = 0.0  # the card's memory for the automatic micro-batch budget; 0: no budget
 
 
-def compile_blocks(model: nn.Module) -> int:
+def compile_blocks(model: nn.Module) -> list[nn.Module]:
     """torch.compile every transformer block in place (regional compilation): the blocks of a stack share one
     compiled code, so a t5-base compiles in about 20 s on an H200 (the whole loss module did not within 50 s),
     and shapes stay symbolic (dynamic) so the padded lengths do not recompile. Inductor fuses what surrounds
     the matrix products (norms, the attention bias, mask, softmax and dropout, residuals): 1.24x on the t5-base
-    step with CUDA graphs (docs/benchmarks.md). Returns how many blocks were compiled."""
+    step with CUDA graphs (docs/benchmarks.md). Returns the compiled blocks."""
     import torch._dynamo
 
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    n = 0
-    for stack in model.modules():
-        if isinstance(stack, nn.ModuleList) and len(stack) > 1 and len({type(m) for m in stack}) == 1:
-            for block in stack:
-                block.compile(dynamic=True)
-                n += 1
-    return n
+    blocks = [b for stack in model.modules()
+              if isinstance(stack, nn.ModuleList) and len(stack) > 1 and len({type(m) for m in stack}) == 1
+              for b in stack]
+    for block in blocks:
+        block.compile(dynamic=True)
+    return blocks
 
 
 def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -92,8 +91,7 @@ class Stepper:
             model.to(device)
         self.master = MasterWeights(model) if o.bf16 and not self.sharded and o.bf16_impl == BF16_MASTER else None
         self.autocast = o.bf16 and not self.sharded and o.bf16_impl == BF16_AUTOCAST
-        if o.compile and not self.sharded:
-            compile_blocks(model)
+        self.compiled = compile_blocks(model) if o.compile and not self.sharded else []
         self.losses = TaskLosses(model, arch)
         self.forward = wrap(self.losses, model, o.strategy, dd, device, o.bf16)
         self.params = self.master.params if self.master else [p for p in self.forward.parameters() if p.requires_grad]
@@ -106,8 +104,8 @@ class Stepper:
         self.concat = o.concat_tasks if o.concat_tasks is not None else self.graphs is None
 
     def _graphs(self) -> GraphedSteps | None:
-        """CUDA graphs where they can run and were measured: a T5 student in one process on a GPU, no autocast,
-        or checkpointing. (Decoder-only students run SDPA's larger kernels and were not measured.)"""
+        """CUDA graphs where they can run and were measured: a T5 student in one process on a GPU, without
+        autocast or checkpointing. (Decoder-only students run SDPA's larger kernels and were not measured.)"""
         o = self.o
         if self.device.type != "cuda" or self.dd.enabled or self.autocast or o.activation_checkpointing:
             return None
@@ -118,6 +116,11 @@ class Stepper:
             if p.requires_grad:
                 p.grad = torch.zeros_like(p)  # graphs accumulate into these very tensors
         return GraphedSteps(self._forward_backward)
+
+    def eager(self) -> Any:
+        """A context in which compiled blocks run eagerly: generation (validation, evaluation) would otherwise
+        recompile them for its own shapes and modes (no grad, a KV cache, fp32 after export)."""
+        return torch.compiler.set_stance("force_eager") if self.compiled else nullcontext()
 
     def release_graphs(self) -> None:
         """Drops the CUDA graphs and hands their memory pool back (after the last step)."""

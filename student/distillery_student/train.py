@@ -194,14 +194,15 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
     graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs, total)
-    if device.type == "cuda":
-        log.info("CUDA graphs %s", why)
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
         compile=opts.compile, cuda_graphs=graphs,
         activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
+    if device.type == "cuda":
+        log.info("CUDA graphs %s", why if graphs == (stepper.graphs is not None) else
+                 "off: they apply to a T5 student in one process, without autocast or activation checkpointing")
     run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
                selection.eval_interval(t.evalEverySteps, total),
                window=deque(maxlen=max(1, min(100, total // 10))))
@@ -237,7 +238,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
 
     _settle(run, keep=0)
     stepper.release_graphs()  # their memory pool is not needed for the export and the evaluation
-    result = _finish(run)
+    with stepper.eager():
+        result = _finish(run)
     progress.report(_progress(run), True)
     progress.flush()
     dd.barrier()
@@ -319,7 +321,7 @@ def _validate(run: _Run) -> None:
         model = stepper.eval_model(weights, lambda: _load(cfg, False)[0])
         try:
             predictor = Predictor(model, run.tokenizer, model_info_from_config(cfg), run.device)
-            with run.autocast():
+            with run.autocast(), stepper.eager():
                 score += selection.validation_accuracy(predictor, run.splits.validation, run.opts.eval_batch_size)
         finally:
             stepper.model.train()

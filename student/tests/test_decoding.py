@@ -39,7 +39,7 @@ def test_static_decoder_matches_hf_generate(act: str, tied: bool, buckets: bool)
     cfg = T5Config(vocab_size=384, d_model=64, d_kv=16, d_ff=128, num_layers=3, num_decoder_layers=3, num_heads=4,
                    dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
                    feed_forward_proj=act, tie_word_embeddings=tied, relative_attention_num_buckets=8,
-                   relative_attention_max_distance=16)
+                   relative_attention_max_distance=16, attn_implementation="eager")  # as load_student loads T5
     model = T5ForConditionalGeneration(cfg).eval()
     g = torch.Generator().manual_seed(2)
     rows = [torch.randint(3, 384, (int(n),), generator=g).tolist() + [1] for n in (5, 17, 9, 30, 2)]
@@ -52,6 +52,33 @@ def test_static_decoder_matches_hf_generate(act: str, tied: bool, buckets: bool)
     for r, w in zip(rows, want):
         one = dec.generate(*_batch([r]), 24, eos_token_id=1, pad_token_id=0).tolist()[0]
         assert _until_eos(one) == w
+
+
+@pytest.mark.parametrize("buckets", [False, True])
+def test_rows_that_end_early_are_padded_and_the_call_stops_when_all_have_ended(buckets: bool) -> None:
+    """EOS is a token the model often picks here, so rows end at different steps: the whole output (padding
+    after EOS included, and its length when every row has ended) equals Hugging Face's."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(3)
+    cfg = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                   dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+                   attn_implementation="eager")
+    model = T5ForConditionalGeneration(cfg).eval()
+    g = torch.Generator().manual_seed(4)
+    ids, mask = _batch([torch.randint(3, 64, (int(n),), generator=g).tolist() + [1] for n in (4, 11, 7, 20)])
+    first = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                           pad_token_id=0, eos_token_id=1)[:, 1:]
+    eos = int(torch.mode(first[:, 1:4].flatten()).values)  # a token several rows pick early
+    want = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=0,
+                          eos_token_id=eos)[:, 1:]
+    got = StaticT5Greedy(model, use_cuda_graphs=False, pad_to_buckets=buckets).generate(ids, mask, 12, eos, 0)
+    assert (want == eos).any(1).sum() >= 2  # the case this test is for: rows end, at different steps
+    n = min(want.shape[1], got.shape[1])
+    assert got[:, :n].tolist() == want[:, :n].tolist()
+    assert (got[:, n:] == 0).all() and (want[:, n:] == 0).all()  # beyond: padding only
+    if (want == eos).any(1).all():  # every row ended: the call stopped at the next check (every 4 steps)
+        assert got.shape[1] == -(-want.shape[1] // 4) * 4 or got.shape[1] == 12
 
 
 def test_bucket() -> None:
