@@ -145,13 +145,7 @@ func TestPromptHashMatchesTrainVector(t *testing.T) {
 
 func TestNormalizeLabelVector(t *testing.T) {
 	var pairs [][2]string
-	b, err := os.ReadFile(filepath.Join(vectors, "normalize.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &pairs); err != nil {
-		t.Fatal(err)
-	}
+	readVector(t, "normalize.json", &pairs)
 	for _, p := range pairs {
 		if got := NormalizeLabel(p[0]); got != p[1] {
 			t.Errorf("NormalizeLabel(%q) = %q, want %q", p[0], got, p[1])
@@ -166,13 +160,7 @@ func TestProgressKeysVector(t *testing.T) {
 		Point *int `json:"point"`
 		Key   string
 	}
-	b, err := os.ReadFile(filepath.Join(vectors, "progress-keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &keys); err != nil {
-		t.Fatal(err)
-	}
+	readVector(t, "progress-keys.json", &keys)
 	for _, k := range keys {
 		got := TrainProgressKey(k.Rank)
 		if k.Point != nil {
