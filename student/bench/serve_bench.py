@@ -151,19 +151,26 @@ def decoders(model_dir: Path, device: str, batches: list[int], reps: int, only_h
     rng = random.Random(1)
     floor: dict[str, Any] = {}
     for b in batches:
-        ids, mask = p._batch(p.enc.sources_ids([info.labelPrefix + text(rng) for _ in range(b)]))
+        # a different batch of the server's inputs at each call (the first is the warm-up), the same sequence for
+        # every decoder: the longest input of a batch sets its source bucket, so one batch is not typical
+        pool = [p._batch(p.enc.sources_ids([info.labelPrefix + text(rng) for _ in range(b)])) for _ in range(reps + 1)]
         n = p.label_tokens
-        runs: dict[str, Callable[[], Any]] = {"hf-generate": lambda: p._generate_ids(ids, mask, n)}
+
+        def cycling(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> Callable[[], Any]:
+            calls = iter(range(10**9))
+            return lambda: fn(*pool[next(calls) % len(pool)])
+
+        runs: dict[str, Callable[[], Any]] = {"hf-generate": cycling(lambda i, m: p._generate_ids(i, m, n))}
         if not only_hf_static:
-            runs["static-eager"] = lambda d=static(p.model, use_cuda_graphs=False): d.generate(ids, mask, n, 1, 0)
+            runs["static-eager"] = cycling(lambda i, m, d=static(p.model, use_cuda_graphs=False): d.generate(i, m, n, 1, 0))
         if device == "cuda" and not only_hf_static:
-            runs["static-cuda-graphs"] = lambda d=static(p.model): d.generate(ids, mask, n, 1, 0)
+            runs["static-cuda-graphs"] = cycling(lambda i, m, d=static(p.model): d.generate(i, m, n, 1, 0))
         if device == "cuda" and only_hf_static:  # last in the run: its compile can take minutes
-            def hf_static() -> Any:
+            def hf_static(ids: torch.Tensor, mask: torch.Tensor) -> Any:
                 out = p.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
                                        num_beams=1, pad_token_id=0, eos_token_id=1, cache_implementation="static")
                 return out[:, ids.shape[1]:] if info.architecture == ARCH_CAUSAL else out[:, 1:]
-            runs["hf-static-cache-compiled"] = hf_static
+            runs["hf-static-cache-compiled"] = cycling(hf_static)
         want = None
         for name, fn in runs.items():
             try:
@@ -176,7 +183,8 @@ def decoders(model_dir: Path, device: str, batches: list[int], reps: int, only_h
             steps = out.shape[1]
             res = {"ms_per_call": summary(times), "steps": steps, "ms_per_step": statistics.median(times) / steps,
                    "same_tokens_as_hf": sum(a == w for a, w in zip(rows, want)) / len(rows),
-                   "prompt_tokens": int(mask.sum(1).float().mean())}
+                   "prompt_tokens": int(sum(float(m.sum(1).float().mean()) for _, m in pool) / len(pool)),
+                   "longest_input": [int(m.sum(1).max()) for _, m in pool]}
             if not (only_hf_static and name == "hf-generate"):
                 emit(f"decoder {name} batch {b}", res)
             if b == 1 and name in ("static-cuda-graphs", "static-eager"):
@@ -290,9 +298,11 @@ def _batch_totals(port: int) -> dict[str, float]:
 
 def _batch_stats(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
     """Over one load run: inputs per generate pass, ms per pass, and the share of the run the model was busy."""
-    if not before or not after:
+    need = ("distillery_student_batch_size_count", "distillery_student_batch_size_sum",
+            "distillery_student_batch_duration_seconds_sum")
+    if not all(k in after for k in need):  # the previous server has no batch_duration_seconds
         return {}
-    d = {k: after[k] - before.get(k, 0.0) for k in after}
+    d = {k: after[k] - before.get(k, 0.0) for k in need}
     n = max(1.0, d["distillery_student_batch_size_count"])
     return {"mean_batch": d["distillery_student_batch_size_sum"] / n,
             "ms_per_batch": d["distillery_student_batch_duration_seconds_sum"] / n * 1000,
@@ -349,11 +359,13 @@ def run_legacy(path: str, model_dir: str, port: int, device: str, max_batch: int
         time.sleep(3600)
 
 
-def run_host_only(model_dir: str, port: int, max_batch: int, model_ms: tuple[float, float, int] = (0.0, 0.0, 5)) -> None:
+def run_host_only(model_dir: str, port: int, max_batch: int, model_ms: tuple[float, float, int] = (0.0, 0.0, 5),
+                  lanes: int = 1) -> None:
     """The real server (HTTP, batching, tokenising, detokenising) over a model that answers at once: every
     input gets the first label's ids. model_ms (fixed ms, ms per input, waits) makes the model take that long
     instead, in `waits` sleeps that release the GIL as the static decoders' waits for the GPU do (5 for 16
-    tokens: every 4 steps and the result): the batching of a GPU server, on a CPU."""
+    tokens: every 4 steps and the result): the batching of a GPU server, on a CPU. With lanes > 1 the sleeps of
+    different lanes overlap fully, as batches on a GPU would if they did not compete for it: an upper bound."""
     import torch
 
     from distillery_student.contract import ModelInfo
@@ -375,7 +387,7 @@ def run_host_only(model_dir: str, port: int, max_batch: int, model_ms: tuple[flo
         return p
 
     cfg = ServerConfig(model_dir=model_dir, model_name="bench", host="127.0.0.1", port=port,
-                       max_batch_size=max_batch, max_queue=100000, device="cpu")
+                       max_batch_size=max_batch, max_queue=100000, device="cpu", lanes=lanes)
     server = StudentServer(cfg, loader=loader)
     threading.Thread(target=server.load, daemon=True).start()
     uvicorn_server(server).run()
@@ -398,6 +410,8 @@ def main() -> None:
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--legacy-serve", default="", help="the previous serve.py, measured the same way")
     ap.add_argument("--model-dir", default="", help="the model to use; made (random weights) when missing")
+    ap.add_argument("--lanes", type=int, nargs="+", default=[1],
+                    help="new and host-only: the server's --lanes, each measured in turn")
     ap.add_argument("--serve-flags", default="", help="more flags for the new server, e.g. '--threads 2'")
     ap.add_argument("--json", default="serve_bench.json", help="file under $OUT that collects the results")
     ap.add_argument("--run-legacy", default="", help=argparse.SUPPRESS)
@@ -409,7 +423,8 @@ def main() -> None:
         return run_legacy(a.run_legacy, a.model, a.port, a.device, a.max_batch_size)
     if a.run_host_only:
         fixed, per, *waits = a.host_only_model_ms.split(",")
-        return run_host_only(a.model, a.port, a.max_batch_size, (float(fixed), float(per), int(waits[0]) if waits else 5))
+        return run_host_only(a.model, a.port, a.max_batch_size, (float(fixed), float(per), int(waits[0]) if waits else 5),
+                             a.lanes[0])
     JSON_NAME[0] = a.json
     d = Path(a.model_dir) if a.model_dir else Path(tempfile.mkdtemp()) / "model"
     if not (d / "distillery.json").exists():
@@ -452,8 +467,11 @@ def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], fl
         floor = decoders(d, a.device, batches, a.reps)
         emit("floor", floor)
     elif phase == "new":
-        measure_server("new", serve + ["18081"], 18081, a, ["/v1/completions"], a.clients)
-        one = RESULTS.get("http new /v1/completions clients 1")
+        for lanes in a.lanes:
+            name = "new" if a.lanes == [1] else f"new lanes {lanes}"
+            measure_server(name, serve[:-1] + ["--lanes", str(lanes), "--port", "18081"], 18081, a,
+                           ["/v1/completions"], a.clients)
+        one = RESULTS.get(f"http {name} /v1/completions clients 1")
         if one and floor:
             per_token = one["p50_ms"]["median"] / one["completion_tokens"]
             emit("http ms/token at 1 client vs floor", {
@@ -463,8 +481,10 @@ def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], fl
         legacy = me + ["--run-legacy", a.legacy_serve, "--device", a.device, "--port", "18082"]
         measure_server("legacy", legacy, 18082, a, ["/v1/predict"], a.legacy_clients or a.clients)
     elif phase == "host-only":
-        measure_server("host-only", me + ["--run-host-only", "--host-only-model-ms", a.host_only_model_ms, "--port",
-                                          "18083"], 18083, a, ["/v1/completions"], a.host_only_clients)
+        for lanes in a.lanes:
+            name = "host-only" if a.lanes == [1] else f"host-only lanes {lanes}"
+            measure_server(name, me + ["--run-host-only", "--host-only-model-ms", a.host_only_model_ms, "--lanes",
+                                       str(lanes), "--port", "18083"], 18083, a, ["/v1/completions"], a.host_only_clients)
     elif phase == "hf-static" and a.device == "cuda":
         decoders(d, a.device, batches, a.reps, only_hf_static=True)
     return floor

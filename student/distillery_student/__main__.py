@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes, max_input_chars=args.max_input_chars, read_timeout_s=args.read_timeout,
         idle_timeout_s=args.idle_timeout, drain_delay_s=args.drain_delay, graceful_timeout_s=args.graceful_timeout,
-        device=args.device, decoder=args.decoder, http=args.http, threads=args.threads,
+        device=args.device, decoder=args.decoder, http=args.http, threads=args.threads, lanes=args.lanes,
     ))
 
 
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--decoder", choices=["auto", "hf", "static"], default="auto",
                    help="static: fixed-shape decoding (T5, Llama/Qwen) with CUDA graphs on a GPU; hf: Hugging Face "
                         "generate; auto: static where it applies")
+    s.add_argument("--lanes", type=int, default=1,
+                   help="model threads, each with its own decoder and CUDA stream on a GPU (docs/benchmarks.md)")
     s.add_argument("--threads", type=int, default=0,
                    help="torch threads when serving on a CPU; 0: the CPUs the pod may use (its limit), less one")
     s.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",

@@ -1,4 +1,4 @@
-"""The bounded batching queue between the HTTP event loop and the one thread that owns the model.
+"""The bounded batching queue between the HTTP event loop and the model threads ("lanes").
 
 Requests wait in a queue bounded by the number of inputs it holds; a request that would overflow it is
 refused at once (the server answers 429 with Retry-After) instead of waiting behind minutes of work. The model
@@ -6,6 +6,11 @@ thread takes up to max_batch inputs at a time. Once it has one it waits for more
 as the last one was, and only while they keep coming (max_wait without an arrival ends the wait; 4 x max_wait in
 all): under load the batches fill up, so throughput grows with load, while a lone client's request starts at
 once (a fixed wait would add max_wait to every request at low load).
+
+Each lane is a thread with its own predict function (on a GPU: its own decoder, CUDA stream and graphs over the
+same weights, modeling.Predictor.lane). One batch forms at a time, taken by whichever lane is free, so while one
+lane's batch runs on the GPU the next forms and starts on another lane: closed-loop clients split into cohorts
+that take turns (docs/benchmarks.md), and with one lane each cohort waits for the other's whole batch.
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ class _Pending:
 
 
 class Batcher:
-    """Groups queued requests into predict calls of at most max_batch inputs, on one model thread."""
+    """Groups queued requests into predict calls of at most max_batch inputs, on one thread per predict function
+    (lane)."""
 
-    def __init__(self, predict: PredictFn, max_batch: int, max_wait_s: float, max_queue: int,
+    def __init__(self, predict: PredictFn | Sequence[PredictFn], max_batch: int, max_wait_s: float, max_queue: int,
                  on_batch: Callable[[int, float], None] = lambda n, s: None):
-        self.predict = predict
+        self.lanes = [predict] if callable(predict) else list(predict)
         self.max_batch = max(1, max_batch)
         self.max_wait = max_wait_s
         self.max_queue = max(1, max_queue)
@@ -49,11 +55,13 @@ class Batcher:
         self._queue: deque[_Pending] = deque()
         self._queued_inputs = 0
         self._cond = threading.Condition()
+        self._forming = threading.Lock()  # one batch forms at a time, whichever lane takes it
         self._stopped = False
-        self.in_flight = 0  # inputs in the model right now
+        self.in_flight = 0  # inputs in the model right now, all lanes
         self._last = 1  # inputs in the last batch: how many the next one waits for (within max_wait)
         self._arrived = 0.0  # when the latest request was queued
-        threading.Thread(target=self._loop, name="model", daemon=True).start()
+        for i, fn in enumerate(self.lanes):
+            threading.Thread(target=self._loop, args=(fn,), name=f"model-{i}", daemon=True).start()
 
     @property
     def queued(self) -> int:
@@ -81,7 +89,7 @@ class Batcher:
         """Waits for a first request, then for more, up to max_batch inputs, but only while the batch is smaller
         than the last one and requests keep coming: until max_wait passes with no new arrival (4 x max_wait in
         all). Closed-loop clients come back one by one as their answers go out; the batch waits for them."""
-        with self._cond:
+        with self._forming, self._cond:
             while not self._queue and not self._stopped:
                 self._cond.wait()
             if self._stopped:
@@ -102,23 +110,24 @@ class Batcher:
                 group.append(p)
                 n += len(p.inputs)
             self._queued_inputs -= n
-            self.in_flight = self._last = n
+            self._last = n
+            self.in_flight += n
         return group
 
-    def _run(self, group: list[_Pending]) -> list[Any]:
+    def _run(self, predict: PredictFn, group: list[_Pending]) -> list[Any]:
         inputs = [x for p in group for x in p.inputs]
         flags = [p.explain for p in group for _ in p.inputs]
         preds: list[Any] = []
         for i in range(0, len(inputs), self.max_batch):  # one request may exceed the batch size
             started = time.monotonic()
-            preds += self.predict(inputs[i : i + self.max_batch], flags[i : i + self.max_batch])
+            preds += predict(inputs[i : i + self.max_batch], flags[i : i + self.max_batch])
             self.on_batch(len(inputs[i : i + self.max_batch]), time.monotonic() - started)
         return preds
 
-    def _loop(self) -> None:
+    def _loop(self, predict: PredictFn) -> None:
         while (group := self._take()) is not None:
             try:
-                preds = self._run(group)
+                preds = self._run(predict, group)
                 at = 0
                 for p in group:
                     _resolve(p, preds[at : at + len(p.inputs)], None)
@@ -128,7 +137,8 @@ class Batcher:
                 for p in group:
                     _resolve(p, None, e)
             finally:
-                self.in_flight = 0
+                with self._cond:
+                    self.in_flight -= sum(len(p.inputs) for p in group)
 
 
 def _resolve(p: _Pending, result: Any, error: BaseException | None) -> None:

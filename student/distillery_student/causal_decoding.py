@@ -3,9 +3,9 @@ CUDA graphs on a GPU: the decoder-only counterpart of decoding.StaticT5Greedy.
 
 The model's own modules do the arithmetic (embeddings, RMS norms, projections, rotary embedding, MLP, output
 layer); this file only keeps the keys/values in fixed-size buffers and builds the masks. A batch is left-padded
-to a bucket of (rows, prompt length); the prompt pass (prefill) and one decode step then have fixed shapes, so
-on CUDA each is captured once per bucket as a CUDA graph and replayed: one launch for the prompt and one per
-token, with the bookkeeping (EOS, padding after it, the next position) inside the graph. On CPU the same code
+to a bucket of (rows, prompt length); the prompt pass (prefill) and a chunk of decode steps then have fixed
+shapes, so on CUDA each is captured once per bucket as a CUDA graph and replayed: one launch for the prompt with
+the first tokens and one per decoding.CHUNK tokens, with the bookkeeping (EOS, padding after it, the next position) inside the graph. On CPU the same code
 runs eagerly on the batch's own shapes.
 
 Positions follow Hugging Face generate's for left padding (cumsum of the attention mask - 1), and the attention
@@ -137,6 +137,7 @@ class StaticCausalGreedy(GraphedDecoder):
         buf.t.zero_()
         buf.base.copy_(buf.prompt_mask.sum(-1))
         buf.keys_ok[:, :p] = buf.prompt_mask
+        buf.keys_ok[:, p:] = True  # every generated column (the buffer is shared with other buckets)
         pos = (buf.prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
         causal = torch.ones(p, p, dtype=torch.bool, device=self.device).tril()
         eye = torch.eye(p, dtype=torch.bool, device=self.device)
@@ -164,18 +165,15 @@ class StaticCausalGreedy(GraphedDecoder):
     # ---- buffers and graphs ----
 
     def _new_buffers(self, b: int, p: int, steps: int) -> _Buffers:
-        dev, width = self.device, p + steps
+        width, t, long = p + steps, self._tensor, torch.long
 
-        def kv() -> list[torch.Tensor]:
-            return [torch.zeros(b, self.n_kv, width, self.head_dim, device=dev, dtype=self.dtype) for _ in self.layers]
+        def kv(name: str) -> list[torch.Tensor]:
+            return [t(f"{name}{i}", (b, self.n_kv, width, self.head_dim), self.dtype) for i in range(len(self.layers))]
 
-        return _Buffers(ids=torch.zeros(b, p, dtype=torch.long, device=dev),
-                        prompt_mask=torch.zeros(b, p, dtype=torch.bool, device=dev),
-                        keys_ok=torch.ones(b, width, dtype=torch.bool, device=dev),
-                        base=torch.zeros(b, dtype=torch.long, device=dev), t=torch.zeros(1, dtype=torch.long, device=dev),
-                        token=torch.zeros(b, dtype=torch.long, device=dev),
-                        out=torch.zeros(b, steps, dtype=torch.long, device=dev),
-                        done=torch.zeros(b, dtype=torch.bool, device=dev), k=kv(), v=kv())
+        return _Buffers(ids=t("ids", (b, p), long), prompt_mask=t("prompt_mask", (b, p), torch.bool),
+                        keys_ok=t("keys_ok", (b, width), torch.bool), base=t("base", (b,), long), t=t("t", (1,), long),
+                        token=t("token", (b,), long), out=t("out", (b, steps), long), done=t("done", (b,), torch.bool),
+                        k=kv("k"), v=kv("v"))
 
     def _load(self, buf: _Buffers, ids: torch.Tensor, mask: torch.Tensor) -> None:
         """The batch, left-padded into the bucket's rows and columns."""

@@ -5,9 +5,9 @@ small kernels): on an H200 it ran at 14-23 ms/token where the GPU needs under 2.
 model's own modules (embeddings, layer norms, projections, feed-forward) and only replaces the attention
 bookkeeping: the self-attention keys/values live in fixed-size buffers, the relative position bias of every
 (query, key) pair is computed once, and the cross-attention keys/values are computed once per batch. The
-source pass (the encoder, the cross keys/values, the first token) and one decode step then have fixed shapes,
-so on CUDA each is captured once per (batch, source length, steps) bucket as a CUDA graph and replayed: one
-launch for the source and one per token. On CPU the same code runs eagerly (no graphs).
+source pass (the encoder, the cross keys/values, the first tokens) and a chunk of decode steps then have fixed
+shapes, so on CUDA each is captured once per (batch, source length, steps) bucket as a CUDA graph and replayed:
+one launch for the source and one per CHUNK tokens. On CPU the same code runs eagerly (no graphs).
 
 The arithmetic is Hugging Face's eager T5 attention (no query scaling, bias then mask, softmax in the model's
 dtype), so the tokens are the ones `generate(do_sample=False, num_beams=1)` returns (tested on CPU; on the GPU
@@ -16,11 +16,18 @@ the benchmark reports the share of identical outputs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+
+# Tokens per graph launch: the prefill's graph makes the first CHUNK, each next launch CHUNK more. A launch
+# (and the host sync between chunks) releases the GIL, and under load the model thread then waited for it
+# again up to the switch interval each time (docs/benchmarks.md: a batch took twice the floor in the server).
+CHUNK = 4
 
 
 def bucket(n: int, smallest: int = 1) -> int:
@@ -31,22 +38,33 @@ def bucket(n: int, smallest: int = 1) -> int:
     return b
 
 
+def fine_bucket(n: int, step: int, smallest: int = 1) -> int:
+    """A power of two up to `step`, then the next multiple of `step`: a batch pays for at most step - 1 padded
+    rows or columns (powers of two alone padded a batch whose longest input had 260 tokens to 512, and its
+    source pass cost 1.7x: docs/benchmarks.md), for a few more graphs."""
+    return bucket(n, smallest) if n <= step else -(-n // step) * step
+
+
+ROW_STEP, SOURCE_STEP = 8, 64  # batch rows and source (prompt) columns are padded to these multiples
+
+
 def capture(fn: Callable[[], Any], pool: Any, stream: Any) -> Any:
     """fn captured as a CUDA graph on `stream` (after two warm-up runs there: lazy inits, cuBLAS workspaces).
     Graphs that share a pool must be captured on one stream, or they cannot reuse each other's memory. fn must
-    read and write fixed-address tensors only, and make no host syncs."""
+    read and write fixed-address tensors only, and make no host syncs. Other threads may use the GPU meanwhile
+    (the server's other lanes keep serving while one captures a new bucket)."""
     from .graphs import record
 
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(2):
             fn()
-    return record(fn, pool, stream)[0]
+    return record(fn, pool, stream, mode="thread_local")[0]
 
 
 class GraphedDecoder:
     """What both static greedy decoders share: per bucket of (rows, source length, steps), fixed-address buffers
-    and, on CUDA, two graphs (the prefill: the source and the first token; and one decode step); and the token
+    and, on CUDA, two graphs (the prefill with the first CHUNK tokens, and CHUNK decode steps); and the token
     loop. Subclasses make the buffers (`_new_buffers`, with `out` [b, steps] and `done` [b]), load a batch into
     them (`_load`), and write `_prefill` and `_step`, which keep the bookkeeping (EOS, padding after it, the next
     position) in the buffers."""
@@ -57,11 +75,26 @@ class GraphedDecoder:
         self.pad_to_buckets = self.graphs if pad_to_buckets is None else pad_to_buckets
         self.eos = self.pad = 0
         self._captured: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        self._arena: dict[str, torch.Tensor] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self._stream = torch.cuda.Stream() if self.graphs else None  # every capture's: the pool is shared
 
     def _new_buffers(self, b: int, s: int, steps: int) -> Any:
         raise NotImplementedError
+
+    def _tensor(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """A contiguous zero-initialised tensor at the start of the flat buffer `name`, which every bucket shares (a
+        decoder runs one batch at a time, and each bucket's prefill sets what it reads): memory for the largest
+        bucket, not the sum of them all. A bucket larger than the buffer grows it, and the graphs captured over the
+        old one are dropped (captured again when their bucket comes back)."""
+        n = math.prod(shape)
+        flat = self._arena.get(name)
+        if flat is None or flat.numel() < n or flat.dtype != dtype:
+            if flat is not None:  # the graphs over the old buffer go, and with them their pool: a new one
+                self._captured.clear()
+                self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+            flat = self._arena[name] = torch.zeros(n, dtype=dtype, device=self.device)
+        return flat[:n].view(shape)
 
     def _load(self, buf: Any, ids: torch.Tensor, mask: torch.Tensor) -> None:
         raise NotImplementedError
@@ -79,8 +112,8 @@ class GraphedDecoder:
         buf = self._new_buffers(b, s, steps)
         runner: tuple[Any, Any, Any] = (None, None, buf)
         if self.graphs:
-            runner = (capture(lambda: self._prefill(buf), self._pool, self._stream),
-                      capture(lambda: self._step(buf), self._pool, self._stream), buf)
+            runner = (capture(lambda: self._first(buf), self._pool, self._stream),
+                      capture(lambda: self._chunk(buf), self._pool, self._stream), buf)
         if self.graphs or self.pad_to_buckets:
             self._captured[key] = runner
         return runner
@@ -89,21 +122,31 @@ class GraphedDecoder:
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  eos_token_id: int, pad_token_id: int) -> torch.Tensor:
         """[n, <= max_new_tokens] generated ids, pad after EOS, as HF generate returns them after the prompt (T5:
-        after the decoder start token)."""
+        after the decoder start token). Tokens come CHUNK at a time (up to CHUNK - 1 past max_new_tokens are
+        computed and dropped); between chunks one host sync checks whether every row has ended."""
         self.eos, self.pad = eos_token_id, pad_token_id
         n, s = input_ids.shape
         if self.pad_to_buckets:
-            b, sb, steps = bucket(n), bucket(s, 16), bucket(max_new_tokens, 8)
+            b, sb, steps = fine_bucket(n, ROW_STEP), fine_bucket(s, SOURCE_STEP, 16), bucket(max_new_tokens, 8)
         else:
-            b, sb, steps = n, s, max_new_tokens
-        prefill, step, buf = self._runner(b, sb, steps)
+            b, sb, steps = n, s, -(-max_new_tokens // CHUNK) * CHUNK
+        first, chunk, buf = self._runner(b, sb, steps)
         self._load(buf, input_ids, attention_mask)
-        prefill.replay() if prefill is not None else self._prefill(buf)
-        for t in range(1, max_new_tokens):
-            if t % 4 == 0 and bool(buf.done[:n].all()):  # a host sync every few steps, not every step
+        first.replay() if first is not None else self._first(buf)
+        for t in range(CHUNK, max_new_tokens, CHUNK):
+            if bool(buf.done[:n].all()):  # a host sync per chunk, not per token
                 return buf.out[:n, :t].clone()
-            step.replay() if step is not None else self._step(buf)
+            chunk.replay() if chunk is not None else self._chunk(buf)
         return buf.out[:n, :max_new_tokens].clone()
+
+    def _first(self, buf: Any) -> None:
+        """The prefill and the next CHUNK - 1 steps: the first CHUNK tokens."""
+        self._prefill(buf)
+        self._chunk(buf, CHUNK - 1)
+
+    def _chunk(self, buf: Any, steps: int = CHUNK) -> None:
+        for _ in range(steps):
+            self._step(buf)
 
 
 @dataclass
@@ -127,7 +170,7 @@ class StaticT5Greedy(GraphedDecoder):
     """Greedy decoding of a T5ForConditionalGeneration with fixed-shape steps (see the module doc).
 
     On CUDA a batch is padded to a bucket of (rows, source length) and two graphs are captured per bucket: the
-    prefill (the encoder, the cross-attention keys/values, the first token) and one decode step, each with the
+    prefill (the encoder, the cross-attention keys/values, the first CHUNK tokens) and CHUNK decode steps, each with the
     bookkeeping (EOS, padding after it, the next position) inside: one launch for the source and one per
     token. On CPU the same code runs eagerly on the batch's own shapes."""
 
@@ -156,19 +199,15 @@ class StaticT5Greedy(GraphedDecoder):
         return self._bias[steps]
 
     def _new_buffers(self, b: int, s: int, steps: int) -> _Buffers:
-        h, dk, dev, dt = self.n_heads, self.d_kv, self.device, self.dtype
-        n = len(self.blocks)
+        h, dk, dt, t = self.n_heads, self.d_kv, self.dtype, self._tensor
 
-        def kv(length: int) -> list[torch.Tensor]:
-            return [torch.zeros(b, h, length, dk, device=dev, dtype=dt) for _ in range(n)]
+        def kv(name: str, length: int) -> list[torch.Tensor]:
+            return [t(f"{name}{i}", (b, h, length, dk), dt) for i in range(len(self.blocks))]
 
-        def longs(*shape: int) -> torch.Tensor:
-            return torch.zeros(*shape, dtype=torch.long, device=dev)
-
-        return _Buffers(ids=longs(b, s), mask=torch.zeros(b, s, dtype=torch.bool, device=dev), t=longs(1),
-                        token=longs(b), out=longs(b, steps), done=torch.zeros(b, dtype=torch.bool, device=dev),
-                        self_k=kv(steps), self_v=kv(steps), cross_k=kv(s), cross_v=kv(s),
-                        cross_mask=torch.zeros(b, 1, 1, s, device=dev, dtype=dt))
+        return _Buffers(ids=t("ids", (b, s), torch.long), mask=t("mask", (b, s), torch.bool), t=t("t", (1,), torch.long),
+                        token=t("token", (b,), torch.long), out=t("out", (b, steps), torch.long),
+                        done=t("done", (b,), torch.bool), self_k=kv("self_k", steps), self_v=kv("self_v", steps),
+                        cross_k=kv("cross_k", s), cross_v=kv("cross_v", s), cross_mask=t("cross_mask", (b, 1, 1, s), dt))
 
     # ---- the source pass and one step ----
 

@@ -113,15 +113,17 @@ class GraphedSteps:
         return out
 
 
-def record(fn: Callable[[], T], pool: Any, stream: torch.cuda.Stream) -> tuple[torch.cuda.CUDAGraph, T]:
+def record(fn: Callable[[], T], pool: Any, stream: torch.cuda.Stream,
+           mode: str = "global") -> tuple[torch.cuda.CUDAGraph, T]:
     """fn's kernels recorded (not run) into a new CUDA graph on `stream`, and fn's result. Unlike
     `torch.cuda.graph`, which waits for the GPU and empties the device's and the page-locked host memory's caches
     first (then the next eager step, and every page-locked copy after it, must allocate again), this only
-    orders the stream after the work queued so far. fn must make no host syncs."""
+    orders the stream after the work queued so far. fn must make no host syncs. mode "thread_local" lets other
+    threads use CUDA during the capture (the server's other lanes); "global" makes any such use an error."""
     graph = torch.cuda.CUDAGraph()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
-        graph.capture_begin(pool=pool)
+        graph.capture_begin(pool=pool, capture_error_mode=mode)
         try:
             out = fn()
         except BaseException:

@@ -6,8 +6,10 @@ Both architectures run the same tasks. Seq2seq (T5): source -> encoder, target -
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -369,6 +371,7 @@ class Predictor:
         self.autocast_dtype = autocast_dtype
         self.enc = Encoder(tokenizer, info.architecture, info.maxInputLength, info.maxTargetLength)
         self.static = static_decoder(model, info, decoder)
+        self.stream: Any = None  # a lane's own CUDA stream (lane()); None: the caller's current stream
         self._decoded: dict[tuple[int, ...], str] = {}
         if info.taskType == TASK_CLASSIFICATION and info.mode != MODE_SINGLE_TASK:
             longest = max(len(self.enc.target_ids(lab)) for lab in info.labels)
@@ -382,6 +385,23 @@ class Predictor:
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         model, tok = load_student(model_dir, info.architecture, dtype=dtype)
         return cls(model.to(dev), tok, info, dev, decoder=decoder)
+
+    def lane(self) -> "Predictor":
+        """Another predictor over the same weights for another model thread: its own static decoder (buffers,
+        CUDA graphs and their memory pool) and, on a GPU, its own CUDA stream, so that two batches run on the GPU
+        at once (serve.py's lanes). A T5-base batch's kernels are small: one batch leaves most of the SMs idle."""
+        other = copy.copy(self)
+        other.static = type(self.static)(self.model) if self.static is not None else None
+        other.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        other._decoded = {}
+        return other
+
+    def _on_stream(self) -> Any:
+        """The context the device work runs in: the lane's stream, ordered after what the caller queued."""
+        if self.stream is None:
+            return nullcontext()
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        return torch.cuda.stream(self.stream)
 
     def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded ids and mask on the device: right padding for seq2seq, left for causal (generation continues at
@@ -409,8 +429,9 @@ class Predictor:
         if not sources:
             return []
         rows = self.enc.sources_ids(sources)
-        ids, mask = self._batch(rows)
-        out = self._generate_ids(ids, mask, max_new_tokens).cpu().tolist()
+        with self._on_stream():
+            ids, mask = self._batch(rows)
+            out = self._generate_ids(ids, mask, max_new_tokens).cpu().tolist()
         result = []
         for row, gen in zip(rows, out):
             finished = self.enc.eos in gen

@@ -51,6 +51,10 @@ class ServerConfig:
     decoder: str = "auto"
     api_key: str = ""  # when set, /v1/* need "Authorization: Bearer <key>"
     threads: int = 0  # torch threads on a CPU; 0: cpu_threads()
+    # model threads, each with its own decoder and CUDA stream. A second lane on a GPU starts the next batch beside
+    # the running one: 1.39x the requests at 256 clients, but a third of one lane's at 64 clients, where each lane
+    # captured graphs for the uneven batches it saw (docs/benchmarks.md, "Lanes"); so 1 unless asked.
+    lanes: int = 1
     http: str = "auto"  # uvicorn's HTTP parser: httptools (C) when installed, else h11
     loop: str = "auto"  # uvicorn's event loop: uvloop when installed, else asyncio's
 
@@ -141,19 +145,28 @@ class StudentServer:
         return predictor
 
     def load(self) -> None:
-        """Loads and warms up (both tasks, a full batch: their CUDA graphs are captured before the first request)."""
+        """Loads and warms up every lane (both tasks, a full batch: their CUDA graphs are captured before the first
+        request)."""
         try:
             predictor = self.loader()
-            predictor.predict_detailed(["warm-up"], [True])
+            device = getattr(getattr(predictor, "device", None), "type", "cpu")
+            count = max(1, self.cfg.lanes)
+            lanes = [predictor] if count == 1 else [predictor.lane() for _ in range(count)]
             n = self.cfg.max_batch_size
-            predictor.predict_detailed(["warm-up"] * n, [False] * n)
-            self.batcher = Batcher(self._predict_fn(predictor), n, self.cfg.max_wait_ms / 1000,
+            # on a GPU, inputs as long as the model reads: each lane's decoder buffers then have their largest
+            # size from the start (growing them later drops every captured graph)
+            x = "warm-up " * (4096 if device == "cuda" else 1)
+            for lane in lanes:
+                lane.predict_detailed([x], [True])
+                lane.predict_detailed([x] * n, [False] * n)
+            self.batcher = Batcher([self._predict_fn(lane) for lane in lanes], n, self.cfg.max_wait_ms / 1000,
                                    self.cfg.max_queue, self.metrics.batched)
             self.created = int(os.path.getmtime(self.cfg.model_dir)) if os.path.isdir(self.cfg.model_dir) else self.created
             if self.status == "loading":
                 self.status = "ready"
                 self.metrics.ready.set(1)
-            log.info("model %s loaded and warmed up; serving as %r", self.cfg.model_dir, self.cfg.served_name)
+            log.info("model %s loaded and warmed up on %d lane(s); serving as %r", self.cfg.model_dir, count,
+                     self.cfg.served_name)
         except Exception:  # noqa: BLE001 - stays unready; the log says why, /healthz only that it failed
             log.exception("loading the model failed")
             self.status = "failed"

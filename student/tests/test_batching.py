@@ -104,3 +104,36 @@ def test_a_request_beyond_the_queue_is_refused() -> None:
 
     asyncio.run(main())
     b.stop()
+
+
+class Lane(Model):
+    """A Model that also records how many lanes were running at once."""
+
+    running = 0
+    most = 0
+    lock = __import__("threading").Lock()
+
+    def __call__(self, inputs: Sequence[str], flags: Sequence[bool]) -> list[str]:
+        with Lane.lock:
+            Lane.running += 1
+            Lane.most = max(Lane.most, Lane.running)
+        try:
+            return super().__call__(inputs, flags)
+        finally:
+            with Lane.lock:
+                Lane.running -= 1
+
+
+def test_two_lanes_run_two_batches_at_once_and_answer_every_request() -> None:
+    lanes = [Lane(0.1), Lane(0.1)]
+    b = Batcher(lanes, max_batch=4, max_wait_s=0.01, max_queue=64)
+
+    async def main() -> None:
+        await asyncio.gather(*[_client(b, c, 3) for c in "abcdefgh"])  # _client checks every answer
+
+    asyncio.run(main())
+    b.stop()
+    assert sum(sum(m.batches) for m in lanes) == 24
+    assert all(m.batches for m in lanes), [m.batches for m in lanes]  # both lanes served
+    assert Lane.most == 2
+    assert b.in_flight == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distillery_student.decoding import StaticT5Greedy, bucket
+from distillery_student.decoding import StaticT5Greedy, bucket, fine_bucket
 
 
 def _hf_tokens(model, ids, mask, max_new: int) -> list[list[int]]:
@@ -84,3 +84,27 @@ def test_rows_that_end_early_are_padded_and_the_call_stops_when_all_have_ended(b
 def test_bucket() -> None:
     assert [bucket(n) for n in (1, 2, 3, 64, 65)] == [1, 2, 4, 64, 128]
     assert bucket(3, 16) == 16
+    assert [fine_bucket(n, 8) for n in (1, 3, 8, 9, 33, 64)] == [1, 4, 8, 16, 40, 64]
+    assert [fine_bucket(n, 64, 16) for n in (3, 40, 64, 65, 260)] == [16, 64, 64, 128, 320]
+
+
+def test_buckets_share_one_buffer_that_grows_for_a_larger_bucket() -> None:
+    """Every bucket's buffers are views of one buffer per name, as large as the largest bucket; a larger bucket
+    grows it and drops the buckets built over the old one. Small, large, small again: the tokens stay HF's."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(5)
+    cfg = T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                   dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+                   attn_implementation="eager")
+    model = T5ForConditionalGeneration(cfg).eval()
+    g = torch.Generator().manual_seed(6)
+    rows = [torch.randint(3, 384, (int(n),), generator=g).tolist() + [1] for n in (70, 9, 30, 2, 12, 40, 5, 8, 3)]
+    dec = StaticT5Greedy(model, use_cuda_graphs=False, pad_to_buckets=True)
+    small, large = (1, 16, 16, 1, 0), (16, 128, 16, 1, 0)  # rows 9 -> 16, 71 columns -> 128
+    for batch, buckets in (([rows[1]], {small}), (rows, {large}), ([rows[3]], {small, large})):
+        ids, mask = _batch(batch)
+        want = _hf_tokens(model, ids, mask, 10)
+        assert [_until_eos(r) for r in dec.generate(ids, mask, 10, 1, 0).tolist()] == want
+        assert set(dec._captured) == buckets  # growing for the large bucket dropped the small one
+    assert dec._arena["cross_k0"].numel() == 16 * 4 * 128 * 8

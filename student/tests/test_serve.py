@@ -311,3 +311,29 @@ def test_bearer_token_auth(served_model_dir: str) -> None:
         assert _call(r.port, "GET", "/healthz")[0] == 200  # probes need no key
     finally:
         r.stop()
+
+
+def test_two_lanes_answer_as_one_lane_does(running: Running, served_model_dir: str) -> None:
+    """--lanes 2: two model threads, each with its own decoder over the same weights, give the same answers."""
+    with ThreadPoolExecutor(len(INPUTS)) as pool:
+        want = list(pool.map(lambda x: _call(running.port, "POST", "/v1/predict", {"inputs": [x]}), INPUTS))
+    r = Running(_config(served_model_dir, lanes=2)).wait_ready()
+    try:
+        assert r.server.batcher is not None and len(r.server.batcher.lanes) == 2
+        with ThreadPoolExecutor(len(INPUTS)) as pool:
+            got = list(pool.map(lambda x: _call(r.port, "POST", "/v1/predict", {"inputs": [x]}), INPUTS))
+        assert got == want
+    finally:
+        r.stop()
+
+
+def test_a_lane_shares_the_weights_but_not_the_decoder(served_model_dir: str) -> None:
+    from distillery_student.contract import ModelInfo
+    from distillery_student.modeling import Predictor
+
+    info = ModelInfo.from_dict(json.load(open(f"{served_model_dir}/distillery.json", encoding="utf-8")))
+    p = Predictor.from_dir(served_model_dir, info, "cpu")
+    lane = p.lane()
+    assert lane.model is p.model and lane.static is not None and lane.static is not p.static
+    assert lane.stream is None  # a CPU has no streams
+    assert lane.predict(INPUTS, True) == p.predict(INPUTS, True)
