@@ -118,6 +118,24 @@ class GraphedDecoder:
             self._captured[key] = runner
         return runner
 
+    def buckets(self, rows: int, source: int) -> list[tuple[int, int]]:
+        """Every (rows, source length) bucket a batch of at most `rows` inputs of at most `source` tokens pads to."""
+        rs = sorted({fine_bucket(n, ROW_STEP) for n in range(1, rows + 1)})
+        ss = sorted({fine_bucket(n, SOURCE_STEP, 16) for n in range(1, source + 1)})
+        return [(r, s) for r in rs for s in ss]
+
+    @torch.no_grad()
+    def capture_all(self, rows: int, source: int, max_new_tokens: int) -> int:
+        """Captures the graphs of every bucket up front (a server's warm-up), so that no request waits for a capture
+        (hundreds of ms); a no-op without graphs. generate must have run once (EOS and padding are in the graphs).
+        Returns how many buckets were captured now."""
+        if not self.graphs:
+            return 0
+        before = len(self._captured)
+        for r, s in self.buckets(rows, source):
+            self._runner(r, s, bucket(max_new_tokens, 8))
+        return len(self._captured) - before
+
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  eos_token_id: int, pad_token_id: int) -> torch.Tensor:

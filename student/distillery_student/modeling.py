@@ -396,6 +396,14 @@ class Predictor:
         other._decoded = {}
         return other
 
+    def capture_graphs(self, rows: int) -> int:
+        """Captures the static decoder's CUDA graphs for every label-task bucket of up to `rows` inputs (a server's
+        warm-up; rationales, asked for less often, are captured when first seen). Returns how many."""
+        if self.static is None:
+            return 0
+        with self._on_stream():
+            return self.static.capture_all(rows, self.info.maxInputLength, self.label_tokens)
+
     def _on_stream(self) -> Any:
         """The context the device work runs in: the lane's stream, ordered after what the caller queued."""
         if self.stream is None:

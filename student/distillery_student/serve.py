@@ -55,6 +55,7 @@ class ServerConfig:
     # the running one: 1.39x the requests at 256 clients, but a third of one lane's at 64 clients, where each lane
     # captured graphs for the uneven batches it saw (docs/benchmarks.md, "Lanes"); so 1 unless asked.
     lanes: int = 1
+    capture_graphs: bool = True  # on a GPU, every label-task batch shape's graphs before readiness
     http: str = "auto"  # uvicorn's HTTP parser: httptools (C) when installed, else h11
     loop: str = "auto"  # uvicorn's event loop: uvloop when installed, else asyncio's
 
@@ -156,9 +157,14 @@ class StudentServer:
             # on a GPU, inputs as long as the model reads: each lane's decoder buffers then have their largest
             # size from the start (growing them later drops every captured graph)
             x = "warm-up " * (4096 if device == "cuda" else 1)
+            started = time.monotonic()
             for lane in lanes:
                 lane.predict_detailed([x], [True])
                 lane.predict_detailed([x] * n, [False] * n)
+                if self.cfg.capture_graphs and hasattr(lane, "capture_graphs"):
+                    captured = lane.capture_graphs(n)
+                    log.info("captured the CUDA graphs of %d batch shapes in %.1f s", captured,
+                             time.monotonic() - started)
             self.batcher = Batcher([self._predict_fn(lane) for lane in lanes], n, self.cfg.max_wait_ms / 1000,
                                    self.cfg.max_queue, self.metrics.batched)
             self.created = int(os.path.getmtime(self.cfg.model_dir)) if os.path.isdir(self.cfg.model_dir) else self.created

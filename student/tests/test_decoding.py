@@ -108,3 +108,17 @@ def test_buckets_share_one_buffer_that_grows_for_a_larger_bucket() -> None:
         assert [_until_eos(r) for r in dec.generate(ids, mask, 10, 1, 0).tolist()] == want
         assert set(dec._captured) == buckets  # growing for the large bucket dropped the small one
     assert dec._arena["cross_k0"].numel() == 16 * 4 * 128 * 8
+
+
+def test_capture_all_covers_every_batch_shape() -> None:
+    """The buckets a server captures up front are the ones its batches pad to (no capture while serving)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=4,
+                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    dec = StaticT5Greedy(T5ForConditionalGeneration(cfg), use_cuda_graphs=False)
+    listed = set(dec.buckets(64, 512))
+    assert len(listed) == 11 * 10  # rows 1,2,4,8,16..64 by 8; tokens 16,32,64,128..512 by 64
+    shapes = {(fine_bucket(n, 8), fine_bucket(s, 64, 16)) for n in range(1, 65) for s in range(1, 513, 7)}
+    assert shapes <= listed
+    assert dec.capture_all(64, 512, 16) == 0  # no graphs on a CPU: nothing to capture
