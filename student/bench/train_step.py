@@ -21,11 +21,18 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
   ours-autocast   ours-eager with fp32 weights under bf16 autocast (the default before bf16 master weights).
   ours-compiled   ours with every transformer block under torch.compile(dynamic=True) (step.compile_blocks).
   ours-compiled-eager   ours-eager with the blocks compiled.
+  ours-flex       ours with T5's attention through FlexAttention (StepOptions.flex_attention, flex_t5.py):
+                  flex_attention compiled on its own, the rest eager, CUDA graphs. Attention-probability
+                  dropout is skipped under flex (the residual and feed-forward dropouts stay).
+  ours-compiled-flex        ours-compiled with FlexAttention (traced into the compiled blocks).
+  ours-compiled-eager-flex  ours-compiled-eager with FlexAttention (no CUDA graphs: isolates the graphs).
+  (The flex variants run only when named in --variants.)
 
 Each variant first runs the timed steps' batches twice (untimed for the ratio, reported as `first pass`: for
 ours and ours-graphs-concat the second time captures each shape), then runs the same steps again, timed.
 
     python3 bench/train_step.py --models t5-base t5-large --batch 64 32 --steps 15 --repeats 3
+    python3 bench/train_step.py --models t5-base --batch 64 --steps 20 --check-flex  # flex's losses = eager's?
 """
 
 from __future__ import annotations
@@ -112,13 +119,13 @@ def naive(shape: str, records: list, batch: int) -> tuple[torch.nn.Module, Calla
 
 
 def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat: bool | None = True,
-         compile_: bool = False, graphs: bool = False,
-         dropout: float = 0.1) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+         compile_: bool = False, graphs: bool = False, dropout: float = 0.1,
+         flex: bool = False) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
     model = new_t5(shape, "eager", dropout=dropout)
     enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "seq2seq", enc, CUDA, Dist(), StepOptions(
         bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_, cuda_graphs=graphs,
-        memory_bytes=float(torch.cuda.get_device_properties(0).total_memory)), lambda s: 1.0)
+        memory_bytes=float(torch.cuda.get_device_properties(0).total_memory), flex_attention=flex), lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, batch, seed=0, epoch=0)
 
@@ -173,6 +180,23 @@ def check_graphs(shape: str, batch: int, steps: int) -> None:
           f"      max relative difference {worst:.2e}", flush=True)
 
 
+def check_flex(shape: str, batch: int, steps: int) -> None:
+    """The same steps with eager attention and with FlexAttention (compiled blocks, no CUDA graphs, dropout 0,
+    same seed): their losses must agree up to bf16 rounding."""
+    records = make_records(batch * 40, seed=1, vocab=T5_VOCAB)
+    curves = []
+    for flex in (False, True):
+        _, fn = ours(shape, records, batch, concat=None, compile_=True, dropout=0.0, flex=flex)
+        for i in range(steps):
+            fn(i)
+        curves.append([float(x[0]) for x in fn.losses])  # type: ignore[attr-defined]
+        del fn
+        gc.collect()
+    worst = max(abs(a - b) / abs(a) for a, b in zip(*curves))
+    print(f"check-flex {shape}: eager {[round(x, 4) for x in curves[0]]}\n"
+          f"      flex  {[round(x, 4) for x in curves[1]]}\n      max relative difference {worst:.2e}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", nargs="+", default=["t5-base", "t5-large"])
@@ -184,9 +208,13 @@ def main() -> None:
     p.add_argument("--variants", nargs="*", default=None, help="only these variants")
     p.add_argument("--json", default="")
     p.add_argument("--check", action="store_true", help="only compare ours and ours-graphs losses (dropout 0)")
+    p.add_argument("--check-flex", action="store_true", help="only compare eager and flex attention losses (dropout 0)")
     a = p.parse_args()
     if a.check:
         check_graphs(a.models[0], a.batch[0], a.steps)
+        return
+    if a.check_flex:
+        check_flex(a.models[0], a.batch[0], a.steps)
         return
     torch.backends.cuda.matmul.allow_tf32 = True
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}; {a.steps} timed steps after {a.warmup}, "
@@ -205,11 +233,17 @@ def main() -> None:
             ("ours-eager-sep", lambda: ours(shape, records, batch, concat=False)),
             ("ours-graphs-concat", lambda: ours(shape, records, batch, graphs=True)),
             ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),
+            ("ours-flex", lambda: ours(shape, records, batch, concat=None, graphs=True, flex=True)),
+            ("ours-compiled-flex", lambda: ours(shape, records, batch, concat=None, graphs=True, compile_=True,
+                                                flex=True)),
+            ("ours-compiled-eager-flex", lambda: ours(shape, records, batch, compile_=True, flex=True)),
         ]
         if a.naive:
             variants.append(("naive", lambda: naive(shape, records, batch)))
         if a.variants:
             variants = [v for v in variants if v[0] in a.variants]
+        else:
+            variants = [v for v in variants if not v[0].endswith("-flex")]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
         for rep in range(a.repeats):
             for name, build in variants:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from . import flex_t5
 from . import lora as lora_mod
 from .graphs import PICK_MULTIPLE, GraphedSteps
 from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
@@ -41,6 +42,7 @@ class StepOptions:
     cuda_graphs: bool = False  # forward+backward as CUDA graphs per batch shape (one GPU process; graphs.py)
     activation_checkpointing: bool = False
     memory_bytes: float = 0.0  # the card's memory for the automatic micro-batch budget; 0: no budget
+    flex_attention: bool = False  # T5 attention through torch's FlexAttention in training (flex_t5.py; GPU only)
 
 
 def compile_blocks(model: nn.Module) -> list[nn.Module]:
@@ -84,7 +86,8 @@ class Stepper:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if self.lora:
                 model.enable_input_require_grads()
-        self.shape = shape_of(model.config, eager_attention=arch == "seq2seq")
+        self.flex = self._use_flex() if o.flex_attention else 0  # before compile_blocks: traced into the blocks
+        self.shape = shape_of(model.config, eager_attention=arch == "seq2seq" and not self.flex)
         self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         if not self.sharded:  # FSDP moves each block to the GPU as it shards it: the whole model never is
@@ -102,6 +105,20 @@ class Stepper:
         # one forward pass per task pads label targets less; eagerly its extra launches cost more than that
         # saves, as a CUDA graph they cost nothing (docs/benchmarks.md: ours-sep, ours-graphs-sep)
         self.concat = o.concat_tasks if o.concat_tasks is not None else self.graphs is None
+
+    def _use_flex(self) -> int:
+        """T5 attention through FlexAttention (flex_t5.py): the scores are never materialised, so the memory
+        model drops them. Only a T5 student on a GPU: torch has no FlexAttention backward on the CPU. Returns
+        the number of attention modules switched."""
+        if self.arch != "seq2seq" or self.device.type != "cuda":
+            log.warning("flex attention: only for T5 students on a GPU; %s on %s keeps its attention", self.arch,
+                        self.device.type)
+            return 0
+        n = flex_t5.use_flex_attention(self.model)
+        traced = self.o.compile and not self.sharded
+        log.info("flex attention: %d T5 attention modules switched for training (%s)", n,
+                 "traced into the compiled blocks" if traced else "flex_attention compiled on its own")
+        return n
 
     def _graphs(self) -> GraphedSteps | None:
         """CUDA graphs where they can run and were measured: a T5 student in one process on a GPU, without
