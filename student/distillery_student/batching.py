@@ -5,7 +5,10 @@ refused at once (the server answers 429 with Retry-After) instead of waiting beh
 thread takes up to max_batch inputs at a time. Once it has one it waits for more only until the batch is as large
 as the last one was, and only while they keep coming (max_wait without an arrival ends the wait; 4 x max_wait in
 all): under load the batches fill up, so throughput grows with load, while a lone client's request starts at
-once (a fixed wait would add max_wait to every request at low load).
+once (a fixed wait would add max_wait to every request at low load). It also waits for the clients the last
+batch answered, while they keep coming back: closed-loop clients otherwise split into two cohorts that take
+turns at half the batch size, each batch starting with the cohort that arrived while the other's ran
+(docs/benchmarks.md).
 
 Each lane is a thread with its own predict function (on a GPU: its own decoder, CUDA stream and graphs over the
 same weights, modeling.Predictor.lane). One batch forms at a time, taken by whichever lane is free, so while one
@@ -60,6 +63,7 @@ class Batcher:
         self.in_flight = 0  # inputs in the model right now, all lanes
         self._last = 1  # inputs in the last batch: how many the next one waits for (within max_wait)
         self._arrived = 0.0  # when the latest request was queued
+        self._owed = 0  # requests answered by the last batch that finished, less arrivals since (clients coming back)
         for i, fn in enumerate(self.lanes):
             threading.Thread(target=self._loop, args=(fn,), name=f"model-{i}", daemon=True).start()
 
@@ -77,6 +81,7 @@ class Batcher:
             self._queue.append(p)
             self._queued_inputs += len(inputs)
             self._arrived = p.enqueued
+            self._owed = max(0, self._owed - 1)
             self._cond.notify()
         return await p.future
 
@@ -87,8 +92,9 @@ class Batcher:
 
     def _take(self) -> list[_Pending] | None:
         """Waits for a first request, then for more, up to max_batch inputs, but only while the batch is smaller
-        than the last one and requests keep coming: until max_wait passes with no new arrival (4 x max_wait in
-        all). Closed-loop clients come back one by one as their answers go out; the batch waits for them."""
+        than the last one or the last batch's clients are still coming back, and requests keep coming: until
+        max_wait passes with no new arrival (4 x max_wait in all). Closed-loop clients come back one by one as
+        their answers go out; the batch waits for them."""
         with self._forming, self._cond:
             while not self._queue and not self._stopped:
                 self._cond.wait()
@@ -96,11 +102,12 @@ class Batcher:
                 return None
             group = [self._queue.popleft()]
             n = len(group[0].inputs)
-            cap = time.monotonic() + 4 * self.max_wait
+            started = time.monotonic()
+            cap = started + 4 * self.max_wait
             while n < self.max_batch:
-                if not self._queue:
-                    left = min(cap, self._arrived + self.max_wait) - time.monotonic()
-                    if n >= self._last or left <= 0 or self._stopped:
+                if not self._queue:  # max_wait since the latest arrival, or since the batch began to form
+                    left = min(cap, max(self._arrived, started) + self.max_wait) - time.monotonic()
+                    if (n >= self._last and self._owed <= 0) or left <= 0 or self._stopped:
                         break
                     self._cond.wait(left)
                     continue
@@ -128,6 +135,8 @@ class Batcher:
         while (group := self._take()) is not None:
             try:
                 preds = self._run(predict, group)
+                with self._cond:  # before the answers go out: each client that comes back is one fewer owed
+                    self._owed = len(group)
                 at = 0
                 for p in group:
                     _resolve(p, preds[at : at + len(p.inputs)], None)

@@ -137,3 +137,27 @@ def test_two_lanes_run_two_batches_at_once_and_answer_every_request() -> None:
     assert all(m.batches for m in lanes), [m.batches for m in lanes]  # both lanes served
     assert Lane.most == 2
     assert b.in_flight == 0
+
+
+def test_clients_that_split_into_two_cohorts_are_merged_into_one_batch() -> None:
+    """Four clients come in while the first four's batch runs, and each client's next request comes 10 ms after
+    its answer (HTTP and the network). The next batch starts with the late four; the first four, answered
+    meanwhile, used to miss it, so the two cohorts took turns at half the batch size. A batch now also waits for
+    the clients the last batch answered (up to max_wait between arrivals), and the cohorts merge."""
+    model = Model(0.1)
+    b = Batcher(model, max_batch=16, max_wait_s=0.05, max_queue=64)
+
+    async def client(name: str, start: float) -> None:
+        await asyncio.sleep(start)
+        for i in range(6):
+            assert await b.submit([f"{name}{i}"], False) == [f"{name}{i}".upper()]
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        await asyncio.gather(*[client(c, 0.0) for c in "abcd"], *[client(c, 0.03) for c in "efgh"])
+
+    asyncio.run(main())
+    b.stop()
+    assert sum(model.batches) == 48
+    # the cohorts merge after the first batch (the last is the late cohort's tail): 7 batches, not 12 of 4
+    assert model.batches.count(8) >= 4 and len(model.batches) <= 8, model.batches
