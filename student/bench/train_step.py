@@ -164,37 +164,34 @@ def measure(name: str, build: Callable[[], tuple[torch.nn.Module, Callable[[int]
     return out
 
 
-def check_graphs(shape: str, batch: int, steps: int) -> None:
-    """The same steps eagerly and as CUDA graphs (dropout 0, same seed): their losses must agree."""
+def compare_losses(label: str, shape: str, batch: int, steps: int, runs: dict[str, dict[str, Any]],
+                   pick: Callable[[int], int] = lambda i: i) -> None:
+    """The same steps (dropout 0, same seed) under each of `runs` (name: keyword arguments of `ours`); prints
+    the loss curves and the largest relative difference between the first two."""
     records = make_records(batch * 40, seed=1, vocab=T5_VOCAB)
     curves = []
-    for graphs in (False, True):
-        _, fn = ours(shape, records, batch, concat=None, graphs=graphs, dropout=0.0)
+    for kw in runs.values():
+        _, fn = ours(shape, records, batch, concat=None, dropout=0.0, **kw)
         for i in range(steps):
-            fn(i % 3 if i < 6 else i)  # shapes seen before (replays) and new ones (captures)
+            fn(pick(i))
         curves.append([float(x[0]) for x in fn.losses])  # type: ignore[attr-defined]
         del fn
         gc.collect()
-    worst = max(abs(a - b) / abs(a) for a, b in zip(*curves))
-    print(f"check {shape}: eager {[round(x, 4) for x in curves[0]]}\n      graphs {[round(x, 4) for x in curves[1]]}\n"
-          f"      max relative difference {worst:.2e}", flush=True)
+    worst = max(abs(a - b) / abs(a) for a, b in zip(*curves[:2]))
+    lines = "\n".join(f"      {name:6s} {[round(x, 4) for x in c]}" for name, c in zip(runs, curves))
+    print(f"{label} {shape}:\n{lines}\n      max relative difference {worst:.2e}", flush=True)
+
+
+def check_graphs(shape: str, batch: int, steps: int) -> None:
+    """Eagerly and as CUDA graphs, on shapes seen before (replays) and new ones (captures): losses must agree."""
+    compare_losses("check", shape, batch, steps, {"eager": {"graphs": False}, "graphs": {"graphs": True}},
+                   pick=lambda i: i % 3 if i < 6 else i)
 
 
 def check_flex(shape: str, batch: int, steps: int) -> None:
-    """The same steps with eager attention and with FlexAttention (compiled blocks, no CUDA graphs, dropout 0,
-    same seed): their losses must agree up to bf16 rounding."""
-    records = make_records(batch * 40, seed=1, vocab=T5_VOCAB)
-    curves = []
-    for flex in (False, True):
-        _, fn = ours(shape, records, batch, concat=None, compile_=True, dropout=0.0, flex=flex)
-        for i in range(steps):
-            fn(i)
-        curves.append([float(x[0]) for x in fn.losses])  # type: ignore[attr-defined]
-        del fn
-        gc.collect()
-    worst = max(abs(a - b) / abs(a) for a, b in zip(*curves))
-    print(f"check-flex {shape}: eager {[round(x, 4) for x in curves[0]]}\n"
-          f"      flex  {[round(x, 4) for x in curves[1]]}\n      max relative difference {worst:.2e}", flush=True)
+    """Eager attention and FlexAttention (compiled blocks, no CUDA graphs): losses must agree up to bf16."""
+    compare_losses("check-flex", shape, batch, steps,
+                   {"eager": {"compile_": True, "flex": False}, "flex": {"compile_": True, "flex": True}})
 
 
 def main() -> None:

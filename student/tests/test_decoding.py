@@ -54,17 +54,22 @@ def test_static_decoder_matches_hf_generate(act: str, tied: bool, buckets: bool)
         assert _until_eos(one) == w
 
 
+def _small_t5(seed: int, vocab: int = 64) -> torch.nn.Module:
+    """A 2+2-layer random T5 with eager attention, as load_student loads T5."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=vocab, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                   dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+                   attn_implementation="eager")
+    return T5ForConditionalGeneration(cfg).eval()
+
+
 @pytest.mark.parametrize("buckets", [False, True])
 def test_rows_that_end_early_are_padded_and_the_call_stops_when_all_have_ended(buckets: bool) -> None:
     """EOS is a token the model often picks here, so rows end at different steps: the whole output (padding
     after EOS included, and its length when every row has ended) equals Hugging Face's."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(3)
-    cfg = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-                   dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                   attn_implementation="eager")
-    model = T5ForConditionalGeneration(cfg).eval()
+    model = _small_t5(3)
     g = torch.Generator().manual_seed(4)
     ids, mask = _batch([torch.randint(3, 64, (int(n),), generator=g).tolist() + [1] for n in (4, 11, 7, 20)])
     first = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
@@ -91,13 +96,7 @@ def test_bucket() -> None:
 def test_buckets_share_one_buffer_that_grows_for_a_larger_bucket() -> None:
     """Every bucket's buffers are views of one buffer per name, as large as the largest bucket; a larger bucket
     grows it and drops the buckets built over the old one. Small, large, small again: the tokens stay HF's."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(5)
-    cfg = T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-                   dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                   attn_implementation="eager")
-    model = T5ForConditionalGeneration(cfg).eval()
+    model = _small_t5(5, vocab=384)
     g = torch.Generator().manual_seed(6)
     rows = [torch.randint(3, 384, (int(n),), generator=g).tolist() + [1] for n in (70, 9, 30, 2, 12, 40, 5, 8, 3)]
     dec = StaticT5Greedy(model, use_cuda_graphs=False, pad_to_buckets=True)
@@ -112,11 +111,7 @@ def test_buckets_share_one_buffer_that_grows_for_a_larger_bucket() -> None:
 
 def test_capture_all_covers_every_batch_shape() -> None:
     """The buckets a server captures up front are the ones its batches pad to (no capture while serving)."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    cfg = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=4,
-                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    dec = StaticT5Greedy(T5ForConditionalGeneration(cfg), use_cuda_graphs=False)
+    dec = StaticT5Greedy(_small_t5(7), use_cuda_graphs=False)
     listed = set(dec.buckets(64, 512))
     assert len(listed) == 11 * 10  # rows 1,2,4,8,16..64 by 8; tokens 16,32,64,128..512 by 64
     shapes = {(fine_bucket(n, 8), fine_bucket(s, 64, 16)) for n in range(1, 65) for s in range(1, 513, 7)}
