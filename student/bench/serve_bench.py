@@ -471,7 +471,8 @@ def run_phase(phase: str, a: argparse.Namespace, d: Path, batches: list[int], fl
             name = "new" if a.lanes == [1] else f"new lanes {lanes}"
             measure_server(name, serve[:-1] + ["--lanes", str(lanes), "--port", "18081"], 18081, a,
                            ["/v1/completions"], a.clients)
-        one = RESULTS.get(f"http {name} /v1/completions clients 1")
+        first = "new" if a.lanes == [1] else f"new lanes {a.lanes[0]}"
+        one = RESULTS.get(f"http {first} /v1/completions clients 1")
         if one and floor:
             per_token = one["p50_ms"]["median"] / one["completion_tokens"]
             emit("http ms/token at 1 client vs floor", {

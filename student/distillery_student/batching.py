@@ -12,8 +12,7 @@ turns at half the batch size, each batch starting with the cohort that arrived w
 
 Each lane is a thread with its own predict function (on a GPU: its own decoder, CUDA stream and graphs over the
 same weights, modeling.Predictor.lane). One batch forms at a time, taken by whichever lane is free, so while one
-lane's batch runs on the GPU the next forms and starts on another lane: closed-loop clients split into cohorts
-that take turns (docs/benchmarks.md), and with one lane each cohort waits for the other's whole batch.
+lane's batch runs on the GPU the next forms and can start beside it on another lane.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ the benchmark reports the share of identical outputs).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,9 +25,9 @@ import torch
 from torch import nn
 
 
-# Tokens per graph launch: the prefill's graph makes the first CHUNK, each next launch CHUNK more. A launch
-# (and the host sync between chunks) releases the GIL, and under load the model thread then waited for it
-# again up to the switch interval each time (docs/benchmarks.md: a batch took twice the floor in the server).
+# Tokens per graph launch: the prefill's graph makes the first CHUNK, each next launch CHUNK more, and the loop
+# checks once per chunk whether every row has ended. Fewer launches and host wake-ups per batch; the one GPU
+# call that compared it with a launch per token measured no difference (docs/benchmarks.md).
 CHUNK = 4
 
 
@@ -48,17 +49,24 @@ def fine_bucket(n: int, step: int, smallest: int = 1) -> int:
 ROW_STEP, SOURCE_STEP = 8, 64  # batch rows and source (prompt) columns are padded to these multiples
 
 
-def capture(fn: Callable[[], Any], pool: Any, stream: Any) -> Any:
-    """fn captured as a CUDA graph on `stream` (after two warm-up runs there: lazy inits, cuBLAS workspaces).
-    Graphs that share a pool must be captured on one stream, or they cannot reuse each other's memory. fn must
-    read and write fixed-address tensors only, and make no host syncs. Other threads may use the GPU meanwhile
-    (the server's other lanes keep serving while one captures a new bucket)."""
+def warm_up(fn: Callable[[], Any], reset: Callable[[], Any], runs: int = 2) -> None:
+    """Runs fn eagerly before its capture (lazy inits, cuBLAS workspaces), each run from the state reset() sets:
+    a decode chunk advances the position, and two runs in a row would write past a bucket's buffers."""
+    for _ in range(runs):
+        reset()
+        fn()
+
+
+def capture(fn: Callable[[], Any], pool: Any, stream: Any, reset: Callable[[], Any] = lambda: None) -> Any:
+    """fn captured as a CUDA graph on `stream`, after warm_up there. Graphs that share a pool must be captured on
+    one stream, or they cannot reuse each other's memory. fn must read and write fixed-address tensors only,
+    and make no host syncs. Other threads may use the GPU meanwhile (the server's other lanes keep serving
+    while one captures a new bucket)."""
     from .graphs import record
 
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn()
+        warm_up(fn, reset)
     return record(fn, pool, stream, mode="thread_local")[0]
 
 
@@ -113,7 +121,8 @@ class GraphedDecoder:
         runner: tuple[Any, Any, Any] = (None, None, buf)
         if self.graphs:
             runner = (capture(lambda: self._first(buf), self._pool, self._stream),
-                      capture(lambda: self._chunk(buf), self._pool, self._stream), buf)
+                      capture(lambda: self._chunk(buf), self._pool, self._stream, reset=lambda: buf.t.fill_(CHUNK)),
+                      buf)
         if self.graphs or self.pad_to_buckets:
             self._captured[key] = runner
         return runner
@@ -125,14 +134,17 @@ class GraphedDecoder:
         return [(r, s) for r in rs for s in ss]
 
     @torch.no_grad()
-    def capture_all(self, rows: int, source: int, max_new_tokens: int) -> int:
+    def capture_all(self, rows: int, source: int, max_new_tokens: int, deadline: float = math.inf) -> int:
         """Captures the graphs of every bucket up front (a server's warm-up), so that no request waits for a capture
-        (hundreds of ms); a no-op without graphs. generate must have run once (EOS and padding are in the graphs).
+        (hundreds of ms), smallest first, until time.monotonic() passes `deadline` (the rest are captured when
+        first seen); a no-op without graphs. generate must have run once (EOS and padding are in the graphs).
         Returns how many buckets were captured now."""
         if not self.graphs:
             return 0
         before = len(self._captured)
-        for r, s in self.buckets(rows, source):
+        for r, s in sorted(self.buckets(rows, source), key=lambda rs: rs[0] * rs[1]):
+            if time.monotonic() > deadline:
+                break
             self._runner(r, s, bucket(max_new_tokens, 8))
         return len(self._captured) - before
 
@@ -140,27 +152,28 @@ class GraphedDecoder:
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  eos_token_id: int, pad_token_id: int) -> torch.Tensor:
         """[n, <= max_new_tokens] generated ids, pad after EOS, as HF generate returns them after the prompt (T5:
-        after the decoder start token). Tokens come CHUNK at a time (up to CHUNK - 1 past max_new_tokens are
-        computed and dropped); between chunks one host sync checks whether every row has ended."""
+        after the decoder start token). Tokens come CHUNK at a time (with graphs, up to CHUNK - 1 past
+        max_new_tokens are computed and dropped); between chunks one host sync checks whether every row has
+        ended."""
         self.eos, self.pad = eos_token_id, pad_token_id
         n, s = input_ids.shape
         if self.pad_to_buckets:
             b, sb, steps = fine_bucket(n, ROW_STEP), fine_bucket(s, SOURCE_STEP, 16), bucket(max_new_tokens, 8)
         else:
-            b, sb, steps = n, s, -(-max_new_tokens // CHUNK) * CHUNK
+            b, sb, steps = n, s, max_new_tokens
         first, chunk, buf = self._runner(b, sb, steps)
         self._load(buf, input_ids, attention_mask)
-        first.replay() if first is not None else self._first(buf)
+        first.replay() if first is not None else self._first(buf, min(CHUNK, max_new_tokens))
         for t in range(CHUNK, max_new_tokens, CHUNK):
             if bool(buf.done[:n].all()):  # a host sync per chunk, not per token
                 return buf.out[:n, :t].clone()
-            chunk.replay() if chunk is not None else self._chunk(buf)
+            chunk.replay() if chunk is not None else self._chunk(buf, min(CHUNK, max_new_tokens - t))
         return buf.out[:n, :max_new_tokens].clone()
 
-    def _first(self, buf: Any) -> None:
-        """The prefill and the next CHUNK - 1 steps: the first CHUNK tokens."""
+    def _first(self, buf: Any, tokens: int = CHUNK) -> None:
+        """The prefill and the next tokens - 1 steps: the first `tokens` tokens."""
         self._prefill(buf)
-        self._chunk(buf, CHUNK - 1)
+        self._chunk(buf, tokens - 1)
 
     def _chunk(self, buf: Any, steps: int = CHUNK) -> None:
         for _ in range(steps):

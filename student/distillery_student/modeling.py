@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -396,13 +397,14 @@ class Predictor:
         other._decoded = {}
         return other
 
-    def capture_graphs(self, rows: int) -> int:
-        """Captures the static decoder's CUDA graphs for every label-task bucket of up to `rows` inputs (a server's
-        warm-up; rationales, asked for less often, are captured when first seen). Returns how many."""
+    def capture_graphs(self, rows: int, deadline: float = math.inf) -> int:
+        """Captures the static decoder's CUDA graphs for every label-task bucket of up to `rows` inputs until
+        `deadline` (time.monotonic(); a server's warm-up; rationales, asked for less often, are captured when
+        first seen). Returns how many."""
         if self.static is None:
             return 0
         with self._on_stream():
-            return self.static.capture_all(rows, self.info.maxInputLength, self.label_tokens)
+            return self.static.capture_all(rows, self.info.maxInputLength, self.label_tokens, deadline)
 
     def _on_stream(self) -> Any:
         """The context the device work runs in: the lane's stream, ordered after what the caller queued."""

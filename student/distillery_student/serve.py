@@ -52,10 +52,10 @@ class ServerConfig:
     api_key: str = ""  # when set, /v1/* need "Authorization: Bearer <key>"
     threads: int = 0  # torch threads on a CPU; 0: cpu_threads()
     # model threads, each with its own decoder and CUDA stream. A second lane on a GPU starts the next batch beside
-    # the running one: 1.39x the requests at 256 clients, but a third of one lane's at 64 clients, where each lane
-    # captured graphs for the uneven batches it saw (docs/benchmarks.md, "Lanes"); so 1 unless asked.
+    # the running one: in one call 1.12x one lane's requests at 64 clients (the spreads overlap) and 1.28x at 256,
+    # for twice the startup and decoder memory (docs/benchmarks.md); so 1 unless asked.
     lanes: int = 1
-    capture_graphs: bool = True  # on a GPU, every label-task batch shape's graphs before readiness
+    capture_graphs: bool = True  # on a GPU, every label-task batch shape's graphs before readiness (warm_up)
     http: str = "auto"  # uvicorn's HTTP parser: httptools (C) when installed, else h11
     loop: str = "auto"  # uvicorn's event loop: uvloop when installed, else asyncio's
 
@@ -77,6 +77,29 @@ def cpu_threads(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
     except (OSError, ValueError):
         pass
     return max(1, cpus - 1)
+
+
+CAPTURE_BUDGET_S = 300.0  # half the StudentModel's startup probe (120 x 5 s); later shapes are captured when seen
+
+
+def warm_up(lanes: list[Any], batch: int, gpu: bool, capture: bool, budget_s: float = CAPTURE_BUDGET_S) -> None:
+    """Each lane answers both tasks before the server is ready. On a GPU: a full batch of inputs as long as the
+    model reads, rationales included, so that its decoder's buffers have their largest size from the start
+    (growing them later drops every captured graph); then, with `capture`, the label task's graphs for every batch
+    shape, smallest first, within budget_s for all lanes together."""
+    deadline = time.monotonic() + budget_s
+    for lane in lanes:
+        started = time.monotonic()
+        if not gpu:
+            lane.predict_detailed(["warm-up"], [True])
+            lane.predict_detailed(["warm-up"] * batch, [False] * batch)
+            continue
+        lane.predict_detailed(["warm-up " * 4096] * batch, [True] * batch)
+        if capture:
+            shapes = lane.capture_graphs(batch, deadline)
+            log.info("captured the CUDA graphs of %d batch shapes in %.1f s%s", shapes, time.monotonic() - started,
+                     "; the capture budget ran out: the rest are captured when first seen"
+                     if time.monotonic() > deadline else "")
 
 
 # ---- metrics ----
@@ -146,25 +169,14 @@ class StudentServer:
         return predictor
 
     def load(self) -> None:
-        """Loads and warms up every lane (both tasks, a full batch: their CUDA graphs are captured before the first
-        request)."""
+        """Loads and warms up every lane (warm_up: their CUDA graphs are captured before the first request)."""
         try:
             predictor = self.loader()
-            device = getattr(getattr(predictor, "device", None), "type", "cpu")
             count = max(1, self.cfg.lanes)
             lanes = [predictor] if count == 1 else [predictor.lane() for _ in range(count)]
             n = self.cfg.max_batch_size
-            # on a GPU, inputs as long as the model reads: each lane's decoder buffers then have their largest
-            # size from the start (growing them later drops every captured graph)
-            x = "warm-up " * (4096 if device == "cuda" else 1)
-            started = time.monotonic()
-            for lane in lanes:
-                lane.predict_detailed([x], [True])
-                lane.predict_detailed([x] * n, [False] * n)
-                if self.cfg.capture_graphs and hasattr(lane, "capture_graphs"):
-                    captured = lane.capture_graphs(n)
-                    log.info("captured the CUDA graphs of %d batch shapes in %.1f s", captured,
-                             time.monotonic() - started)
+            gpu = getattr(getattr(predictor, "device", None), "type", "cpu") == "cuda"
+            warm_up(lanes, n, gpu, self.cfg.capture_graphs)
             self.batcher = Batcher([self._predict_fn(lane) for lane in lanes], n, self.cfg.max_wait_ms / 1000,
                                    self.cfg.max_queue, self.metrics.batched)
             self.created = int(os.path.getmtime(self.cfg.model_dir)) if os.path.isdir(self.cfg.model_dir) else self.created

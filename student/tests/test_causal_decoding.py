@@ -97,3 +97,38 @@ def test_unsupported_models_are_named() -> None:
                                                  use_sliding_window=True, sliding_window=8, max_window_layers=0))
     assert "sliding" in unsupported_reason(sliding)
     assert unsupported_reason(_model("qwen3")) == ""
+
+
+def graph_free_capture(fn: Any, pool: Any, stream: Any, reset: Any = lambda: None) -> Any:
+    """decoding.capture without CUDA: the same warm-up runs, then a "graph" whose replay runs fn eagerly."""
+    from types import SimpleNamespace
+
+    from distillery_student.decoding import warm_up
+
+    warm_up(fn, reset)
+    return SimpleNamespace(replay=fn)
+
+
+@pytest.mark.parametrize("arch", ["t5", "llama"])
+def test_the_graph_path_with_the_smallest_token_budget(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoders' graph path (capture's warm-up runs, the prefill's and the chunks' replays) on a CPU, for a
+    label budget of 5 tokens (a bucket of 8: a label set of short labels). Two chunk warm-ups in a row used to
+    write past the bucket's 8 columns; the tokens must be Hugging Face's."""
+    import distillery_student.decoding as decoding
+    from distillery_student.decoding import StaticT5Greedy
+
+    monkeypatch.setattr(decoding, "capture", graph_free_capture)
+    if arch == "t5":
+        from test_decoding import _batch, _hf_tokens, _small_t5
+
+        model = _small_t5(3, vocab=384)
+        ids, mask = _batch([r + [EOS] for r in _rows((5, 17, 9))])
+        want, dec = _hf_tokens(model, ids, mask, 5), StaticT5Greedy(model, use_cuda_graphs=False, pad_to_buckets=True)
+    else:
+        model = _model("llama").eval()
+        ids, mask = _left_padded(_rows((5, 17, 9)))
+        want, dec = _hf(model, ids, mask, 5), StaticCausalGreedy(model, use_cuda_graphs=False, pad_to_buckets=True)
+    dec.graphs = True  # capture (patched above) and replay, as on a GPU
+    got = [_until_eos(r) for r in dec.generate(ids, mask, 5, eos_token_id=EOS, pad_token_id=PAD).tolist()]
+    assert got == want
+    assert next(iter(dec._captured))[2] == 8  # the bucket of 8 steps this is about

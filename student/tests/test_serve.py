@@ -337,3 +337,27 @@ def test_a_lane_shares_the_weights_but_not_the_decoder(served_model_dir: str) ->
     assert lane.model is p.model and lane.static is not None and lane.static is not p.static
     assert lane.stream is None  # a CPU has no streams
     assert lane.predict(INPUTS, True) == p.predict(INPUTS, True)
+
+
+def test_warm_up_on_a_gpu_sizes_the_buffers_for_rationales_and_captures_within_one_budget() -> None:
+    """On a GPU each lane first answers a full batch of the longest inputs with rationales (its decoder's buffers
+    reach their largest size, so no later batch grows them and drops the captured graphs), then captures the
+    label graphs; every lane shares one deadline."""
+    from distillery_student.serve import warm_up
+
+    calls: list[tuple[Any, ...]] = []
+
+    class Lane:
+        def predict_detailed(self, inputs: list[str], flags: list[bool]) -> None:
+            calls.append(("predict", len(inputs), all(flags), min(len(x) for x in inputs)))
+
+        def capture_graphs(self, rows: int, deadline: float) -> int:
+            calls.append(("capture", rows, deadline))
+            return 3
+
+    before = time.monotonic()
+    warm_up([Lane(), Lane()], 8, gpu=True, capture=True, budget_s=60)
+    assert [c[0] for c in calls] == ["predict", "capture"] * 2
+    assert all(c[1:3] == (8, True) and c[3] >= 16384 for c in calls if c[0] == "predict")
+    deadlines = {c[2] for c in calls if c[0] == "capture"}
+    assert len(deadlines) == 1 and before + 60 <= deadlines.pop() <= time.monotonic() + 60
