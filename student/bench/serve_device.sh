@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The Serving figures of docs/benchmarks.md in one call (about 150 s on one H200), most wanted first:
-#   1. t5-base: the decoders (the floor) and the new server at 1, 8, 64, 256 clients;
+# The Serving figures of docs/benchmarks.md in one call, most wanted first (each server captures its CUDA graphs
+# before it is ready, about 45 s per lane for t5-base on an H200: expect 6-8 minutes in all):
+#   1. t5-base: the decoders (the floor), the new server with 1 and 2 lanes at 1, 8, 64, 256 clients, and the
+#      previous server at 64 clients, in one process so the ratios come from the same minutes;
 #   2. a ~0.5B decoder: the decoders and the new server at 1 client;
-#   3. t5-base again (the same model): the previous server, and the new one with no model (host-only).
+#   3. t5-base again (the same model): the previous server at more clients, and the new one with no model.
 # Results land in $OUT/{t5,decoder,legacy}.json as they come, so a run cut short keeps what it measured.
 #   OUT=/tmp/out LEGACY=/tmp/legacy_serve.py bash bench/serve_device.sh
 #   DEVICE=cpu T5=tiny DECODER=tiny-causal BENCH_SECONDS=1 REPS=1 OUT=/tmp/out LEGACY=... bash bench/serve_device.sh
@@ -16,7 +18,8 @@ MODEL=$(mktemp -d)/t5
 common=(--device "$DEVICE" --seconds "$SECONDS_" --reps "$REPS")
 bench() { python3 bench/serve_bench.py "${common[@]}" "$@" 2>&1 | grep -v "Writing model shards"; }
 
-bench --shape "$T5" --model-dir "$MODEL" --phases decoders new --clients 1 8 64 256 --json t5.json
+bench --shape "$T5" --model-dir "$MODEL" --phases decoders new legacy --clients 1 8 64 256 --lanes 1 2 \
+  --legacy-serve "$LEGACY" --legacy-clients 64 --json t5.json
 bench --shape "$DECODER" --phases decoders new --clients 1 --json decoder.json
 bench --shape "$T5" --model-dir "$MODEL" --phases legacy host-only --legacy-serve "$LEGACY" \
-  --legacy-clients 64 1 8 256 --host-only-clients 64 --json legacy.json
+  --legacy-clients 1 8 256 --host-only-clients 64 --json legacy.json
