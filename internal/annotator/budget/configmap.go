@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/distillery-dev/distillery/internal/annotator/kubeapi"
+	"github.com/distillery-dev/distillery/internal/annotator/sleep"
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
@@ -72,14 +73,14 @@ func (l *ConfigMapLedger) Update(ctx context.Context, shard int, change func(Sta
 			return State{}, ctx.Err()
 		case kubeapi.IsConflict(err):
 			// Another shard wrote first: read again, after a short random pause that spreads the shards.
-			if err := sleep(ctx, time.Duration(rand.Int64N(int64(50*time.Millisecond)))); err != nil {
+			if err := sleep.For(ctx, time.Duration(rand.Int64N(int64(50*time.Millisecond)))); err != nil {
 				return State{}, err
 			}
 		case permanent(err) || failures+1 >= cmp.Or(l.Attempts, 5):
 			return State{}, fmt.Errorf("budget ledger ConfigMap %s: %w", l.Name, err)
 		default:
 			failures++
-			if err := sleep(ctx, time.Duration(1<<failures)*100*time.Millisecond); err != nil {
+			if err := sleep.For(ctx, time.Duration(1<<failures)*100*time.Millisecond); err != nil {
 				return State{}, err
 			}
 		}
@@ -169,15 +170,4 @@ func permanent(err error) bool {
 	}
 	var se *kubeapi.StatusError
 	return errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusTooManyRequests
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/distillery-dev/distillery/internal/annotator/prompt"
+	"github.com/distillery-dev/distillery/internal/annotator/sleep"
 	"github.com/distillery-dev/distillery/internal/contract"
 	"github.com/distillery-dev/distillery/internal/secreturl"
 )
@@ -129,7 +130,7 @@ func (c *Client) Complete(ctx context.Context, messages []prompt.Message) (Answe
 		if attempt > c.cfg.MaxRetries {
 			return Answer{}, c.redactErr(&ExhaustedError{Attempts: attempt, Last: err})
 		}
-		if err := sleep(ctx, c.backoff(attempt, transient.retryAfter)); err != nil {
+		if err := sleep.For(ctx, c.backoff(attempt, transient.retryAfter)); err != nil {
 			return Answer{}, err
 		}
 	}
@@ -147,7 +148,7 @@ func (c *Client) waitTurn(ctx context.Context) error {
 	c.pauseMu.Lock()
 	wait := time.Until(c.pausedUntil)
 	c.pauseMu.Unlock()
-	if err := sleep(ctx, wait); err != nil {
+	if err := sleep.For(ctx, wait); err != nil {
 		return err
 	}
 	if c.limiter == nil {
@@ -180,19 +181,5 @@ func (c *Client) pause(d time.Duration) {
 	defer c.pauseMu.Unlock()
 	if until := time.Now().Add(d); until.After(c.pausedUntil) {
 		c.pausedUntil = until
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
