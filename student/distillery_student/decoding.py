@@ -145,7 +145,7 @@ class GraphedDecoder:
         for r, s in sorted(self.buckets(rows, source), key=lambda rs: rs[0] * rs[1]):
             if time.monotonic() > deadline:
                 break
-            self._runner(r, s, bucket(max_new_tokens, 8))
+            self._runner(*self._shape(r, s, max_new_tokens))
         return len(self._captured) - before
 
     @torch.no_grad()
@@ -156,12 +156,8 @@ class GraphedDecoder:
         max_new_tokens are computed and dropped); between chunks one host sync checks whether every row has
         ended."""
         self.eos, self.pad = eos_token_id, pad_token_id
-        n, s = input_ids.shape
-        if self.pad_to_buckets:
-            b, sb, steps = fine_bucket(n, ROW_STEP), fine_bucket(s, SOURCE_STEP, 16), bucket(max_new_tokens, 8)
-        else:
-            b, sb, steps = n, s, max_new_tokens
-        first, chunk, buf = self._runner(b, sb, steps)
+        n = input_ids.shape[0]
+        first, chunk, buf = self._runner(*self._shape(n, input_ids.shape[1], max_new_tokens))
         self._load(buf, input_ids, attention_mask)
         first.replay() if first is not None else self._first(buf, min(CHUNK, max_new_tokens))
         for t in range(CHUNK, max_new_tokens, CHUNK):
@@ -169,6 +165,12 @@ class GraphedDecoder:
                 return buf.out[:n, :t].clone()
             chunk.replay() if chunk is not None else self._chunk(buf, min(CHUNK, max_new_tokens - t))
         return buf.out[:n, :max_new_tokens].clone()
+
+    def _shape(self, rows: int, source: int, max_new_tokens: int) -> tuple[int, int, int]:
+        """The (rows, source length, steps) a batch runs at: its bucket, or its own shape without buckets."""
+        if not self.pad_to_buckets:
+            return rows, source, max_new_tokens
+        return fine_bucket(rows, ROW_STEP), fine_bucket(source, SOURCE_STEP, 16), bucket(max_new_tokens, 8)
 
     def _first(self, buf: Any, tokens: int = CHUNK) -> None:
         """The prefill and the next tokens - 1 steps: the first `tokens` tokens."""
