@@ -73,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes, max_input_chars=args.max_input_chars, read_timeout_s=args.read_timeout,
         idle_timeout_s=args.idle_timeout, drain_delay_s=args.drain_delay, graceful_timeout_s=args.graceful_timeout,
         device=args.device, decoder=args.decoder, http=args.http, threads=args.threads, lanes=args.lanes,
-        capture_graphs=args.capture_graphs == "all",
+        capture_graphs=args.capture_graphs == "all", compile_decoder=args.compile_decoder,
     ))
 
 
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--capture-graphs", choices=["all", "lazy"], default="all",
                    help="on a GPU: capture every label batch shape's CUDA graphs before readiness (all), or each "
                         "when first seen (lazy: that request waits for the capture)")
+    s.add_argument("--compile-decoder", choices=["auto", "on", "off"], default="auto",
+                   help="T5 students: the decoder's layers and the encoder's blocks through torch.compile, before "
+                        "the graphs are captured (auto: on a GPU; docs/benchmarks.md)")
     s.add_argument("--threads", type=int, default=0,
                    help="torch threads when serving on a CPU; 0: the CPUs the pod may use (its limit), less one")
     s.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",

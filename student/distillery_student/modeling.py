@@ -335,8 +335,9 @@ def static_decoder_unsupported(model: nn.Module, info: ModelInfo) -> str:
     return unsupported_reason(model)
 
 
-def static_decoder(model: nn.Module, info: ModelInfo, decoder: str) -> Any:
-    """The static decoder that decoder ("auto", "hf", "static") picks for this student, or None for HF generate."""
+def static_decoder(model: nn.Module, info: ModelInfo, decoder: str, compile_layers: bool = False) -> Any:
+    """The static decoder that decoder ("auto", "hf", "static") picks for this student, or None for HF generate.
+    compile_layers: T5's layers through torch.compile (decoding.compiled_layers; ignored for decoder-only)."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
     if decoder == "hf":
@@ -350,7 +351,7 @@ def static_decoder(model: nn.Module, info: ModelInfo, decoder: str) -> Any:
     if info.architecture == ARCH_SEQ2SEQ:
         from .decoding import StaticT5Greedy
 
-        return StaticT5Greedy(model)
+        return StaticT5Greedy(model, compile_layers=compile_layers)
     from .causal_decoding import StaticCausalGreedy
 
     return StaticCausalGreedy(model)
@@ -364,14 +365,15 @@ class Predictor:
     students; "auto" picks static where it applies and hf otherwise. Both are greedy and give the same tokens."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, info: ModelInfo, device: torch.device | str = "cpu",
-                 autocast_dtype: torch.dtype | None = None, decoder: str = "hf"):
+                 autocast_dtype: torch.dtype | None = None, decoder: str = "hf", compile_layers: bool = False):
         self.model = model.eval()
         self.tok = tokenizer
         self.info = info
         self.device = torch.device(device)
         self.autocast_dtype = autocast_dtype
         self.enc = Encoder(tokenizer, info.architecture, info.maxInputLength, info.maxTargetLength)
-        self.static = static_decoder(model, info, decoder)
+        self.static = static_decoder(model, info, decoder, compile_layers)
+        self.compile_layers = compile_layers
         self.stream: Any = None  # a lane's own CUDA stream (lane()); None: the caller's current stream
         self._decoded: dict[tuple[int, ...], str] = {}
         if info.taskType == TASK_CLASSIFICATION and info.mode != MODE_SINGLE_TASK:
@@ -381,18 +383,19 @@ class Predictor:
             self.label_tokens = info.maxTargetLength
 
     @classmethod
-    def from_dir(cls, model_dir: str, info: ModelInfo, device: str | None = None, decoder: str = "auto") -> "Predictor":
+    def from_dir(cls, model_dir: str, info: ModelInfo, device: str | None = None, decoder: str = "auto",
+                 compile_layers: bool = False) -> "Predictor":
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         model, tok = load_student(model_dir, info.architecture, dtype=dtype)
-        return cls(model.to(dev), tok, info, dev, decoder=decoder)
+        return cls(model.to(dev), tok, info, dev, decoder=decoder, compile_layers=compile_layers)
 
     def lane(self) -> "Predictor":
         """Another predictor over the same weights for another model thread: its own static decoder (buffers,
         CUDA graphs and their memory pool) and, on a GPU, its own CUDA stream, so that two batches run on the GPU
         at once (serve.py's lanes). A T5-base batch's kernels are small: one batch leaves most of the SMs idle."""
         other = copy.copy(self)
-        other.static = type(self.static)(self.model) if self.static is not None else None
+        other.static = static_decoder(self.model, self.info, "static", self.compile_layers) if self.static else None
         other.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         other._decoded = {}
         return other

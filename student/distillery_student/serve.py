@@ -52,10 +52,12 @@ class ServerConfig:
     api_key: str = ""  # when set, /v1/* need "Authorization: Bearer <key>"
     threads: int = 0  # torch threads on a CPU; 0: cpu_threads()
     # model threads, each with its own decoder and CUDA stream. A second lane on a GPU starts the next batch beside
-    # the running one: in one call 1.12x one lane's requests at 64 clients (the spreads overlap) and 1.28x at 256,
-    # for twice the startup and decoder memory (docs/benchmarks.md); so 1 unless asked.
+    # the running one: with the compiled decoder, 0.98x one lane's requests at 64 clients and 1.20x at 256, for
+    # 1.6x the startup and twice the decoder memory (docs/benchmarks.md); so 1 unless asked.
     lanes: int = 1
     capture_graphs: bool = True  # on a GPU, every label-task batch shape's graphs before readiness (warm_up)
+    # T5's decoder layers and encoder blocks through torch.compile ("auto": on a GPU only; decoding.compiled_layers)
+    compile_decoder: str = "auto"
     http: str = "auto"  # uvicorn's HTTP parser: httptools (C) when installed, else h11
     loop: str = "auto"  # uvicorn's event loop: uvloop when installed, else asyncio's
 
@@ -162,7 +164,10 @@ class StudentServer:
 
         with open(os.path.join(self.cfg.model_dir, "distillery.json"), encoding="utf-8") as f:
             info = ModelInfo.from_dict(json.load(f))
-        predictor = Predictor.from_dir(self.cfg.model_dir, info, self.cfg.device or None, decoder=self.cfg.decoder)
+        device = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        compile_layers = self.cfg.compile_decoder == "on" or (self.cfg.compile_decoder == "auto" and device != "cpu")
+        predictor = Predictor.from_dir(self.cfg.model_dir, info, device, decoder=self.cfg.decoder,
+                                       compile_layers=compile_layers)
         if predictor.device.type == "cpu":
             torch.set_num_threads(self.cfg.threads or cpu_threads())
             log.info("decoding on the CPU with %d threads", torch.get_num_threads())

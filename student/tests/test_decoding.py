@@ -117,3 +117,20 @@ def test_capture_all_covers_every_batch_shape() -> None:
     shapes = {(fine_bucket(n, 8), fine_bucket(s, 64, 16)) for n in range(1, 65) for s in range(1, 513, 7)}
     assert shapes <= listed
     assert dec.capture_all(64, 512, 16) == 0  # no graphs on a CPU: nothing to capture
+
+
+def test_compiled_layers_give_the_same_tokens_as_hf_generate() -> None:
+    """The GPU server's default (serve --compile-decoder auto): the decoder's layers and the encoder's blocks
+    through torch.compile (here Inductor's CPU backend). A batch of several rows, then one row: a size of 1 is
+    compiled again (Dynamo specialises it) and must give the same tokens too."""
+    model = _small_t5(3)
+    g = torch.Generator().manual_seed(2)
+    rows = [torch.randint(3, 64, (int(n),), generator=g).tolist() + [1] for n in (5, 17, 9, 30, 2)]
+    ids, mask = _batch(rows)
+    want = _hf_tokens(model, ids, mask, 12)
+    dec = StaticT5Greedy(model, use_cuda_graphs=False, pad_to_buckets=True, compile_layers=True)
+    assert dec.compiled and all(getattr(b, "_compiled_call_impl", None) is not None for b in model.encoder.block)
+    got = [_until_eos(r) for r in dec.generate(ids, mask, 12, eos_token_id=1, pad_token_id=0).tolist()]
+    assert got == want
+    one = dec.generate(*_batch([rows[0]]), 12, eos_token_id=1, pad_token_id=0).tolist()[0]
+    assert _until_eos(one) == want[0]
