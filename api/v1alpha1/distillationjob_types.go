@@ -514,9 +514,8 @@ type CUDAGraphsMode string
 
 // The CUDA graph modes.
 const (
-	// CUDAGraphsAuto replays each padded batch shape's forward and backward as a CUDA graph where that
-	// applies: a T5 student trained by one process on a GPU, without activation checkpointing, in a job of
-	// at least 500 steps (a shorter one does not pay back the captures).
+	// CUDAGraphsAuto lets the trainer choose. It trains eagerly today: CUDA graphs made the step faster
+	// but did not shorten a measured job through the trainer's loop (docs/benchmarks.md).
 	CUDAGraphsAuto CUDAGraphsMode = "Auto"
 	// CUDAGraphsOff trains eagerly.
 	CUDAGraphsOff CUDAGraphsMode = "Off"
@@ -674,9 +673,9 @@ type TrainingSpec struct {
 	// +optional
 	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
 
-	// cudaGraphs Auto replays each padded batch shape's forward and backward as a CUDA graph where that
-	// applies (a T5 student trained by one process on a GPU, without activation checkpointing, in a job of
-	// at least 500 steps); Off trains eagerly. Default: Auto.
+	// cudaGraphs Auto lets the trainer choose whether to replay each padded batch shape's forward and backward
+	// as a CUDA graph (today it trains eagerly: graphs did not shorten a measured job); Off trains eagerly.
+	// Default: Auto.
 	// +optional
 	// +kubebuilder:default=Auto
 	CUDAGraphs CUDAGraphsMode `json:"cudaGraphs,omitempty"`

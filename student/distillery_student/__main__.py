@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress reports")
     t.add_argument("--device", default="", help="cpu or cuda; default: cuda when available")
     t.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
-                   help="a single GPU process replays each batch shape's forward and backward as a CUDA graph: auto "
-                        "for jobs of 500 steps or more, on always, off never (training.cudaGraphs off wins)")
+                   help="a single GPU process replays each batch shape's forward and backward as a CUDA graph: on "
+                        "always; auto and off never (auto: they did not shorten a measured job; training.cudaGraphs "
+                        "off wins)")
     t.add_argument("--compile", action="store_true",
                    help="torch.compile each transformer block: faster steps after a compile of about 20 s (GPU, long jobs)")
     s = sub.add_parser("serve", help="serve a trained student over HTTP")

@@ -193,7 +193,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world, labels=labels))
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
-    graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs, total)
+    graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
