@@ -22,6 +22,8 @@ part 300 t5 python3 train_step.py --steps "${T5_STEPS:-10}" --warmup 2 --repeats
 part 200 loop python3 train_loop.py --shape t5-base --steps 120 --records 1500 --repeats 3
 # a 500-step job: graphs against eager through train() (one run made cudaGraphs Auto eager)
 part 300 loop500 python3 train_loop.py --shape t5-base --steps 500 --records 6000 --repeats 1
+# where the loop's host time goes with graphs (the 500-step job was no faster with them than eagerly)
+part 200 loopprof python3 train_loop.py --shape t5-base --steps 500 --records 6000 --order graphs --cprofile 40
 part 240 multigpu env OUT="$W" STEPS=20 bash multi_gpu.sh
 part 110 decoders python3 decoder_step.py --steps 6 --warmup 2 --repeats 3 --json "$W/decoders.json"
 part 45 memfit python3 memory_fit.py

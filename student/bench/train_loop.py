@@ -7,6 +7,7 @@ Random-weight T5 of a real shape with the ByT5 tokenizer (bytes, no downloads); 
 variable length: inputs of log-normal word counts (median ~90 bytes), rationales ~45 bytes, 3 labels.
 
     python3 bench/train_loop.py --shape t5-base --steps 200 --repeats 3
+    python3 bench/train_loop.py --shape t5-base --steps 500 --records 6000 --order graphs --cprofile 40
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ def run(config: Path, mode: str, steps: int) -> dict[str, float]:
             "steady_steps_s": (steps - half) / (stamps[-1] - stamps[half - 1])}
 
 
+def profile(config: Path, mode: str, steps: int, top: int) -> None:
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    r = run(config, mode, steps)
+    prof.disable()
+    print(f"{mode}: job {r['wall_s']:.1f} s under cProfile, steady {r['steady_steps_s']:.2f} steps/s", flush=True)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--shape", default="t5-base", choices=sorted(T5_SHAPES))
@@ -93,10 +106,16 @@ def main() -> None:
     p.add_argument("--records", type=int, default=4000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--order", nargs="+", default=["graphs", "eager"], choices=sorted(MODES))
+    p.add_argument("--cprofile", type=int, default=0, metavar="N",
+                   help="instead: one job of the first mode under cProfile, the N functions of most cumulative time "
+                        "(where the loop's host time goes; cProfile slows Python calls, so compare shares, not seconds)")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     root = Path(tempfile.mkdtemp())
     config = make_job(root, a.shape, a.records, a.steps, a.batch)
+    if a.cprofile:
+        profile(config, a.order[0], a.steps, a.cprofile)
+        return
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in a.order}
     for rep in range(a.repeats):
         for name in runs:
