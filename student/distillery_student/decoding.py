@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -243,6 +245,14 @@ def compiled_layers(model: nn.Module) -> Callable[..., torch.Tensor]:
         if getattr(block, "_compiled_call_impl", None) is None:
             block.compile(dynamic=True)
     return _compiled_decode_layer()
+
+
+def compiler_missing() -> str:
+    """Why torch.compile cannot run on a GPU here, or "": Triton builds its kernel launcher with a C compiler
+    ($CC, else gcc or clang) the first time it runs, and a slim image may have none."""
+    if os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang"):
+        return ""
+    return "no C compiler for Triton ($CC, gcc or clang)"
 
 
 @functools.cache

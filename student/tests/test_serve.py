@@ -4,6 +4,7 @@ through the official `openai` client (chat, completions, models, explain on and 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -361,3 +362,23 @@ def test_warm_up_on_a_gpu_sizes_the_buffers_for_rationales_and_captures_within_o
     assert all(c[1:3] == (8, True) and c[3] >= 16384 for c in calls if c[0] == "predict")
     deadlines = {c[2] for c in calls if c[0] == "capture"}
     assert len(deadlines) == 1 and before + 60 <= deadlines.pop() <= time.monotonic() + 60
+
+
+@pytest.mark.parametrize("mode, gpu, compiler, want", [
+    ("auto", True, True, True),  # the GPU server's default
+    ("auto", True, False, False),  # Triton could not build its launcher: decode uncompiled, not fail the warm-up
+    ("auto", False, True, False),  # a CPU: eager is what make dev measured
+    ("on", False, False, True),
+    ("off", True, True, False),
+])
+def test_the_decoder_is_compiled_on_a_gpu_with_a_c_compiler(monkeypatch: pytest.MonkeyPatch, caplog: Any,
+                                                             mode: str, gpu: bool, compiler: bool, want: bool) -> None:
+    from distillery_student import decoding
+    from distillery_student.serve import compile_wanted
+
+    monkeypatch.setattr(decoding, "compiler_missing", lambda: "" if compiler else "no C compiler for Triton")
+    with caplog.at_level(logging.WARNING, logger="distillery_student"):
+        assert compile_wanted(mode, gpu) is want
+    assert ("no C compiler" in caplog.text) is (mode == "auto" and gpu and not compiler)
+    with pytest.raises(ValueError, match="compile_decoder"):
+        compile_wanted("true", gpu)
