@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -165,6 +166,7 @@ class StudentServer:
         self.batcher: Batcher | None = None
         self.status = "loading"  # loading | ready | failed | draining
         self.loader = loader or self._load_predictor
+        self.compiled = False  # whether the loaded decoder was compiled (_load_predictor)
         self.created = int(time.time())
         self.metrics.queued.set_function(lambda: self.batcher.queued if self.batcher else 0)
 
@@ -181,6 +183,7 @@ class StudentServer:
             info = ModelInfo.from_dict(json.load(f))
         device = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         compile_layers = compile_wanted(self.cfg.compile_decoder, torch.device(device).type == "cuda")
+        self.compiled = compile_layers
         predictor = Predictor.from_dir(self.cfg.model_dir, info, device, decoder=self.cfg.decoder,
                                        compile_layers=compile_layers)
         if predictor.device.type == "cpu":
@@ -189,25 +192,41 @@ class StudentServer:
         return predictor
 
     def load(self) -> None:
-        """Loads and warms up every lane (warm_up: their CUDA graphs are captured before the first request)."""
+        """Loads and warms up every lane (warm_up: their CUDA graphs are captured before the first request). If
+        the decoder was compiled because of `--compile-decoder auto` and that fails, loads again uncompiled."""
         try:
-            predictor = self.loader()
-            count = max(1, self.cfg.lanes)
-            lanes = [predictor] if count == 1 else [predictor.lane() for _ in range(count)]
-            n = self.cfg.max_batch_size
-            gpu = getattr(getattr(predictor, "device", None), "type", "cpu") == "cuda"
-            warm_up(lanes, n, gpu, self.cfg.capture_graphs)
-            self.batcher = Batcher([self._predict_fn(lane) for lane in lanes], n, self.cfg.max_wait_ms / 1000,
-                                   self.cfg.max_queue, self.metrics.batched)
-            self.created = int(os.path.getmtime(self.cfg.model_dir)) if os.path.isdir(self.cfg.model_dir) else self.created
-            if self.status == "loading":
-                self.status = "ready"
-                self.metrics.ready.set(1)
-            log.info("model %s loaded and warmed up on %d lane(s); serving as %r", self.cfg.model_dir, count,
-                     self.cfg.served_name)
+            retry = False
+            try:
+                self._start()
+            except Exception:
+                if not (self.compiled and self.cfg.compile_decoder == "auto"):
+                    raise
+                log.exception("warming up the compiled decoder failed; loading again without compiling it")
+                retry = True  # outside this block: its traceback holds the first predictor's GPU memory
+            if retry:
+                self.cfg = dataclasses.replace(self.cfg, compile_decoder="off")
+                self.compiled = False
+                self._start()
         except Exception:  # noqa: BLE001 - stays unready; the log says why, /healthz only that it failed
             log.exception("loading the model failed")
             self.status = "failed"
+
+    def _start(self) -> None:
+        """Loads the predictor, makes its lanes, warms them up, then serves: status ready."""
+        predictor = self.loader()
+        count = max(1, self.cfg.lanes)
+        lanes = [predictor] if count == 1 else [predictor.lane() for _ in range(count)]
+        n = self.cfg.max_batch_size
+        gpu = getattr(getattr(predictor, "device", None), "type", "cpu") == "cuda"
+        warm_up(lanes, n, gpu, self.cfg.capture_graphs)
+        self.batcher = Batcher([self._predict_fn(lane) for lane in lanes], n, self.cfg.max_wait_ms / 1000,
+                               self.cfg.max_queue, self.metrics.batched)
+        self.created = int(os.path.getmtime(self.cfg.model_dir)) if os.path.isdir(self.cfg.model_dir) else self.created
+        if self.status == "loading":
+            self.status = "ready"
+            self.metrics.ready.set(1)
+        log.info("model %s loaded and warmed up on %d lane(s); serving as %r", self.cfg.model_dir, count,
+                 self.cfg.served_name)
 
     def _predict_fn(self, predictor: Any) -> Callable[..., list[Any]]:
         def predict(inputs: Any, flags: Any) -> list[Any]:

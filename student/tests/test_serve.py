@@ -382,3 +382,34 @@ def test_the_decoder_is_compiled_on_a_gpu_with_a_c_compiler(monkeypatch: pytest.
     assert ("no C compiler" in caplog.text) is (mode == "auto" and gpu and not compiler)
     with pytest.raises(ValueError, match="compile_decoder"):
         compile_wanted("true", gpu)
+
+
+@pytest.mark.parametrize("mode, status", [("auto", "ready"), ("on", "failed")])
+def test_a_compiled_decoder_that_fails_to_warm_up_is_loaded_again_uncompiled_under_auto(
+        served_model_dir: str, mode: str, status: str) -> None:
+    """auto falls back to the uncompiled decoder (a Triton or Inductor failure must not keep every pod unready);
+    an explicit on fails as asked."""
+    calls: list[str] = []
+    release = threading.Event()
+    release.set()
+    working = _slow_loader(served_model_dir, release)
+    cfg = _config(served_model_dir)
+    cfg.compile_decoder = mode
+    holder: dict[str, Any] = {}
+
+    def loader() -> Any:
+        server = holder["server"]
+        calls.append(server.cfg.compile_decoder)
+        if len(calls) == 1:
+            server.compiled = True  # as _load_predictor records a compiled decoder
+            raise RuntimeError("InductorError: no kernel for you")
+        return working()
+
+    r = Running(cfg, loader=loader, load=False)
+    holder["server"] = r.server
+    try:
+        r.server.load()
+        assert r.server.status == status
+        assert calls == ([mode, "off"] if mode == "auto" else [mode])
+    finally:
+        r.stop()
