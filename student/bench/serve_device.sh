@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Serving figures of docs/benchmarks.md in one call, most wanted first (each server captures its CUDA graphs
-# before it is ready, about 45 s per lane for t5-base on an H200: expect 6-8 minutes in all):
+# The Serving figures of docs/benchmarks.md in one call, most wanted first (each server compiles its decoder and
+# captures its CUDA graphs before it is ready: 61 s with one lane, 96 s with two, for t5-base on an H200; part 1
+# took about 5 minutes in the latest run: expect 7-9 minutes in all):
 #   1. t5-base: the decoders (the floor), the new server with 1 and 2 lanes at 1, 8, 64, 256 clients, and the
 #      previous server at 64 clients, in one process so the ratios come from the same minutes;
 #   2. a ~0.5B decoder: the decoders and the new server at 1 client;
