@@ -87,7 +87,7 @@ type Training struct {
 	LoRA *LoRA `json:"lora,omitempty"`
 	// ActivationCheckpointing recomputes activations in the backward pass.
 	ActivationCheckpointing bool `json:"activationCheckpointing"`
-	// CUDAGraphs is CUDAGraphsAuto (replay steps as CUDA graphs where that applies) or CUDAGraphsOff.
+	// CUDAGraphs is CUDAGraphsAuto (the trainer chooses; it trains eagerly today) or CUDAGraphsOff.
 	CUDAGraphs string `json:"cudaGraphs"`
 }
 

@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                         "always; auto and off never (auto: they did not shorten a measured job; training.cudaGraphs "
                         "off wins)")
     t.add_argument("--compile", action="store_true",
-                   help="torch.compile each transformer block: faster steps after 14-26 s of compiling, but a 500-step "
-                        "job spent ~150 s compiling and recompiling (GPU; docs/benchmarks.md)")
+                   help="torch.compile each transformer block: faster steps after 14-26 s of compiling (measured with "
+                        "--cuda-graphs on), but a 500-step job spent ~150 s compiling and recompiling (GPU; "
+                        "docs/benchmarks.md)")
     s = sub.add_parser("serve", help="serve a trained student over HTTP")
     s.add_argument("--model", default="/workspace/model")
     s.add_argument("--served-model-name", default="", help="the model id of /v1/models (the StudentModel's name)")

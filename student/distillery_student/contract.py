@@ -122,7 +122,7 @@ class Training:
     strategy: str = STRATEGY_DDP
     lora: Lora | None = None
     activationCheckpointing: bool = False
-    cudaGraphs: str = CUDA_GRAPHS_AUTO  # auto: replay steps as CUDA graphs where that applies; off: eagerly
+    cudaGraphs: str = CUDA_GRAPHS_AUTO  # auto: the trainer chooses (eagerly today: graphs.wanted); off: eagerly
 
 
 @dataclass

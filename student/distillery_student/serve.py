@@ -67,6 +67,19 @@ class ServerConfig:
         return self.model_name or "student"
 
 
+def _release_compiled() -> None:
+    """Before loading again uncompiled: Dynamo's caches (which hold the first model's compiled code) and the
+    failed attempt's GPU memory go."""
+    import gc
+
+    import torch
+
+    torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def compile_wanted(mode: str, gpu: bool) -> bool:
     """Whether to compile the decoder (--compile-decoder): on and off as said; auto on a GPU with a C compiler
     for Triton (without one, compiling would fail the warm-up: the server decodes uncompiled and says why)."""
@@ -183,7 +196,6 @@ class StudentServer:
             info = ModelInfo.from_dict(json.load(f))
         device = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         compile_layers = compile_wanted(self.cfg.compile_decoder, torch.device(device).type == "cuda")
-        self.compiled = compile_layers
         predictor = Predictor.from_dir(self.cfg.model_dir, info, device, decoder=self.cfg.decoder,
                                        compile_layers=compile_layers)
         if predictor.device.type == "cpu":
@@ -205,7 +217,7 @@ class StudentServer:
                 retry = True  # outside this block: its traceback holds the first predictor's GPU memory
             if retry:
                 self.cfg = dataclasses.replace(self.cfg, compile_decoder="off")
-                self.compiled = False
+                _release_compiled()
                 self._start()
         except Exception:  # noqa: BLE001 - stays unready; the log says why, /healthz only that it failed
             log.exception("loading the model failed")
@@ -214,6 +226,8 @@ class StudentServer:
     def _start(self) -> None:
         """Loads the predictor, makes its lanes, warms them up, then serves: status ready."""
         predictor = self.loader()
+        # compiled only where a static T5 decoder took compile_layers (not for --decoder hf, nor decoder-only)
+        self.compiled = bool(getattr(getattr(predictor, "static", None), "compiled", False))
         count = max(1, self.cfg.lanes)
         lanes = [predictor] if count == 1 else [predictor.lane() for _ in range(count)]
         n = self.cfg.max_batch_size

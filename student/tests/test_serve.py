@@ -384,32 +384,49 @@ def test_the_decoder_is_compiled_on_a_gpu_with_a_c_compiler(monkeypatch: pytest.
         compile_wanted("true", gpu)
 
 
-@pytest.mark.parametrize("mode, status", [("auto", "ready"), ("on", "failed")])
+@pytest.mark.parametrize("mode, compiled, status, attempts", [
+    ("auto", True, "ready", ["auto", "off"]),  # falls back: an Inductor or Triton failure must not keep pods unready
+    ("on", True, "failed", ["on"]),  # an explicit on fails as asked
+    ("auto", False, "failed", ["auto"]),  # nothing was compiled: the failure is another one, loading again won't help
+])
 def test_a_compiled_decoder_that_fails_to_warm_up_is_loaded_again_uncompiled_under_auto(
-        served_model_dir: str, mode: str, status: str) -> None:
-    """auto falls back to the uncompiled decoder (a Triton or Inductor failure must not keep every pod unready);
-    an explicit on fails as asked."""
-    calls: list[str] = []
+        served_model_dir: str, mode: str, compiled: bool, status: str, attempts: list[str]) -> None:
+    import types
+
     release = threading.Event()
     release.set()
     working = _slow_loader(served_model_dir, release)
     cfg = _config(served_model_dir)
     cfg.compile_decoder = mode
-    holder: dict[str, Any] = {}
+    server = StudentServer(cfg)
+    calls: list[str] = []
+
+    def fail(*_: Any) -> Any:
+        raise RuntimeError("InductorError: no kernel for this shape")
 
     def loader() -> Any:
-        server = holder["server"]
         calls.append(server.cfg.compile_decoder)
-        if len(calls) == 1:
-            server.compiled = True  # as _load_predictor records a compiled decoder
-            raise RuntimeError("InductorError: no kernel for you")
+        if len(calls) == 1:  # a predictor whose decoder was compiled and whose warm-up fails
+            return types.SimpleNamespace(static=types.SimpleNamespace(compiled=compiled), predict_detailed=fail)
         return working()
 
-    r = Running(cfg, loader=loader, load=False)
-    holder["server"] = r.server
-    try:
-        r.server.load()
-        assert r.server.status == status
-        assert calls == ([mode, "off"] if mode == "auto" else [mode])
-    finally:
-        r.stop()
+    server.loader = loader
+    server.load()
+    assert server.status == status
+    assert calls == attempts
+    if server.batcher is not None:
+        server.batcher.stop()
+
+
+def test_compiler_missing_looks_for_cc_then_gcc_or_clang(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Triton looks for the compiler of its launcher."""
+    from distillery_student import decoding
+
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(decoding.shutil, "which", lambda name: None)
+    assert "no C compiler" in decoding.compiler_missing()
+    monkeypatch.setattr(decoding.shutil, "which", lambda name: "/usr/bin/clang" if name == "clang" else None)
+    assert decoding.compiler_missing() == ""
+    monkeypatch.setattr(decoding.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CC", "/opt/cc")
+    assert decoding.compiler_missing() == ""
