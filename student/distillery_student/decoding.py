@@ -237,13 +237,10 @@ def compiled_layers(model: nn.Module) -> Callable[..., torch.Tensor]:
     stack shares one compiled code, so a t5-base compiles a few times, not once per layer). Inductor fuses the
     small kernels around the matrix products (T5's fp32 norms, bias, softmax, residuals); a batch is bound by
     those kernels, not by its FLOPs (docs/benchmarks.md). Shapes stay symbolic, so the buckets share the code; a
-    size of 1 (one row) compiles once more."""
-    import torch._dynamo
+    size of 1 (one row) compiles once more. The encoder's blocks are compiled as the trainer's --compile does."""
+    from .step import compile_blocks
 
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    for block in model.encoder.block:
-        if getattr(block, "_compiled_call_impl", None) is None:
-            block.compile(dynamic=True)
+    compile_blocks(model.encoder)
     return _compiled_decode_layer()
 
 

@@ -373,7 +373,6 @@ class Predictor:
         self.autocast_dtype = autocast_dtype
         self.enc = Encoder(tokenizer, info.architecture, info.maxInputLength, info.maxTargetLength)
         self.static = static_decoder(model, info, decoder, compile_layers)
-        self.compile_layers = compile_layers
         self.stream: Any = None  # a lane's own CUDA stream (lane()); None: the caller's current stream
         self._decoded: dict[tuple[int, ...], str] = {}
         if info.taskType == TASK_CLASSIFICATION and info.mode != MODE_SINGLE_TASK:
@@ -395,7 +394,8 @@ class Predictor:
         CUDA graphs and their memory pool) and, on a GPU, its own CUDA stream, so that two batches run on the GPU
         at once (serve.py's lanes). A T5-base batch's kernels are small: one batch leaves most of the SMs idle."""
         other = copy.copy(self)
-        other.static = static_decoder(self.model, self.info, "static", self.compile_layers) if self.static else None
+        compiled = getattr(self.static, "compiled", False)
+        other.static = static_decoder(self.model, self.info, "static", compiled) if self.static else None
         other.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         other._decoded = {}
         return other
