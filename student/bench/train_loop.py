@@ -66,8 +66,11 @@ def make_job(root: Path, shape: str, records: int, steps: int, batch: int) -> Pa
     return path
 
 
-MODES = {"graphs": TrainOptions(cuda_graphs="on"), "eager": TrainOptions(cuda_graphs="off"),
-         "compiled": TrainOptions(cuda_graphs="on", compile=True)}
+MODES = {"graphs": TrainOptions(cuda_graphs="on", packing="off"), "eager": TrainOptions(cuda_graphs="off", packing="off"),
+         "compiled": TrainOptions(cuda_graphs="on", compile=True, packing="off"),
+         "packed": TrainOptions(cuda_graphs="off", packing="on"),  # the default on a GPU (auto)
+         "packed-graphs": TrainOptions(cuda_graphs="on", packing="on"),
+         "packed-compiled": TrainOptions(cuda_graphs="on", compile=True, packing="on")}
 
 
 def run(config: Path, mode: str, steps: int) -> dict[str, float]:

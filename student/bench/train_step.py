@@ -21,6 +21,11 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
   ours-autocast   ours-eager with fp32 weights under bf16 autocast (the default before bf16 master weights).
   ours-compiled   ours with every transformer block under torch.compile(dynamic=True) (step.compile_blocks).
   ours-compiled-eager   ours-eager with the blocks compiled.
+  ours-packed     ours with each micro-batch packed (packing.py: several examples to a row of ~512 source tokens,
+                  masks keep them apart; both tasks in one forward) and batches drawn at random, as train()
+                  does when it packs.
+  ours-packed-compiled  ours-packed with the blocks compiled.
+  ours-packed-eager     ours-packed without CUDA graphs (what train() runs on a GPU by default).
   ours-flex       ours with T5's attention through FlexAttention (StepOptions.flex_attention, flex_t5.py):
                   flex_attention compiled on its own, the rest eager, CUDA graphs. Attention-probability
                   dropout is skipped under flex (the residual and feed-forward dropouts stay).
@@ -33,6 +38,7 @@ ours and ours-graphs-concat the second time captures each shape), then runs the 
 
     python3 bench/train_step.py --models t5-base t5-large --batch 64 32 --steps 15 --repeats 3
     python3 bench/train_step.py --models t5-base --batch 64 --steps 20 --check-flex  # flex's losses = eager's?
+    python3 bench/train_step.py --models t5-base --batch 64 --steps 20 --check-packing  # packed = padded?
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from common import PEAK_TFLOPS, T5_SHAPES, T5_VOCAB, Tok, make_records, median_s
 from distillery_student.buckets import epoch_batches
 from distillery_student.data import TASK_LABEL, TASK_RATIONALE
 from distillery_student.modeling import Encoder, to_device
+from distillery_student.packing import PACK_LENGTH
 from distillery_student.parallel import Dist
 from distillery_student.step import BF16_AUTOCAST, BF16_MASTER, StepOptions, Stepper
 
@@ -120,14 +127,15 @@ def naive(shape: str, records: list, batch: int) -> tuple[torch.nn.Module, Calla
 
 def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat: bool | None = True,
          compile_: bool = False, graphs: bool = False, dropout: float = 0.1,
-         flex: bool = False) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+         flex: bool = False, pack: bool = False, window: int = 0) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
     model = new_t5(shape, "eager", dropout=dropout)
     enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "seq2seq", enc, CUDA, Dist(), StepOptions(
         bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_, cuda_graphs=graphs,
-        memory_bytes=float(torch.cuda.get_device_properties(0).total_memory), flex_attention=flex), lambda s: 1.0)
+        memory_bytes=float(torch.cuda.get_device_properties(0).total_memory), flex_attention=flex,
+        pack_length=PACK_LENGTH if pack else 0), lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
-    batches = epoch_batches(lengths, batch, seed=0, epoch=0)
+    batches = epoch_batches(lengths, batch, seed=0, epoch=0, window=window or (1 if pack else 50))  # as train()
 
     def step(i: int) -> list[int]:
         idx = batches[i % len(batches)]
@@ -194,6 +202,12 @@ def check_flex(shape: str, batch: int, steps: int) -> None:
                    {"eager": {"compile_": True, "flex": False}, "flex": {"compile_": True, "flex": True}})
 
 
+def check_packing(shape: str, batch: int, steps: int) -> None:
+    """The same batches padded and packed (eagerly, dropout 0): losses must agree up to bf16."""
+    compare_losses("check-packing", shape, batch, steps,
+                   {"padded": {"graphs": False}, "packed": {"graphs": False, "pack": True, "window": 50}})
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", nargs="+", default=["t5-base", "t5-large"])
@@ -206,12 +220,16 @@ def main() -> None:
     p.add_argument("--json", default="")
     p.add_argument("--check", action="store_true", help="only compare ours and ours-graphs losses (dropout 0)")
     p.add_argument("--check-flex", action="store_true", help="only compare eager and flex attention losses (dropout 0)")
+    p.add_argument("--check-packing", action="store_true", help="only compare padded and packed losses (dropout 0)")
     a = p.parse_args()
     if a.check:
         check_graphs(a.models[0], a.batch[0], a.steps)
         return
     if a.check_flex:
         check_flex(a.models[0], a.batch[0], a.steps)
+        return
+    if a.check_packing:
+        check_packing(a.models[0], a.batch[0], a.steps)
         return
     torch.backends.cuda.matmul.allow_tf32 = True
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}; {a.steps} timed steps after {a.warmup}, "
@@ -227,6 +245,9 @@ def main() -> None:
             ("ours-eager", lambda: ours(shape, records, batch)),
             ("ours-compiled", lambda: ours(shape, records, batch, concat=None, graphs=True, compile_=True)),
             ("ours-compiled-eager", lambda: ours(shape, records, batch, compile_=True)),
+            ("ours-packed", lambda: ours(shape, records, batch, graphs=True, pack=True)),
+            ("ours-packed-compiled", lambda: ours(shape, records, batch, graphs=True, compile_=True, pack=True)),
+            ("ours-packed-eager", lambda: ours(shape, records, batch, pack=True)),
             ("ours-eager-sep", lambda: ours(shape, records, batch, concat=False)),
             ("ours-graphs-concat", lambda: ours(shape, records, batch, graphs=True)),
             ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),

@@ -25,7 +25,7 @@ def _train(args: argparse.Namespace) -> int:
             micro_batch_size=args.micro_batch_size, memory_gb=args.memory_gb, schedule=args.schedule, warmup_steps=args.warmup_steps,
             device=args.device,
             progress=ProgressReporter.for_job(cfg.job, rank, args.progress_interval, cfg.point.index if cfg.point else None),
-            cuda_graphs=args.cuda_graphs, compile=args.compile,
+            cuda_graphs=args.cuda_graphs, compile=args.compile, packing=args.packing,
         )
         result = train(cfg, opts)
         code = 1 if result.error else 0
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile each transformer block: faster steps after 14-26 s of compiling (measured with "
                         "--cuda-graphs on), but a 500-step job spent ~150 s compiling and recompiling (GPU; "
                         "docs/benchmarks.md)")
+    t.add_argument("--packing", choices=["auto", "on", "off"], default="auto",
+                   help="T5 students: pack each micro-batch, several examples to a row with masks that keep them apart "
+                        "(fewer padded tokens; batches drawn at random); auto packs on a GPU")
     s = sub.add_parser("serve", help="serve a trained student over HTTP")
     s.add_argument("--model", default="/workspace/model")
     s.add_argument("--served-model-name", default="", help="the model id of /v1/models (the StudentModel's name)")

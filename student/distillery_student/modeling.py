@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .contract import ARCH_CAUSAL, ARCH_SEQ2SEQ, MODE_SINGLE_TASK, TASK_CLASSIFICATION, ModelInfo
+from . import packing
 from .data import TASK_LABEL, TASK_RATIONALE, Example, canonical_label, split_single_task_output
 
 IGNORE = -100
@@ -70,12 +71,15 @@ class Encoder:
     """Turns examples into token rows and rows into padded tensors for one architecture."""
 
     def __init__(self, tokenizer: Any, architecture: str, max_input: int, max_target: int, pad_multiple: int = 1,
-                 pick_multiple: int = 1):
+                 pick_multiple: int = 1, pack_length: int = 0):
         # pad_multiple > 1 rounds padded lengths up (GPU: T5's attention bias then meets the alignment the
         # memory-efficient SDPA kernel needs, instead of falling back to the O(S^2) fp32 math kernel)
         self.pad_multiple = max(1, pad_multiple)
         # pick_multiple > 1 rounds the number of picked target positions up (CUDA graphs: fewer shapes)
         self.pick_multiple = max(1, pick_multiple)
+        # pack_length > 0 (T5): each micro-batch is packed, several examples to a row of about this many source
+        # tokens (packing.py); both tasks in one forward
+        self.pack_length = pack_length if architecture == ARCH_SEQ2SEQ else 0
         self.tok = tokenizer
         self.arch = architecture
         self.max_input = max_input
@@ -135,7 +139,7 @@ class Encoder:
                 mask[i, : len(r.source)] = 1
                 labels[i, : len(r.target)] = torch.tensor(r.target)
             return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task,
-                    **self._picks(labels, task)}
+                    **self._picks(labels, self._label_rows(task, labels))}
         n = self._round(max(len(r) for r in rows))
         ids = torch.full((len(rows), n), self.pad, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
@@ -145,24 +149,37 @@ class Encoder:
             ids[i, : len(seq)] = torch.tensor(seq)
             mask[i, : len(seq)] = 1
             labels[i, len(r.source) : len(seq)] = torch.tensor(r.target)
+        target = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task,
-                **self._picks(F.pad(labels[:, 1:], (0, 1), value=IGNORE), task)}
+                **self._picks(target, self._label_rows(task, target))}
 
-    def _picks(self, target: torch.Tensor, task: torch.Tensor) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def _label_rows(task: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (task == TASK_LABEL).unsqueeze(1).expand_as(target)
+
+    def collate_packed(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
+        """Rows of both tasks packed (packing.py): input_ids, segments, labels, target_segments and the picks."""
+        b = packing.collate(rows, self.pack_length, self._round, self.pad, IGNORE)
+        return {**b, **self._picks(b["labels"], b.pop("label_task"))}
+
+    def _picks(self, target: torch.Tensor, label_task: torch.Tensor) -> dict[str, torch.Tensor]:
         """Where the output layer runs, found on the host so the step never waits for the GPU: `pick`, the flat
         positions of the target tokens in `target` ([rows, positions], the id each position must predict),
-        their ids (`pick_target`) and whether each is a label-task token (`pick_label`). Padded up to
-        pick_multiple with position 0 and IGNORE, which add nothing to any sum."""
+        their ids (`pick_target`) and whether each is a label-task token (`pick_label`; label_task holds that
+        for every position of target). Padded up to pick_multiple with position 0 and IGNORE, which add nothing
+        to any sum."""
         keep = (target != IGNORE).flatten()
         pick = keep.nonzero().squeeze(1)
-        is_label = (task == TASK_LABEL).unsqueeze(1).expand_as(target).flatten()[pick].float()
+        is_label = label_task.flatten()[pick].float()
         extra = -len(pick) % self.pick_multiple
         return {"pick": F.pad(pick, (0, extra)), "pick_target": F.pad(target.flatten()[pick], (0, extra), value=IGNORE),
                 "pick_label": F.pad(is_label, (0, extra))}
 
     def collate_tasks(self, rows: Sequence[Row], concat: bool) -> list[dict[str, torch.Tensor]]:
         """concat: one batch of both tasks (one forward pass: fewer kernel launches, but label targets padded
-        to rationale length); else one batch per task."""
+        to rationale length); else one batch per task. Packed (pack_length), always one batch."""
+        if self.pack_length:
+            return [self.collate_packed(rows)]
         return [self.collate(rows)] if concat else self.collate_by_task(rows)
 
     def collate_by_task(self, rows: Sequence[Row]) -> list[dict[str, torch.Tensor]]:
@@ -203,17 +220,28 @@ class TaskLosses(nn.Module):
         token at labels[:, j] (seq2seq) or labels[:, j + 1] (causal; Encoder._picks shifts the same way)."""
         m, labels = self.model, batch["labels"]
         if self.arch == ARCH_SEQ2SEQ:
-            mask, causal = additive_masks(batch["attention_mask"], labels.shape[1], next(m.parameters()).dtype)
-            enc = m.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-            dec_in = m.prepare_decoder_input_ids_from_labels(labels=labels)
+            enc_mask, causal, cross, dec_in = self._seq2seq_inputs(batch)
+            enc = m.encoder(input_ids=batch["input_ids"], attention_mask=enc_mask).last_hidden_state
             h = m.decoder(input_ids=dec_in, attention_mask=causal, encoder_hidden_states=enc,
-                          encoder_attention_mask=mask, use_cache=False).last_hidden_state
+                          encoder_attention_mask=cross, use_cache=False).last_hidden_state
             if getattr(m.config, "scale_decoder_outputs", False):  # as T5ForConditionalGeneration.forward
                 h = h * (m.config.d_model**-0.5)
             return h
         backbone = getattr(m, m.base_model_prefix)
         h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
         return h.last_hidden_state
+
+    def _seq2seq_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """T5's encoder mask, decoder self-attention mask, cross-attention mask and decoder input ids, for a
+        padded batch or a packed one (packing.py: `segments` instead of `attention_mask`)."""
+        m, labels = self.model, batch["labels"]
+        dtype = next(m.parameters()).dtype
+        if "segments" in batch:
+            enc_mask, causal, cross = packing.masks(batch["segments"], batch["target_segments"], dtype)
+            start, pad = m.config.decoder_start_token_id, m.config.pad_token_id
+            return enc_mask, causal, cross, packing.decoder_inputs(labels, batch["target_segments"], start, pad, IGNORE)
+        mask, causal = additive_masks(batch["attention_mask"], labels.shape[1], dtype)
+        return mask, causal, mask, m.prepare_decoder_input_ids_from_labels(labels=labels)
 
     def forward(self, batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
         """[label loss sum, label tokens, rationale loss sum, rationale tokens]: one forward pass per batch

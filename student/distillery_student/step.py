@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from . import flex_t5
+from . import flex_t5, packing
 from . import lora as lora_mod
 from .graphs import PICK_MULTIPLE, GraphedSteps
 from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
@@ -43,6 +43,7 @@ class StepOptions:
     activation_checkpointing: bool = False
     memory_bytes: float = 0.0  # the card's memory for the automatic micro-batch budget; 0: no budget
     flex_attention: bool = False  # T5 attention through torch's FlexAttention in training (flex_t5.py; GPU only)
+    pack_length: int = 0  # T5: pack each micro-batch into rows of about this many source tokens (packing.py); 0: pad
 
 
 def compile_blocks(model: nn.Module) -> list[nn.Module]:
@@ -88,6 +89,7 @@ class Stepper:
             if self.lora:
                 model.enable_input_require_grads()
         self.flex = self._use_flex() if o.flex_attention else 0  # before compile_blocks: traced into the blocks
+        enc.pack_length = o.pack_length if arch == "seq2seq" and not self.flex else 0  # flex_t5 masks padding only
         self.shape = shape_of(model.config, eager_attention=arch == "seq2seq" and not self.flex)
         self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
@@ -175,10 +177,21 @@ class Stepper:
 
     def memory_cost(self, records: Sequence[Sequence[Row]]) -> float:
         rows = [r for rs in records for r in rs]
+        targets = sum(len(r.target) for r in rows) * logit_bytes_per_target(self.shape)
+        if self.enc.pack_length:
+            return self._packed_activation_bytes(rows) + targets
         seq = max(len(r.source) for r in rows) if self.arch == "seq2seq" else max(len(r) for r in rows)
         per_token = activation_bytes_per_token(self.shape, self.enc._round(seq), self.o.activation_checkpointing)
-        targets = sum(len(r.target) for r in rows)
-        return self.padded_tokens(rows) * per_token + targets * logit_bytes_per_target(self.shape)
+        return self.padded_tokens(rows) * per_token + targets
+
+    def _packed_activation_bytes(self, rows: Sequence[Row]) -> float:
+        """Packed rows (packing.estimate): the encoder's tokens pass its blocks, attending over the source row;
+        the decoder's pass its blocks, attending over the target row and the source row. T5 has as many decoder
+        as encoder blocks, so each token is charged half of activation_bytes_per_token's layers."""
+        src, tgt, s, t = packing.estimate(rows, self.enc.pack_length, self.enc._round)
+        ckpt = self.o.activation_checkpointing
+        return (src * activation_bytes_per_token(self.shape, s, ckpt)
+                + tgt * activation_bytes_per_token(self.shape, s + t, ckpt)) / 2
 
     def budget_bytes(self) -> float:
         """The activation memory one micro-batch may use. Under CUDA graphs half of it: the graphs' pool keeps

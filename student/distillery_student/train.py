@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import checkpoint, evaluation, modelcard, report, results, selection
+from . import checkpoint, evaluation, modelcard, packing, report, results, selection
 from . import graphs as graph_policy
 from . import lora as lora_mod
 from .buckets import epoch_batches
@@ -63,6 +63,7 @@ class TrainOptions:
     bf16_impl: str = BF16_MASTER  # master: bf16 weights + fp32 master weights; autocast: fp32 weights + autocast
     compile: bool = False  # torch.compile each transformer block (step.compile_blocks; docs/benchmarks.md)
     cuda_graphs: str = CUDA_GRAPHS_AUTO  # auto, on or off: replay each batch shape's forward+backward as a CUDA graph
+    packing: str = "auto"  # auto, on or off: pack T5 micro-batches, several examples to a row (packing.wanted)
     schedule: str = "linear"  # linear or cosine decay after warmup
     warmup_steps: int = -1  # -1: 5% of the steps, at most 100
     max_grad_norm: float = 1.0
@@ -185,21 +186,26 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
                   pad_multiple=opts.pad_multiple or (16 if device.type == "cuda" else 1))
     rows = [[enc.row(ex) for ex in exs] for exs in build_examples(splits.train, cfg)]
     # bucket on source and rationale lengths only: label targets differ in length by label; and batches are
-    # drawn across labels (buckets.py), since a rationale's length can track its label too
+    # drawn across labels (buckets.py), since a rationale's length can track its label too. Packed batches
+    # are drawn at random (windows of one batch): packing fills rows better from mixed lengths
+    pack_length, pack_why = packing.wanted(opts.packing, cfg.student.architecture, device.type)
+    bucket_window = 1 if pack_length else 50
     lengths = [sum(len(r.source) + (len(r.target) if r.task != TASK_LABEL else 0) for r in rs) for rs in rows]
     labels = _label_classes(splits.train, cfg)
 
     # the number of batches is the same in every epoch (it depends on the record count and sizes only)
-    steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world, labels=labels))
+    steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world, window=bucket_window,
+                                        labels=labels))
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
     graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
-        compile=opts.compile, cuda_graphs=graphs,
+        compile=opts.compile, cuda_graphs=graphs, pack_length=pack_length,
         activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
+    log.info("packing %s", pack_why)
     if device.type == "cuda":
         log.info("CUDA graphs %s", why if graphs == (stepper.graphs is not None) else
                  "off: they apply to a T5 student in one process, without autocast or activation checkpointing")
@@ -215,7 +221,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         while run.step < total:
             epoch, pos = divmod(run.step, steps_per_epoch)
             if epoch != batches_epoch:
-                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world, labels=labels)
+                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world, window=bucket_window,
+                                        labels=labels)
                 batches_epoch = epoch
             _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
             step = run.step

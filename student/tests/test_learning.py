@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import comparison_records
 
 from distillery_student.train import TrainOptions, train
 
 
-def test_step_by_step_learns_which_number_is_larger(make_config) -> None:
-    # one-digit pairs; the eval split is the hash-based holdout of records (data.evalFraction = 0.2)
+@pytest.mark.parametrize("packing", ["off", "on"])
+def test_step_by_step_learns_which_number_is_larger(make_config, packing) -> None:
+    # one-digit pairs; the eval split is the hash-based holdout of records (data.evalFraction = 0.2). Packed
+    # micro-batches (several examples to a row, packing.py) must learn as well as padded ones
     cfg = make_config(records=comparison_records(500, seed=1), maxSteps=300, batchSize=32, learningRate=3e-3)
-    result = train(cfg, TrainOptions())
+    result = train(cfg, TrainOptions(packing=packing))
     assert result.evalExamples > 50
     assert result.evalAccuracy >= 0.85, result  # chance is 0.5; seen: 0.92-1.0
     ev = result.evaluation

@@ -49,12 +49,14 @@ def test_a_default_spec_is_planned_within_an_80_gb_card(shape: Shape, params: fl
     assert all(sum(c) <= budget for c in chunks)
 
 
-def test_automatic_micro_batches_give_the_gradient_of_the_whole_batch(make_config) -> None:
+@pytest.mark.parametrize("packing", ["off", "on"])
+def test_automatic_micro_batches_give_the_gradient_of_the_whole_batch(make_config, packing) -> None:
+    """Also packed (packing.py): each micro-batch is packed on its own, and the weights still match."""
     from transformers import AutoModelForSeq2SeqLM
 
     common = dict(maxSteps=3, batchSize=8, learningRate=1e-3)
     whole = make_config(out="whole", **common)
-    train(whole)
+    train(whole, TrainOptions(packing=packing))
     split = make_config(out="split", **common)
     chunk_counts: list[int] = []
     from distillery_student import step as step_mod
@@ -69,7 +71,7 @@ def test_automatic_micro_batches_give_the_gradient_of_the_whole_batch(make_confi
     step_mod.Stepper.micro_batches = spy  # type: ignore[method-assign]
     try:
         # a card just larger than the tiny model's weights and optimizer state: a few records per micro-batch
-        train(split, TrainOptions(memory_gb=0.0045))
+        train(split, TrainOptions(memory_gb=0.0045, packing=packing))
     finally:
         step_mod.Stepper.micro_batches = original  # type: ignore[method-assign]
     assert chunk_counts and min(chunk_counts) > 1

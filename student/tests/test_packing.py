@@ -1,0 +1,83 @@
+"""Sequence packing (packing.py): a packed batch gives the same losses and gradients as the padded one."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from distillery_student import packing
+from distillery_student.data import TASK_LABEL, TASK_RATIONALE
+from distillery_student.modeling import IGNORE, Encoder, Row, TaskLosses, combine_losses, load_student
+
+
+def _rows(n: int, seed: int = 0) -> list[Row]:
+    """Rows of both tasks with lengths that vary independently (sources 3-40 tokens, targets 1-20)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        src = [rng.randrange(3, 300) for _ in range(rng.randint(2, 39))] + [1]
+        out.append(Row(src, [rng.randrange(3, 300) for _ in range(rng.randint(1, 3))] + [1], TASK_LABEL))
+        out.append(Row(src, [rng.randrange(3, 300) for _ in range(rng.randint(3, 19))] + [1], TASK_RATIONALE))
+    return out
+
+
+def test_bins_hold_every_row_once_within_both_capacities() -> None:
+    rows = _rows(40)
+    s, t = packing.capacities(rows, 64, lambda n: n)
+    bins = packing.pack(rows, s, t)
+    assert sorted(id(r) for b in bins for r in b) == sorted(id(r) for r in rows)
+    assert all(sum(len(r.source) for r in b) <= s and sum(len(r.target) for r in b) <= t for b in bins)
+    assert len(bins) < len(rows) / 2  # several rows to a bin
+    src, tgt, s_len, t_len = packing.estimate(rows, 64, lambda n: n)
+    assert (s_len, t_len) == (s, t) and src >= len(bins) * s and tgt >= len(bins) * t  # does not undercount
+
+
+def test_an_example_longer_than_the_row_gets_a_row_of_its_own_length() -> None:
+    rows = _rows(4) + [Row(list(range(3, 100)) + [1], [5, 1], TASK_LABEL)]
+    s, _ = packing.capacities(rows, 32, lambda n: (n + 15) // 16 * 16)
+    assert s == 112
+
+
+def test_packed_tensors_keep_each_row_whole() -> None:
+    tok = type("Tok", (), {"pad_token_id": 0, "eos_token_id": 1})()
+    rows = _rows(12)
+    b = Encoder(tok, "seq2seq", 512, 512, pad_multiple=16, pack_length=64).collate_packed(rows)
+    assert b["input_ids"].shape[1] % 16 == 0 and b["labels"].shape[1] % 16 == 0
+    assert b["input_ids"].shape[0] < len(rows) / 2
+    sources = {tuple(r.source) for r in rows}
+    for i in range(b["input_ids"].shape[0]):
+        for k in b["segments"][i].unique().tolist():
+            if k:
+                assert tuple(b["input_ids"][i][b["segments"][i] == k].tolist()) in sources
+    assert int((b["labels"] != IGNORE).sum()) == sum(len(r.target) for r in rows)
+    assert int(b["pick_label"].sum()) == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
+
+
+def test_decoder_inputs_restart_at_each_segment() -> None:
+    labels = torch.tensor([[7, 8, 1, 9, 1, IGNORE]])
+    segs = torch.tensor([[1, 1, 1, 2, 2, 0]])
+    assert packing.decoder_inputs(labels, segs, start=0, pad=0, ignore=IGNORE).tolist() == [[0, 7, 8, 0, 9, 0]]
+
+
+@pytest.mark.parametrize("pad_multiple", [1, 16])
+def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, pad_multiple) -> None:
+    model, tok = load_student(t5_dir, "seq2seq")
+    model.eval()  # no dropout: the two batches must compute the same function
+    losses = TaskLosses(model, "seq2seq")
+    rows = _rows(10, seed=3)
+    padded = Encoder(tok, "seq2seq", 512, 512, pad_multiple=pad_multiple)
+    packed = Encoder(tok, "seq2seq", 512, 512, pad_multiple=pad_multiple, pack_length=48)
+    grads = []
+    sums = []
+    for batches in (padded.collate_by_task(rows), packed.collate_tasks(rows, concat=False)):
+        model.zero_grad()
+        s = losses(batches)
+        combine_losses(s, 0.7).loss.backward()
+        sums.append(s.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert len(packed.collate_tasks(rows, concat=False)) == 1  # both tasks in one packed forward
+    assert torch.allclose(sums[0], sums[1], rtol=1e-5, atol=1e-5)
+    assert sums[0][1] == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
