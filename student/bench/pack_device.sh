@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
-# Sequence packing on the 2-GPU machine, in one call (docs/benchmarks.md, "Packed batches"): GPU 0 times
-# t5-large at 32 records, GPU 1 checks packed against padded losses, then times t5-base at 64 records.
+# Sequence packing on the 2-GPU machine (docs/benchmarks.md, "Packed batches"), one part per call:
+#   step  (default) GPU 0 times t5-large at 32 records; GPU 1 checks packed against padded losses, then times
+#         t5-base at 64 records.
+#   more  GPU 0 times t5-large at 64 records (micro-batches planned for 200 GB: one per step); GPU 1 runs
+#         train() jobs (120 and 500 steps) packed and padded.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
 mkdir -p "$OUT"
 cd "$(dirname "$0")"
 export PYTHONUNBUFFERED=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-V="${VARIANTS:-hf-fair ours-eager ours-compiled ours-packed-eager ours-packed ours-packed-compiled}"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-(CUDA_VISIBLE_DEVICES=0 timeout "${LARGE_S:-520}" python3 train_step.py --models t5-large --batch 32 --steps 10 --warmup 2 \
-  --repeats 3 --variants $V --json "$OUT/large.json" > "$OUT/large.log" 2>&1; echo "large exit $?" >> "$OUT/large.log") &
-(export CUDA_VISIBLE_DEVICES=1
- timeout "${CHECK_S:-90}" python3 train_step.py --models t5-base --batch 64 --steps 12 --check-packing > "$OUT/check.log" 2>&1
- echo "check exit $?" >> "$OUT/check.log"
- timeout "${BASE_S:-420}" python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 2 --repeats 3 --variants $V \
-   --json "$OUT/base.json" > "$OUT/base.log" 2>&1
- echo "base exit $?" >> "$OUT/base.log") &
+run() {  # run GPU NAME SECONDS COMMAND...: on one GPU, its log in $OUT/NAME.log
+  local gpu=$1 name=$2 secs=$3; shift 3
+  CUDA_VISIBLE_DEVICES=$gpu timeout "$secs" "$@" > "$OUT/$name.log" 2>&1
+  echo "$name exit $?" >> "$OUT/$name.log"
+}
+case "${1:-step}" in
+step)
+  V="${VARIANTS:-hf-fair ours-eager ours-compiled ours-packed-eager ours-packed ours-packed-compiled}"
+  run 0 large 520 python3 train_step.py --models t5-large --batch 32 --steps 10 --warmup 2 --repeats 3 --variants $V \
+    --json "$OUT/large.json" &
+  (run 1 check 90 python3 train_step.py --models t5-base --batch 64 --steps 12 --check-packing
+   run 1 base 420 python3 train_step.py --models t5-base --batch 64 --steps 10 --warmup 2 --repeats 3 --variants $V \
+     --json "$OUT/base.json") &
+  ;;
+more)
+  run 0 large64 500 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 --memory-gb 200 \
+    --variants ours-compiled ours-packed-eager ours-packed-compiled --json "$OUT/large64.json" &
+  (run 1 loop 240 python3 train_loop.py --shape t5-base --steps 120 --records 1500 --repeats 3 --order packed eager
+   run 1 loop500 260 python3 train_loop.py --shape t5-base --steps 500 --records 6000 --repeats 1 --order packed eager) &
+  ;;
+esac
 wait
 tail -n 12 "$OUT"/*.log

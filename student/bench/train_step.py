@@ -62,6 +62,7 @@ from distillery_student.parallel import Dist
 from distillery_student.step import BF16_AUTOCAST, BF16_MASTER, StepOptions, Stepper
 
 CUDA = torch.device("cuda")
+MEMORY_GB = 0.0  # --memory-gb: the memory the Stepper's micro-batches plan for; 0: the card's
 
 
 def new_t5(shape: str, attn: str, dtype: torch.dtype = torch.float32, dropout: float = 0.1) -> torch.nn.Module:
@@ -132,7 +133,7 @@ def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat:
     enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "seq2seq", enc, CUDA, Dist(), StepOptions(
         bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_, cuda_graphs=graphs,
-        memory_bytes=float(torch.cuda.get_device_properties(0).total_memory), flex_attention=flex,
+        memory_bytes=MEMORY_GB * 2**30 or float(torch.cuda.get_device_properties(0).total_memory), flex_attention=flex,
         pack_length=PACK_LENGTH if pack else 0), lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, batch, seed=0, epoch=0, window=window or (1 if pack else 50))  # as train()
@@ -142,12 +143,15 @@ def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat:
         mine = [records[j] for j in idx]
         norm = torch.tensor([sum(len(r.target) for rs in mine for r in rs if r.task == t) for t in (0, 1)],
                             dtype=torch.float32, device=CUDA)
-        losses.append(stepper.step(stepper.micro_batches(mine, 0), norm, 1.0))
+        chunks = stepper.micro_batches(mine, 0)
+        step.micro = max(step.micro, len(chunks))  # type: ignore[attr-defined]
+        losses.append(stepper.step(chunks, norm, 1.0))
         return idx
 
     losses: list[torch.Tensor] = []
     step.losses = losses  # type: ignore[attr-defined]
     step.stepper = stepper  # type: ignore[attr-defined]
+    step.micro = 0  # type: ignore[attr-defined]
     return model, step
 
 
@@ -164,7 +168,7 @@ def measure(name: str, build: Callable[[], tuple[torch.nn.Module, Callable[[int]
     stepper = getattr(fn, "stepper", None)
     graphs = stepper.graphs.captures if stepper is not None and stepper.graphs is not None else 0
     out = {"variant": name, "seconds": secs, "ms_per_step": secs / steps * 1e3, "tok_s": (te + td) / secs,
-           "first_pass_s": first, "graphs": graphs,
+           "first_pass_s": first, "graphs": graphs, "micro_batches": getattr(fn, "micro", 1),
            "mfu": 6.0 * (counts[0] * te + counts[1] * td) / secs / (PEAK_TFLOPS * 1e12),
            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
     del model, fn, stepper  # the Stepper holds its graphs' memory pool
@@ -218,10 +222,14 @@ def main() -> None:
     p.add_argument("--naive", action="store_true")
     p.add_argument("--variants", nargs="*", default=None, help="only these variants")
     p.add_argument("--json", default="")
+    p.add_argument("--memory-gb", type=float, default=0.0,
+                   help="the memory the trainer's micro-batches plan for (as train --memory-gb); 0: the card's")
     p.add_argument("--check", action="store_true", help="only compare ours and ours-graphs losses (dropout 0)")
     p.add_argument("--check-flex", action="store_true", help="only compare eager and flex attention losses (dropout 0)")
     p.add_argument("--check-packing", action="store_true", help="only compare padded and packed losses (dropout 0)")
     a = p.parse_args()
+    global MEMORY_GB
+    MEMORY_GB = a.memory_gb
     if a.check:
         check_graphs(a.models[0], a.batch[0], a.steps)
         return
@@ -269,7 +277,7 @@ def main() -> None:
                 runs[name].append(r)
                 print(f"  {shape} {name:18s} rep {rep}: {r['ms_per_step']:7.1f} ms/step {r['tok_s']:9.0f} tok/s "
                       f"MFU {r['mfu'] * 100:4.1f}% peak {r['peak_gib']:5.1f} GiB first pass {r['first_pass_s']:.2f} s "
-                      f"graphs {r['graphs']}", flush=True)
+                      f"graphs {r['graphs']} micro-batches {r['micro_batches']}", flush=True)
         base = statistics.median(x["tok_s"] for x in runs["hf-fair"]) if "hf-fair" in runs else None
         print(f"\n{shape}, batch {batch} records | useful tok/s median [min-max] | MFU % | peak GiB | vs hf-fair")
         for name, rs in runs.items():
