@@ -4,6 +4,7 @@ on the worst batch a default spec allows: batchSize 64, every input 512 tokens a
 and reserved) of 3 steps; FAIL if the reserved peak passes 80 GiB.
 
     python3 bench/memory_fit.py --models t5-base t5-large qwen-1.5b
+    python3 bench/memory_fit.py --models t5-base t5-large --packing   # T5 as train() runs it on a GPU
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from common import T5_VOCAB, Tok
 from decoder_step import new_decoder
 from distillery_student.data import TASK_LABEL, TASK_RATIONALE
 from distillery_student.modeling import Encoder, Row
+from distillery_student.packing import PACK_LENGTH
 from distillery_student.parallel import Dist
 from distillery_student.step import StepOptions, Stepper
 from train_step import new_t5
@@ -33,6 +35,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["t5-base", "t5-large", "qwen-1.5b"])
     p.add_argument("--memory-gb", type=float, default=80.0)
     p.add_argument("--checkpointing", action="store_true")
+    p.add_argument("--packing", action="store_true", help="T5: packed micro-batches (train()'s default on a GPU)")
     a = p.parse_args()
     for name in a.models:
         torch.cuda.empty_cache()
@@ -43,7 +46,7 @@ def main() -> None:
         enc = Encoder(Tok(), arch, 10**6, 10**6, pad_multiple=16)
         stepper = Stepper(model, arch, enc, CUDA, Dist(), StepOptions(
             bf16=True, learning_rate=1e-5, memory_bytes=a.memory_gb * 2**30,
-            activation_checkpointing=a.checkpointing), lambda s: 1.0)
+            activation_checkpointing=a.checkpointing, pack_length=PACK_LENGTH if a.packing else 0), lambda s: 1.0)
         records = worst_records(64, vocab)
         norm = torch.tensor([64 * 3, 64 * 256], dtype=torch.float32, device=CUDA)
         chunks = stepper.micro_batches(records, 0)
@@ -53,7 +56,7 @@ def main() -> None:
         alloc = torch.cuda.max_memory_allocated() / 2**30
         reserved = torch.cuda.max_memory_reserved() / 2**30
         verdict = "fits" if reserved <= a.memory_gb else "FAIL"
-        print(f"{name}: {len(chunks)} micro-batches of <= {max(len(c) for c in chunks)} records; peak allocated "
+        print(f"{name}{' packed' if enc.pack_length else ''}: {len(chunks)} micro-batches of <= {max(len(c) for c in chunks)} records; peak allocated "
               f"{alloc:.1f} GiB, reserved {reserved:.1f} GiB vs {a.memory_gb:.0f} GiB planned: {verdict}", flush=True)
         del stepper, model
 

@@ -4,6 +4,8 @@
 #         t5-base at 64 records.
 #   more  GPU 0 times t5-large at 64 records (micro-batches planned for 200 GB: one per step); GPU 1 runs
 #         train() jobs (120 and 500 steps) packed and padded.
+#   last  GPU 0: the worst batch of a default spec, packed, planned for 80 GiB; a 500-step train() job packed
+#         with graphs and with compiled blocks. GPU 1: t5-large at 64 records planned for the card's own memory.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
@@ -30,6 +32,13 @@ more)
     --variants ours-compiled ours-packed-eager ours-packed-compiled --json "$OUT/large64.json" &
   (run 1 loop 240 python3 train_loop.py --shape t5-base --steps 120 --records 1500 --repeats 3 --order packed eager
    run 1 loop500 260 python3 train_loop.py --shape t5-base --steps 500 --records 6000 --repeats 1 --order packed eager) &
+  ;;
+last)
+  (run 0 memfit 120 python3 memory_fit.py --models t5-base t5-large --packing
+   run 0 loop500g 420 python3 train_loop.py --shape t5-base --steps 500 --records 6000 --repeats 1 \
+     --order packed-graphs packed-compiled) &
+  run 1 large64card 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 \
+    --variants ours-packed-compiled --json "$OUT/large64card.json" &
   ;;
 esac
 wait
