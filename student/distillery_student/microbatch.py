@@ -21,7 +21,7 @@ MEMORY_FRACTION = 0.8
 class Shape:
     """What the memory estimate needs from a model config."""
 
-    layers: int  # transformer blocks, encoder and decoder together
+    layers: int  # transformer blocks of one stack for T5 (its config's num_hidden_layers is num_layers), all for decoders
     hidden: int
     ffn: int
     heads: int

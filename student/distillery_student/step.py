@@ -185,13 +185,12 @@ class Stepper:
         return self.padded_tokens(rows) * per_token + targets
 
     def _packed_activation_bytes(self, rows: Sequence[Row]) -> float:
-        """Packed rows (packing.estimate): the encoder's tokens pass its blocks, attending over the source row;
-        the decoder's pass its blocks, attending over the target row and the source row. T5 has as many decoder
-        as encoder blocks, so each token is charged half of activation_bytes_per_token's layers."""
+        """Packed rows (packing.estimate): the encoder's tokens attend over the source row, the decoder's over
+        the target row and the source row (activation_bytes_per_token counts one stack's blocks per token)."""
         src, tgt, s, t = packing.estimate(rows, self.enc.pack_length, self.enc._round)
         ckpt = self.o.activation_checkpointing
-        return (src * activation_bytes_per_token(self.shape, s, ckpt)
-                + tgt * activation_bytes_per_token(self.shape, s + t, ckpt)) / 2
+        per = activation_bytes_per_token
+        return src * per(self.shape, s, ckpt) + tgt * per(self.shape, s + t, ckpt)
 
     def budget_bytes(self) -> float:
         """The activation memory one micro-batch may use. Under CUDA graphs half of it: the graphs' pool keeps
