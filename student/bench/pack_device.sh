@@ -6,6 +6,7 @@
 #         train() jobs (120 and 500 steps) packed and padded.
 #   last  GPU 0: the worst batch of a default spec, packed, planned for 80 GiB; a 500-step train() job packed
 #         with graphs and with compiled blocks. GPU 1: t5-large at 64 records planned for the card's own memory.
+#   memfit  GPU 0: the worst batch packed again (after the estimate's fix); GPU 1: t5-large at 64 records again.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
@@ -39,6 +40,11 @@ last)
      --order packed-graphs packed-compiled) &
   run 1 large64card 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 \
     --variants ours-packed-compiled --json "$OUT/large64card.json" &
+  ;;
+memfit)
+  run 0 memfit 150 python3 memory_fit.py --models t5-base t5-large --packing &
+  run 1 large64b 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 --memory-gb 200 \
+    --variants ours-compiled ours-packed-compiled --json "$OUT/large64b.json" &
   ;;
 esac
 wait
