@@ -81,3 +81,16 @@ def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, pad_multiple
     assert torch.allclose(sums[0], sums[1], rtol=1e-5, atol=1e-5)
     assert sums[0][1] == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("flag, arch, device, packed", [
+    ("auto", "seq2seq", "cuda", True),  # measured: 1.28x a 500-step t5-base job (docs/benchmarks.md)
+    ("auto", "seq2seq", "cpu", False),
+    ("on", "seq2seq", "cpu", True),
+    ("off", "seq2seq", "cuda", False),
+    ("on", "causal", "cuda", False),  # decoder-only students are not packed
+])
+def test_packing_policy(flag: str, arch: str, device: str, packed: bool) -> None:
+    length, why = packing.wanted(flag, arch, device)
+    assert (length == packing.PACK_LENGTH) is packed and (length == 0) is not packed
+    assert why
