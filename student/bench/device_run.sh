@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU measurement of docs/benchmarks.md in one go (one H200 machine with 2 GPUs), most important first;
 # each part has its own time limit so a slow one cannot starve the rest. Logs and JSON go to a work folder,
-# packed into $OUT/bench.tgz after each part.
+# packed into $OUT/bench.tgz after each part. The packed-batch figures have their own script, one part per call:
+# bench/pack_device.sh (step, more, last, memfit).
 set -uo pipefail
 OUT="${OUT:-/tmp/bench-out}"
 W=/tmp/bench-work
