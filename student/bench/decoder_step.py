@@ -4,6 +4,7 @@ Random weights, the records of common.make_records (source, newline-free, then t
 micro-batches picked by the trainer's memory estimate. MFU as in common.py.
 
     python3 bench/decoder_step.py --models qwen-0.5b qwen-1.5b llama-8b --batch 32 32 16 --steps 10 --repeats 3
+    python3 bench/decoder_step.py --models qwen-0.5b --batch 32 --packing   # packed rows (packing.py), random batches
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from common import DECODER_SHAPES, PEAK_TFLOPS, Tok, make_records, median_spread
 from distillery_student import lora
 from distillery_student.buckets import epoch_batches
 from distillery_student.modeling import Encoder
+from distillery_student.packing import PACK_LENGTH
 from distillery_student.parallel import Dist
 from distillery_student.step import StepOptions, Stepper
 
@@ -63,7 +65,7 @@ def counts(model: torch.nn.Module) -> tuple[int, int, int]:
     return train, frozen, head.numel()
 
 
-def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float) -> dict[str, Any]:
+def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float, pack: bool = False) -> dict[str, Any]:
     use_lora = name == "llama-8b"
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -73,9 +75,10 @@ def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float) -> dic
     records = make_records(batch * 20, seed=1, vocab=vocab)
     enc = Encoder(Tok(), "causal", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "causal", enc, CUDA, Dist(), StepOptions(
-        bf16=True, learning_rate=1e-5, memory_bytes=memory_gb * 2**30), lambda s: 1.0)
+        bf16=True, learning_rate=1e-5, memory_bytes=memory_gb * 2**30, pack_length=PACK_LENGTH if pack else 0),
+        lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
-    batches = epoch_batches(lengths, batch, seed=0, epoch=0)
+    batches = epoch_batches(lengths, batch, seed=0, epoch=0, window=1 if pack else 50)  # as train() draws them
     seen: list[int] = []
     micro: list[int] = []
 
@@ -113,6 +116,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory-gb", type=float, default=80.0, help="plan micro-batches for an 80 GB card")
+    p.add_argument("--packing", action="store_true", help="packed micro-batches (train --packing on)")
     p.add_argument("--json", default="")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -120,12 +124,13 @@ def main() -> None:
     for name, batch in zip(a.models, a.batch * len(a.models)):
         rs = []
         for rep in range(a.repeats):
-            r = run(name, batch, a.steps, a.warmup, a.memory_gb)
+            r = run(name, batch, a.steps, a.warmup, a.memory_gb, a.packing)
             rs.append(r)
             print(f"  {name} rep {rep}: {r['ms_per_step']:.0f} ms/step {r['tok_s']:.0f} tok/s MFU "
                   f"{r['mfu'] * 100:.1f}% peak {r['peak_gib']:.1f} GiB micro {r['micro_batches']}", flush=True)
         results.append({"model": name, "runs": rs})
-        print(f"{name} ({rs[0]['params_b']:.2f}B{' LoRA r16' if rs[0]['lora'] else ' full FT'}, batch {batch}) | "
+        print(f"{name} ({rs[0]['params_b']:.2f}B{' LoRA r16' if rs[0]['lora'] else ' full FT'}, batch {batch}"
+              f"{', packed' if a.packing else ''}) | "
               f"tok/s {median_spread([x['tok_s'] for x in rs])} | MFU "
               f"{statistics.median(x['mfu'] for x in rs) * 100:.1f}% | peak {max(x['peak_gib'] for x in rs):.1f} GiB",
               flush=True)

@@ -7,6 +7,7 @@
 #   last  GPU 0: the worst batch of a default spec, packed, planned for 80 GiB; a 500-step train() job packed
 #         with graphs and with compiled blocks. GPU 1: t5-large at 64 records planned for the card's own memory.
 #   memfit  GPU 0: the worst batch packed again (after the estimate's fix); GPU 1: t5-large at 64 records again.
+#   decoder a Qwen2.5-0.5B-shaped student at 32 records, padded on GPU 0 and packed on GPU 1.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
@@ -45,6 +46,10 @@ memfit)
   run 0 memfit 150 python3 memory_fit.py --models t5-base t5-large --packing &
   run 1 large64b 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 --memory-gb 200 \
     --variants ours-compiled ours-packed-compiled --json "$OUT/large64b.json" &
+  ;;
+decoder)
+  run 0 dec_padded 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 &
+  run 1 dec_packed 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 --packing &
   ;;
 esac
 wait

@@ -77,9 +77,9 @@ class Encoder:
         self.pad_multiple = max(1, pad_multiple)
         # pick_multiple > 1 rounds the number of picked target positions up (CUDA graphs: fewer shapes)
         self.pick_multiple = max(1, pick_multiple)
-        # pack_length > 0 (T5): each micro-batch is packed, several examples to a row of about this many source
-        # tokens (packing.py); both tasks in one forward
-        self.pack_length = pack_length if architecture == ARCH_SEQ2SEQ else 0
+        # pack_length > 0: each micro-batch is packed, several examples to a row of about this many source (T5)
+        # or sequence (decoder-only) tokens (packing.py); both tasks in one forward
+        self.pack_length = pack_length
         self.tok = tokenizer
         self.arch = architecture
         self.max_input = max_input
@@ -158,9 +158,14 @@ class Encoder:
         return (task == TASK_LABEL).unsqueeze(1).expand_as(target)
 
     def collate_packed(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
-        """Rows of both tasks packed (packing.py): input_ids, segments, labels, target_segments and the picks."""
-        b = packing.collate(rows, self.pack_length, self._round, self.pad, IGNORE)
-        return {**b, **self._picks(b["labels"], b.pop("label_task"))}
+        """Rows of both tasks packed (packing.py): input_ids, segments, labels, the picks, and target_segments
+        (T5) or position_ids (decoder-only)."""
+        if self.arch == ARCH_SEQ2SEQ:
+            b = packing.collate(rows, self.pack_length, self._round, self.pad, IGNORE)
+            return {**b, **self._picks(b["labels"], b.pop("label_task"))}
+        b = packing.collate_causal(rows, self.pack_length, self._round, self.pad, IGNORE)
+        target, label_task = F.pad(b["labels"][:, 1:], (0, 1), value=IGNORE), F.pad(b.pop("label_task")[:, 1:], (0, 1))
+        return {**b, **self._picks(target, label_task)}
 
     def _picks(self, target: torch.Tensor, label_task: torch.Tensor) -> dict[str, torch.Tensor]:
         """Where the output layer runs, found on the host so the step never waits for the GPU: `pick`, the flat
@@ -228,7 +233,12 @@ class TaskLosses(nn.Module):
                 h = h * (m.config.d_model**-0.5)
             return h
         backbone = getattr(m, m.base_model_prefix)
-        h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+        if "segments" in batch:  # packed: each segment attends within itself, positions restart per segment
+            mask = packing.causal_mask(batch["segments"], next(m.parameters()).dtype)
+            h = backbone(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
+                         use_cache=False)
+        else:
+            h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
         return h.last_hidden_state
 
     def _seq2seq_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:

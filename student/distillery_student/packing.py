@@ -36,46 +36,54 @@ class Packable(Protocol):
     task: int
 
 
-def capacities(rows: Sequence[Packable], length: int, round_up: Callable[[int], int]) -> tuple[int, int]:
-    """(source, target) tokens per packed row: `length` sources (or the longest), and targets in the batch's
-    ratio of target to source tokens, so both fill together (or the longest target)."""
-    src = sum(len(r.source) for r in rows)
-    tgt = sum(len(r.target) for r in rows)
-    s = max(length, round_up(max(len(r.source) for r in rows)))
-    t = max(round_up(max(len(r.target) for r in rows)), round_up(math.ceil(s * tgt / max(1, src))))
+Size = tuple[int, int]  # what a row takes of a packed row's two capacities
+
+
+def sizes(rows: Sequence[Packable], causal: bool) -> list[Size]:
+    """T5: (source, target) tokens of each row. Decoder-only: (source + target, 0), one sequence per row."""
+    return [(len(r.source) + len(r.target), 0) if causal else (len(r.source), len(r.target)) for r in rows]
+
+
+def capacities(items: Sequence[Size], length: int, round_up: Callable[[int], int]) -> tuple[int, int]:
+    """The two capacities of a packed row: `length` (or the longest first size), and the second sizes in the
+    batch's ratio of second to first, so both fill together (or the longest second size; at least 1)."""
+    first = sum(a for a, _ in items)
+    second = sum(b for _, b in items)
+    s = max(length, round_up(max(a for a, _ in items)))
+    t = max(1, round_up(max(b for _, b in items)), round_up(math.ceil(s * second / max(1, first))))
     return s, t
 
 
-def pack(rows: Sequence[Packable], source_cap: int, target_cap: int) -> list[list[Packable]]:
-    """Bins of rows, each within source_cap source and target_cap target tokens: as many bins as the totals
-    need, and each row (the largest first, by its larger share of the two capacities) goes where the fuller
-    of the bin's two fills stays lowest; a new bin when none has room. Balanced fills keep the longest packed
-    row, which sets the tensors' width, close to the mean. Deterministic: ties go to the first bin."""
-    src = sum(len(r.source) for r in rows)
-    tgt = sum(len(r.target) for r in rows)
-    n = max(1, math.ceil(src / source_cap), math.ceil(tgt / target_cap))
-    bins: list[list[Packable]] = [[] for _ in range(n)]
+def pack(items: Sequence[Size], cap: tuple[int, int]) -> list[list[int]]:
+    """Bins of item indices, each within both capacities: as many bins as the totals need, and each item (the
+    largest first, by its larger share of the two capacities) goes where the fuller of the bin's two fills
+    stays lowest; a new bin when none has room. Balanced fills keep the longest packed row, which sets the
+    tensors' width, close to the mean. Deterministic: ties go to the first bin."""
+    cs, ct = cap
+    n = max(1, math.ceil(sum(a for a, _ in items) / cs), math.ceil(sum(b for _, b in items) / ct))
+    bins: list[list[int]] = [[] for _ in range(n)]
     fill = [(0, 0)] * n
-    for r in sorted(rows, key=lambda r: -max(len(r.source) / source_cap, len(r.target) / target_cap)):
-        s, t = len(r.source), len(r.target)
-        loads = [(max((fs + s) / source_cap, (ft + t) / target_cap), b) for b, (fs, ft) in enumerate(fill)
-                 if fs + s <= source_cap and ft + t <= target_cap]
+    for i in sorted(range(len(items)), key=lambda i: -max(items[i][0] / cs, items[i][1] / ct)):
+        a, b = items[i]
+        loads = [(max((fa + a) / cs, (fb + b) / ct), k) for k, (fa, fb) in enumerate(fill)
+                 if fa + a <= cs and fb + b <= ct]
         if loads:
-            b = min(loads)[1]
+            k = min(loads)[1]
         else:
-            b = len(bins)
+            k = len(bins)
             bins.append([])
             fill.append((0, 0))
-        bins[b].append(r)
-        fill[b] = (fill[b][0] + s, fill[b][1] + t)
+        bins[k].append(i)
+        fill[k] = (fill[k][0] + a, fill[k][1] + b)
     return [b for b in bins if b]
 
 
 def collate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int], pad: int,
             ignore: int) -> dict[str, torch.Tensor]:
-    """The packed tensors of rows: input_ids and segments [bins, S]; labels (ignore outside targets),
-    target_segments and label_task (whether a target position belongs to a label-task row) [bins, T]."""
-    bins = pack(rows, *capacities(rows, length, round_up))
+    """T5 rows packed: input_ids and segments [bins, S]; labels (ignore outside targets), target_segments and
+    label_task (whether a target position belongs to a label-task row) [bins, T]."""
+    items = sizes(rows, causal=False)
+    bins = [[rows[i] for i in b] for b in pack(items, capacities(items, length, round_up))]
     s = round_up(max(sum(len(r.source) for r in b) for b in bins))
     t = round_up(max(sum(len(r.target) for r in b) for b in bins))
     ids, seg = torch.full((len(bins), s), pad, dtype=torch.long), torch.zeros((len(bins), s), dtype=torch.long)
@@ -94,15 +102,41 @@ def collate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int
     return {"input_ids": ids, "segments": seg, "labels": labels, "target_segments": tseg, "label_task": label_task}
 
 
-def estimate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int]) -> tuple[int, int, int, int]:
-    """(source tokens, target tokens, source row length, target row length) of the tensors that packing rows
-    will make, without packing them (the memory estimate runs once per row added to a micro-batch): bins
-    filled to FILL, plus one."""
-    s, t = capacities(rows, length, round_up)
-    src = sum(len(r.source) for r in rows)
-    tgt = sum(len(r.target) for r in rows)
-    bins = math.ceil(max(src / s, tgt / t) / FILL) + 1
-    return bins * s, bins * t, s, t
+def collate_causal(rows: Sequence[Packable], length: int, round_up: Callable[[int], int], pad: int,
+                   ignore: int) -> dict[str, torch.Tensor]:
+    """Decoder-only rows (source then target, one sequence each) packed, all [bins, L]: input_ids, segments,
+    position_ids (from 0 in each segment), labels (ignore outside targets) and label_task."""
+    items = sizes(rows, causal=True)
+    bins = [[rows[i] for i in b] for b in pack(items, capacities(items, length, round_up))]
+    n = round_up(max(sum(len(r.source) + len(r.target) for r in b) for b in bins))
+    ids = torch.full((len(bins), n), pad, dtype=torch.long)
+    seg, pos = torch.zeros((len(bins), n), dtype=torch.long), torch.zeros((len(bins), n), dtype=torch.long)
+    labels = torch.full((len(bins), n), ignore, dtype=torch.long)
+    label_task = torch.zeros((len(bins), n), dtype=torch.bool)
+    for i, b in enumerate(bins):
+        at = 0
+        for k, r in enumerate(b, start=1):
+            seq, end = r.source + r.target, at + len(r.source) + len(r.target)
+            ids[i, at:end] = torch.tensor(seq)
+            seg[i, at:end] = k
+            pos[i, at:end] = torch.arange(len(seq))
+            labels[i, at + len(r.source) : end] = torch.tensor(r.target)
+            label_task[i, at:end] = r.task == 0
+            at = end
+    return {"input_ids": ids, "segments": seg, "position_ids": pos, "labels": labels, "label_task": label_task}
+
+
+def estimate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int],
+             causal: bool = False) -> tuple[int, int, int, int]:
+    """(first tokens, second tokens, first row length, second row length) of the tensors that packing rows
+    will make (T5: source and target; decoder-only: the sequence and 0), without packing them (the memory
+    estimate runs once per row added to a micro-batch): bins filled to FILL, plus one."""
+    items = sizes(rows, causal)
+    s, t = capacities(items, length, round_up)
+    first = sum(a for a, _ in items)
+    second = sum(b for _, b in items)
+    bins = math.ceil(max(first / s, second / t) / FILL) + 1
+    return bins * s, (bins * t if second else 0), s, (t if second else 0)
 
 
 def masks(segments: torch.Tensor, target_segments: torch.Tensor,
@@ -120,6 +154,14 @@ def masks(segments: torch.Tensor, target_segments: torch.Tensor,
     return enc.to(dtype) * low, dec.to(dtype) * low, cross.to(dtype) * low
 
 
+def causal_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A decoder-only model's additive mask [bins, 1, L, L]: same segment, not later (made on the device)."""
+    seg = segments[:, None, :]
+    n = segments.shape[1]
+    later = torch.ones(n, n, dtype=torch.bool, device=segments.device).triu(1)
+    return ((seg[..., :, None] != seg[..., None, :]) | later).to(dtype) * torch.finfo(dtype).min
+
+
 def decoder_inputs(labels: torch.Tensor, target_segments: torch.Tensor, start: int, pad: int,
                    ignore: int) -> torch.Tensor:
     """The decoder's input ids: each segment's target shifted right by one, starting from `start`."""
@@ -131,13 +173,13 @@ def decoder_inputs(labels: torch.Tensor, target_segments: torch.Tensor, start: i
 def wanted(flag: str, architecture: str, device: str) -> tuple[int, str]:
     """The packed row length for a job (0: batches are padded, not packed), and why (for the log). `off` and
     `on` are the trainer's --packing; `auto` packs T5 students on a GPU, where it was measured
-    (docs/benchmarks.md). Decoder-only students are not packed (not built)."""
-    if architecture != "seq2seq":
-        return 0, "off (only T5 students are packed)"
+    (docs/benchmarks.md); decoder-only students only when asked (`on`)."""
     if flag == "off":
         return 0, "turned off"
     if flag == "on":
         return PACK_LENGTH, "turned on"
+    if architecture != "seq2seq":
+        return 0, "off (auto: decoder-only students are packed only with --packing on)"
     if device != "cuda":
         return 0, "off (auto: packs on a GPU; --packing on packs here too)"
     return PACK_LENGTH, "on (auto: a T5 student on a GPU)"

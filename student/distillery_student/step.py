@@ -89,7 +89,7 @@ class Stepper:
             if self.lora:
                 model.enable_input_require_grads()
         self.flex = self._use_flex() if o.flex_attention else 0  # before compile_blocks: traced into the blocks
-        enc.pack_length = o.pack_length if arch == "seq2seq" and not self.flex else 0  # flex_t5 masks padding only
+        enc.pack_length = 0 if self.flex else o.pack_length  # flex_t5 masks padding only
         self.shape = shape_of(model.config, eager_attention=arch == "seq2seq" and not self.flex)
         self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
@@ -185,9 +185,10 @@ class Stepper:
         return self.padded_tokens(rows) * per_token + targets
 
     def _packed_activation_bytes(self, rows: Sequence[Row]) -> float:
-        """Packed rows (packing.estimate): the encoder's tokens attend over the source row, the decoder's over
-        the target row and the source row (activation_bytes_per_token counts one stack's blocks per token)."""
-        src, tgt, s, t = packing.estimate(rows, self.enc.pack_length, self.enc._round)
+        """Packed rows (packing.estimate): T5's encoder tokens attend over the source row, its decoder tokens over
+        the target row and the source row (activation_bytes_per_token counts one stack's blocks per token); a
+        decoder-only model's tokens over their row (no second part)."""
+        src, tgt, s, t = packing.estimate(rows, self.enc.pack_length, self.enc._round, causal=self.arch != "seq2seq")
         ckpt = self.o.activation_checkpointing
         per = activation_bytes_per_token
         return src * per(self.shape, s, ckpt) + tgt * per(self.shape, s + t, ckpt)

@@ -25,10 +25,11 @@ def _rows(n: int, seed: int = 0) -> list[Row]:
 
 def test_bins_hold_every_row_once_within_both_capacities() -> None:
     rows = _rows(40)
-    s, t = packing.capacities(rows, 64, lambda n: n)
-    bins = packing.pack(rows, s, t)
-    assert sorted(id(r) for b in bins for r in b) == sorted(id(r) for r in rows)
-    assert all(sum(len(r.source) for r in b) <= s and sum(len(r.target) for r in b) <= t for b in bins)
+    items = packing.sizes(rows, causal=False)
+    s, t = packing.capacities(items, 64, lambda n: n)
+    bins = packing.pack(items, (s, t))
+    assert sorted(i for b in bins for i in b) == list(range(len(rows)))
+    assert all(sum(items[i][0] for i in b) <= s and sum(items[i][1] for i in b) <= t for b in bins)
     assert len(bins) < len(rows) / 2  # several rows to a bin
     src, tgt, s_len, t_len = packing.estimate(rows, 64, lambda n: n)
     assert (s_len, t_len) == (s, t) and src >= len(bins) * s and tgt >= len(bins) * t  # does not undercount
@@ -36,7 +37,7 @@ def test_bins_hold_every_row_once_within_both_capacities() -> None:
 
 def test_an_example_longer_than_the_row_gets_a_row_of_its_own_length() -> None:
     rows = _rows(4) + [Row(list(range(3, 100)) + [1], [5, 1], TASK_LABEL)]
-    s, _ = packing.capacities(rows, 32, lambda n: (n + 15) // 16 * 16)
+    s, _ = packing.capacities(packing.sizes(rows, causal=False), 32, lambda n: (n + 15) // 16 * 16)
     assert s == 112
 
 
@@ -55,6 +56,20 @@ def test_packed_tensors_keep_each_row_whole() -> None:
     assert int(b["pick_label"].sum()) == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
 
 
+def test_decoder_only_rows_restart_their_positions_and_see_only_their_past() -> None:
+    tok = type("Tok", (), {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": None})()
+    rows = [Row([5, 6], [7, 1], TASK_LABEL), Row([8], [9, 10, 1], TASK_RATIONALE)]
+    b = Encoder(tok, "causal", 512, 512, pack_length=16).collate_packed(rows)
+    assert b["input_ids"].shape == (1, 8)
+    seg, pos = b["segments"][0].tolist(), b["position_ids"][0].tolist()
+    assert sorted(zip(seg, pos)) == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)]
+    mask = packing.causal_mask(b["segments"], torch.float32)[0, 0] == 0  # True: may attend
+    for q in range(8):
+        assert [k for k in range(8) if mask[q, k]] == [k for k in range(q + 1) if seg[k] == seg[q]]
+    assert sorted(b["pick_target"].tolist()) == sorted([7, 1, 9, 10, 1])  # each target once, from its source
+    assert int(b["pick_label"].sum()) == 2
+
+
 def test_decoder_inputs_restart_at_each_segment() -> None:
     labels = torch.tensor([[7, 8, 1, 9, 1, IGNORE]])
     segs = torch.tensor([[1, 1, 1, 2, 2, 0]])
@@ -62,13 +77,14 @@ def test_decoder_inputs_restart_at_each_segment() -> None:
 
 
 @pytest.mark.parametrize("pad_multiple", [1, 16])
-def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, pad_multiple) -> None:
-    model, tok = load_student(t5_dir, "seq2seq")
+@pytest.mark.parametrize("arch", ["seq2seq", "causal"])
+def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, causal_dir, pad_multiple, arch) -> None:
+    model, tok = load_student(t5_dir if arch == "seq2seq" else causal_dir, arch)
     model.eval()  # no dropout: the two batches must compute the same function
-    losses = TaskLosses(model, "seq2seq")
+    losses = TaskLosses(model, arch)
     rows = _rows(10, seed=3)
-    padded = Encoder(tok, "seq2seq", 512, 512, pad_multiple=pad_multiple)
-    packed = Encoder(tok, "seq2seq", 512, 512, pad_multiple=pad_multiple, pack_length=48)
+    padded = Encoder(tok, arch, 512, 512, pad_multiple=pad_multiple)
+    packed = Encoder(tok, arch, 512, 512, pad_multiple=pad_multiple, pack_length=96)
     grads = []
     sums = []
     for batches in (padded.collate_by_task(rows), packed.collate_tasks(rows, concat=False)):
@@ -77,7 +93,8 @@ def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, pad_multiple
         combine_losses(s, 0.7).loss.backward()
         sums.append(s.detach())
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
-    assert len(packed.collate_tasks(rows, concat=False)) == 1  # both tasks in one packed forward
+    [b] = packed.collate_tasks(rows, concat=False)  # both tasks in one packed forward
+    assert b["input_ids"].shape[0] < len(rows) and int(b["segments"].max()) >= 3  # several examples to a row
     assert torch.allclose(sums[0], sums[1], rtol=1e-5, atol=1e-5)
     assert sums[0][1] == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
@@ -88,7 +105,8 @@ def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, pad_multiple
     ("auto", "seq2seq", "cpu", False),
     ("on", "seq2seq", "cpu", True),
     ("off", "seq2seq", "cuda", False),
-    ("on", "causal", "cuda", False),  # decoder-only students are not packed
+    ("auto", "causal", "cuda", False),  # decoder-only students: only when asked (not measured on a GPU)
+    ("on", "causal", "cpu", True),
 ])
 def test_packing_policy(flag: str, arch: str, device: str, packed: bool) -> None:
     length, why = packing.wanted(flag, arch, device)
