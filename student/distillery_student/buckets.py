@@ -20,7 +20,8 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     """Record indices of one epoch in batches: a seeded shuffle, windows of `window` batches each ordered by
     label_mixed_order, cut into batches, batches in shuffled order. Deterministic in (seed, epoch), so a resumed
     run sees the same batches. A window's tail batch smaller than min_batch (the world size) joins the one
-    before it."""
+    before it (the previous window's last batch when the window has no other; windows of one batch, as
+    packing draws them, would otherwise end with a batch that leaves some ranks without records)."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -29,9 +30,9 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     for start in range(0, len(order), span):
         chunk = label_mixed_order(order[start : start + span], lengths, labels)
         part = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-        if len(part) > 1 and len(part[-1]) < min_batch:
-            tail = part.pop()
-            part[-1].extend(tail)
+        if len(part[-1]) < min_batch and (len(part) > 1 or batches):
+            tail = part.pop()  # joins the batch before it, in this window or the last one
+            (part[-1] if part else batches[-1]).extend(tail)
         batches.extend(part)
     rng.shuffle(batches)
     return batches

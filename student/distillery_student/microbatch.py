@@ -75,6 +75,29 @@ def split_by_budget(items: Sequence[T], cost: Callable[[Sequence[T]], float], bu
     return chunks
 
 
+def split_by_bisection(items: Sequence[T], cost: Callable[[Sequence[T]], float], budget: float) -> list[list[T]]:
+    """Consecutive chunks, each the longest prefix of what is left whose cost a bisection finds within the
+    budget (one item at least): about log2(n) costs per chunk, for costs that are dear to compute (packing
+    a chunk). Every chunk returned was costed within the budget, unless it is a single item."""
+    chunks: list[list[T]] = []
+    rest = list(items)
+    while rest:
+        lo, hi = 1, len(rest)  # lo fits (or is the single-item floor); find the longest prefix that fits
+        if cost(rest) <= budget:
+            lo = hi
+        else:
+            hi -= 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if cost(rest[:mid]) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        chunks.append(rest[:lo])
+        rest = rest[lo:]
+    return chunks
+
+
 def split_even(items: Sequence[T], n: int) -> list[list[T]]:
     """n chunks of near-equal size (FSDP: every rank runs the same number of forward passes); never empty."""
     n = max(1, min(n, len(items)))

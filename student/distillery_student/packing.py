@@ -1,18 +1,23 @@
-"""Sequence packing for T5 students: several examples share one padded row, each attending only to itself.
+"""Sequence packing: several examples share one padded row, each attending only to itself.
 
 Why: with length-bucketed batches about 40% of a T5 step's matrix work is padding (bench/train_step.py's
 records, one batch per task, lengths padded to 16: 61% of the FLOPs useful on t5-large at 32 records, 58% at
 64). Inputs and rationales vary independently, so sorting records by one length leaves the other ragged, and
-a 3-token label target is padded to 16.
+a 3-token label target is padded to 16. Packed, 87-88% are useful.
 
-How: the rows of a micro-batch (both tasks) go first-fit-decreasing into bins with a source capacity and a
-target capacity. Each packed row carries segment ids: 1, 2, ... for its examples, 0 for padding, for the
-source (`segments`) and the target (`target_segments`). The attention masks (`masks`) let a token see only
-its own segment: the encoder within the segment, the decoder within the segment and not later, the
-cross-attention the source of the segment. T5's relative position bias depends only on the distance j - i,
-so an example sees the same bias packed as alone; the decoder's input is shifted per segment
-(`decoder_inputs`). The per-token losses equal those of the unpacked batch (tests/test_packing.py).
-Padding positions (segment 0) attend to each other, so no softmax row is empty.
+How (T5): the rows of a micro-batch (both tasks) go into bins with a source capacity and a target capacity
+(`pack`: as many bins as the totals need, each row where the bin stays least full). Each packed row carries
+segment ids: 1, 2, ... for its examples, 0 for padding, for the source (`segments`) and the target
+(`target_segments`). The attention masks (`masks`) let a token see only its own segment: the encoder within
+the segment, the decoder within the segment and not later, the cross-attention the source of the segment.
+T5's relative position bias depends only on the distance j - i, so an example sees the same bias packed as
+alone (models with absolute positions are not packed: `wanted`); the decoder's input is shifted per segment
+(`decoder_inputs`). Padding positions attend to padding (target padding, when a source row has none, to
+every source position through a uniform softmax of equal masked scores: finite, never picked).
+
+Decoder-only: one sequence (source, then target) per example, positions from 0 in each segment, a causal
+mask per segment (`collate_causal`, `causal_mask`). Either way the per-token losses and the gradients equal
+those of the padded batch (tests/test_packing.py).
 
 The cost: attention runs over whole packed rows (quadratic in the row, masked), so rows stay short
 (PACK_LENGTH) unless an example is longer.
@@ -26,8 +31,9 @@ from typing import Callable, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
+from .data import TASK_LABEL
+
 PACK_LENGTH = 512  # source tokens per packed row (longer when an example is); attention is quadratic in it
-FILL = 0.8  # the share of a packed row the memory estimate counts on being filled (first-fit fills ~90%)
 
 
 class Packable(Protocol):
@@ -97,7 +103,7 @@ def collate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int
             seg[i, at_s : at_s + len(r.source)] = k
             labels[i, at_t : at_t + len(r.target)] = torch.tensor(r.target)
             tseg[i, at_t : at_t + len(r.target)] = k
-            label_task[i, at_t : at_t + len(r.target)] = r.task == 0
+            label_task[i, at_t : at_t + len(r.target)] = r.task == TASK_LABEL
             at_s, at_t = at_s + len(r.source), at_t + len(r.target)
     return {"input_ids": ids, "segments": seg, "labels": labels, "target_segments": tseg, "label_task": label_task}
 
@@ -121,22 +127,20 @@ def collate_causal(rows: Sequence[Packable], length: int, round_up: Callable[[in
             seg[i, at:end] = k
             pos[i, at:end] = torch.arange(len(seq))
             labels[i, at + len(r.source) : end] = torch.tensor(r.target)
-            label_task[i, at:end] = r.task == 0
+            label_task[i, at:end] = r.task == TASK_LABEL
             at = end
     return {"input_ids": ids, "segments": seg, "position_ids": pos, "labels": labels, "label_task": label_task}
 
 
-def estimate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int],
-             causal: bool = False) -> tuple[int, int, int, int]:
-    """(first tokens, second tokens, first row length, second row length) of the tensors that packing rows
-    will make (T5: source and target; decoder-only: the sequence and 0), without packing them (the memory
-    estimate runs once per row added to a micro-batch): bins filled to FILL, plus one."""
+def widths(rows: Sequence[Packable], length: int, round_up: Callable[[int], int],
+           causal: bool = False) -> tuple[int, int, int]:
+    """(rows, first width, second width) of the tensors that packing rows makes (T5: source and target widths;
+    decoder-only: the sequence width and 0): what the memory estimate charges, exactly."""
     items = sizes(rows, causal)
-    s, t = capacities(items, length, round_up)
-    first = sum(a for a, _ in items)
-    second = sum(b for _, b in items)
-    bins = math.ceil(max(first / s, second / t) / FILL) + 1
-    return bins * s, (bins * t if second else 0), s, (t if second else 0)
+    bins = pack(items, capacities(items, length, round_up))
+    first = round_up(max(sum(items[i][0] for i in b) for b in bins))
+    second = round_up(max(sum(items[i][1] for i in b) for b in bins)) if not causal else 0
+    return len(bins), first, second
 
 
 def masks(segments: torch.Tensor, target_segments: torch.Tensor,
@@ -170,16 +174,20 @@ def decoder_inputs(labels: torch.Tensor, target_segments: torch.Tensor, start: i
     return shifted.masked_fill(first, start).masked_fill(shifted == ignore, pad)
 
 
-def wanted(flag: str, architecture: str, device: str) -> tuple[int, str]:
+RELATIVE_POSITIONS = ("t5", "mt5", "umt5", "longt5")  # seq2seq models whose attention bias depends on j - i only
+
+
+def wanted(flag: str, architecture: str, device: str, model_type: str = "t5") -> tuple[int, str]:
     """The packed row length for a job (0: batches are padded, not packed), and why (for the log). `off` and
-    `on` are the trainer's --packing; `auto` packs T5 students on a GPU, where it was measured
-    (docs/benchmarks.md); decoder-only students only when asked (`on`)."""
+    `on` are the trainer's --packing; `auto` packs on a GPU, where it was measured (docs/benchmarks.md). A
+    seq2seq model with absolute positions (BART, Marian, Pegasus) is never packed: a packed example would sit
+    at other positions than alone. Decoder-only models get each segment's positions from 0 (position_ids)."""
+    if architecture == "seq2seq" and model_type not in RELATIVE_POSITIONS:
+        return 0, f"off ({model_type or 'this model'} has absolute positions; only T5-family seq2seq models are packed)"
     if flag == "off":
         return 0, "turned off"
     if flag == "on":
         return PACK_LENGTH, "turned on"
-    if architecture != "seq2seq":
-        return 0, "off (auto: decoder-only students are packed only with --packing on)"
     if device != "cuda":
         return 0, "off (auto: packs on a GPU; --packing on packs here too)"
-    return PACK_LENGTH, "on (auto: a T5 student on a GPU)"
+    return PACK_LENGTH, "on (auto: on a GPU)"

@@ -17,8 +17,8 @@ from torch import nn
 from . import flex_t5, packing
 from . import lora as lora_mod
 from .graphs import PICK_MULTIPLE, GraphedSteps
-from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, split_by_budget, \
-    split_even, static_bytes
+from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, \
+    split_by_bisection, split_by_budget, split_even, static_bytes
 from .modeling import Encoder, Row, TaskLosses, combine_losses, to_device
 from .parallel import Dist, full_state, gradient_sync, load_full_model_state, load_full_state, sharded, wrap
 from .precision import MasterWeights
@@ -166,7 +166,8 @@ class Stepper:
         if fixed > 0:
             chunks = [list(records[i : i + fixed]) for i in range(0, len(records), fixed)]
         elif self.o.memory_bytes > 0:
-            chunks = split_by_budget(records, lambda c: self.memory_cost(c), self.budget_bytes())
+            split = split_by_bisection if self.enc.pack_length else split_by_budget  # packing a chunk costs more
+            chunks = split(records, lambda c: self.memory_cost(c), self.budget_bytes())
         else:
             chunks = [list(records)]
         if self.sharded:  # every rank must run as many forward passes (each one all-gathers)
@@ -185,13 +186,13 @@ class Stepper:
         return self.padded_tokens(rows) * per_token + targets
 
     def _packed_activation_bytes(self, rows: Sequence[Row]) -> float:
-        """Packed rows (packing.estimate): T5's encoder tokens attend over the source row, its decoder tokens over
-        the target row and the source row (activation_bytes_per_token counts one stack's blocks per token); a
-        decoder-only model's tokens over their row (no second part)."""
-        src, tgt, s, t = packing.estimate(rows, self.enc.pack_length, self.enc._round, causal=self.arch != "seq2seq")
+        """The packed tensors' activations (packing.widths, exact): T5's encoder tokens attend over the source
+        row, its decoder tokens over the target and source rows (activation_bytes_per_token counts one stack's
+        blocks per token); a decoder-only model's tokens over their row."""
+        n, s, t = packing.widths(rows, self.enc.pack_length, self.enc._round, causal=self.arch != "seq2seq")
         ckpt = self.o.activation_checkpointing
         per = activation_bytes_per_token
-        return src * per(self.shape, s, ckpt) + tgt * per(self.shape, s + t, ckpt)
+        return n * s * per(self.shape, s, ckpt) + n * t * per(self.shape, s + t, ckpt)
 
     def budget_bytes(self) -> float:
         """The activation memory one micro-batch may use. Under CUDA graphs half of it: the graphs' pool keeps

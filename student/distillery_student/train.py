@@ -146,6 +146,7 @@ class _Run:
     started: float
     history: History
     interval: int  # steps between validations
+    bucket_window: int = 50  # batches per length-ordered window (epoch_batches); 1 when packing
     step: int = 0
     wall_before: float = 0.0  # seconds of earlier pods of this run (from the checkpoint)
     window: deque[float] = field(default_factory=deque)  # trainLoss: the mean of the last steps
@@ -188,7 +189,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     # bucket on source and rationale lengths only: label targets differ in length by label; and batches are
     # drawn across labels (buckets.py), since a rationale's length can track its label too. Packed batches
     # are drawn at random (windows of one batch): packing fills rows better from mixed lengths
-    pack_length, pack_why = packing.wanted(opts.packing, cfg.student.architecture, device.type)
+    pack_length, pack_why = packing.wanted(opts.packing, cfg.student.architecture, device.type,
+                                           getattr(model.config, "model_type", ""))
     bucket_window = 1 if pack_length else 50
     lengths = [sum(len(r.source) + (len(r.target) if r.task != TASK_LABEL else 0) for r in rs) for rs in rows]
     labels = _label_classes(splits.train, cfg)
@@ -210,7 +212,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         log.info("CUDA graphs %s", why if graphs == (stepper.graphs is not None) else
                  "off: they apply to a T5 student in one process, without autocast or activation checkpointing")
     run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
-               selection.eval_interval(t.evalEverySteps, total),
+               selection.eval_interval(t.evalEverySteps, total), bucket_window=bucket_window,
                window=deque(maxlen=max(1, min(100, total // 10))))
     _resume(run)
 
@@ -221,8 +223,8 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
         while run.step < total:
             epoch, pos = divmod(run.step, steps_per_epoch)
             if epoch != batches_epoch:
-                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world, window=bucket_window,
-                                        labels=labels)
+                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world,
+                                        window=run.bucket_window, labels=labels)
                 batches_epoch = epoch
             _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
             step = run.step
@@ -272,6 +274,12 @@ def _resume(run: _Run) -> None:
     run.window.extend(state.get("lossWindow", []))
     run.history = History.from_state(state.get("history"), run.total)
     run.wall_before = float(state.get("wallSeconds", 0.0))
+    saved = int(state.get("bucketWindow", 50))  # checkpoints from before packing drew windows of 50
+    if saved != run.bucket_window:  # --packing changed (or a new image): keep the first run's batch order
+        log.warning("resumed with the batch order of the run that wrote the checkpoint (windows of %d batches, "
+                    "not %d); the batches are %s", saved, run.bucket_window,
+                    "packed" if run.stepper.enc.pack_length else "padded")
+        run.bucket_window = saved
     if rng is not None:
         checkpoint.set_rng_state(rng)
     log.info("resumed from %s at step %d of %d", resumed, run.step, run.total)
@@ -425,7 +433,7 @@ def save_checkpoint(run: _Run) -> None:
     state = run.stepper.state_dict()  # collective under FSDP
     dd.barrier()
     if dd.rank == 0:
-        state.update({"step": step, "lossWindow": list(run.window), "job": cfg.job,
+        state.update({"step": step, "lossWindow": list(run.window), "job": cfg.job, "bucketWindow": run.bucket_window,
                       "history": run.history.state(), "wallSeconds": run.wall_seconds})
         path = checkpoint.commit(d, step, state)
         log.info("checkpoint %s", path)

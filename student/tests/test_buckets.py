@@ -77,3 +77,14 @@ def test_every_record_once_per_epoch_and_deterministic() -> None:
     assert one == epoch_batches(lengths, 16, seed=5, epoch=2, min_batch=2, labels=labels)
     assert one != epoch_batches(lengths, 16, seed=5, epoch=3, min_batch=2, labels=labels)
     assert min(len(b) for b in one) >= 2
+
+
+@pytest.mark.parametrize("window", [1, 50])
+@pytest.mark.parametrize("n", [995, 1000, 1601, 3203])
+def test_no_batch_leaves_a_rank_without_records_and_the_count_does_not_depend_on_the_window(window, n) -> None:
+    """Windows of one batch (packing draws them) must merge a short last batch too: with 8 ranks a batch of 3
+    records would leave 5 ranks with nothing to step on, and their collectives out of step."""
+    batches = epoch_batches([5] * n, 32, seed=0, epoch=0, min_batch=8, window=window)
+    assert min(len(b) for b in batches) >= 8
+    assert sorted(i for b in batches for i in b) == list(range(n))
+    assert len(batches) == len(epoch_batches([5] * n, 32, seed=0, epoch=0, min_batch=8, window=51 - window))

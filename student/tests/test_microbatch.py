@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distillery_student.microbatch import (MEMORY_FRACTION, Shape, activation_bytes_per_token, split_by_budget,
-                                           split_even, static_bytes)
+from distillery_student.microbatch import (MEMORY_FRACTION, Shape, activation_bytes_per_token, split_by_bisection,
+                                           split_by_budget, split_even, static_bytes)
 from distillery_student.train import TrainOptions, train
 
 T5_LARGE = Shape(layers=48, hidden=1024, ffn=4096, heads=16, vocab=32128, eager_attention=True)
@@ -22,6 +22,21 @@ def test_split_by_budget_keeps_order_and_each_chunk_within_the_budget() -> None:
     # an item over the budget on its own still gets a chunk: one record is never split
     assert split_by_budget([20, 1], sum, 10) == [[20], [1]]
     assert split_by_budget([1, 2, 3], sum, 100) == [[1, 2, 3]]
+
+
+def test_split_by_bisection_takes_the_longest_prefix_within_the_budget() -> None:
+    items = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
+    calls: list[int] = []
+
+    def cost(c):  # type: ignore[no-untyped-def]
+        calls.append(len(c))
+        return sum(c)
+
+    chunks = split_by_bisection(items, cost, 10)
+    assert [x for c in chunks for x in c] == items
+    assert all(sum(c) <= 10 or len(c) == 1 for c in chunks)
+    assert chunks == split_by_budget(items, sum, 10)  # the same chunks as adding one item at a time
+    assert split_by_bisection([20, 1], sum, 10) == [[20], [1]]  # an item over the budget goes alone
 
 
 def test_split_even_gives_n_non_empty_chunks() -> None:

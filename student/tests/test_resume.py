@@ -109,3 +109,20 @@ def test_another_job_runs_checkpoints_are_never_resumed(make_config) -> None:
         train(cfg)
     assert os.listdir(cfg.output.checkpointDir) == [] and not os.path.exists(cfg.output.modelDir)
     assert Path(cfg.output.jobDir, "job.json").read_text() == other
+
+
+def test_a_resume_with_packing_turned_on_keeps_the_batch_order_of_the_checkpoint(make_config, t5_dir: str,
+                                                                                  caplog) -> None:
+    """A run checkpointed with padded, length-bucketed batches (as every run before packing) and resumed with
+    packing (an upgrade, or --packing changed) keeps its batches: the checkpoint says how they were drawn.
+    Packing alone changes no loss (no dropout here), so the weights equal an uninterrupted padded run's."""
+    common = dict(maxSteps=10, batchSize=8, checkpointEverySteps=5, learningRate=1e-3)
+    straight = make_config(out="straight", **common)
+    train(straight, TrainOptions(packing="off"))
+    cfg = make_config(out="resumed", **common)
+    assert train(cfg, TrainOptions(stop_after_steps=5, packing="off")).steps == 5
+    with caplog.at_level("WARNING", logger="distillery_student"):
+        result = train(cfg, TrainOptions(packing="on"))
+    assert result.steps == 10 and not result.error
+    assert "resumed with the batch order of the run that wrote the checkpoint" in caplog.text
+    _assert_same(_weights(straight.output.modelDir), _weights(cfg.output.modelDir), atol=1e-4)
