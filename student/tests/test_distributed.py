@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from distillery_student.contract import train_config_to_dict
-from distillery_student.train import train
+from distillery_student.train import TrainOptions, train
 
 
 def _free_port() -> int:
@@ -21,12 +22,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_processes_match_one(make_config, tmp_path: Path) -> None:
+@pytest.mark.parametrize("packing", ["off", "on"])
+def test_torchrun_two_processes_match_one(make_config, tmp_path: Path, packing: str) -> None:
+    """Packed, each rank packs its own share of the batch; the weights still match one process packing it all."""
     from transformers import AutoModelForSeq2SeqLM
 
     common = dict(maxSteps=4, batchSize=8, learningRate=1e-3, checkpointEverySteps=2)
     single = make_config(out="single", **common)
-    one = train(single)
+    one = train(single, TrainOptions(packing=packing))
 
     cfg = make_config(out="ddp", **common)
     path = tmp_path / "train.json"
@@ -35,7 +38,7 @@ def test_torchrun_two_processes_match_one(make_config, tmp_path: Path) -> None:
     env = {**os.environ, "PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
            "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
-                        "--config", str(path), "--termination-log", str(tmp_path / "term")],
+                        "--config", str(path), "--termination-log", str(tmp_path / "term"), "--packing", packing],
                        capture_output=True, text=True, env=env, timeout=240, cwd=Path(__file__).resolve().parents[1])
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads((tmp_path / "term").read_text())

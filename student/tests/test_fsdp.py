@@ -1,5 +1,6 @@
 """training.strategy FSDP (FSDP2, fully_shard) under torchrun with two CPU processes (gloo): the same losses
-and weights as DDP at a fixed seed, and a resumed FSDP run ends where an uninterrupted one did."""
+and weights as DDP at a fixed seed, and a resumed FSDP run ends where an uninterrupted one did; with padded
+micro-batches and with packed ones (--packing on, as on a GPU)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(cfg: Any, tmp_path: Path, name: str) -> dict[str, Any]:
+def _torchrun(cfg: Any, tmp_path: Path, name: str, *flags: str) -> dict[str, Any]:
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(train_config_to_dict(cfg)))
     env = {**os.environ, "PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
            "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
     term = tmp_path / f"{name}.term"
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
-                        "--config", str(path), "--termination-log", str(term)],
+                        "--config", str(path), "--termination-log", str(term), *flags],
                        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(term.read_text())
@@ -50,15 +51,15 @@ def _metrics(cfg: Any) -> dict[str, Any]:
     return json.loads(Path(cfg.output.metricsPath).read_text())
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["off", "on"])
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> dict[str, Any]:
     """A DDP and an FSDP run of the same config (4 steps, a checkpoint at step 2), two processes each."""
     from conftest import comparison_records, write_records
     from distillery_student.contract import parse_train_config
 
     tmp = tmp_path_factory.mktemp("fsdp")
     ann = write_records(tmp / "annotations", comparison_records(64))
-    out: dict[str, Any] = {"tmp": tmp}
+    out: dict[str, Any] = {"tmp": tmp, "flags": ("--packing", request.param)}
     for strategy in ("DDP", "FSDP"):
         raw = json.loads((Path(__file__).resolve().parents[2] / "testdata/contract/train.json").read_text())
         raw["training"].pop("lora")
@@ -73,7 +74,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> dict[str, Any
         raw["output"] = {"checkpointDir": str(o / "checkpoints"), "modelDir": str(o / "model"),
                          "metricsPath": str(o / "metrics.json")}
         cfg = parse_train_config(raw)
-        out[strategy] = (cfg, _torchrun(cfg, tmp, strategy))
+        out[strategy] = (cfg, _torchrun(cfg, tmp, strategy, *out["flags"]))
     return out
 
 
@@ -95,7 +96,7 @@ def test_fsdp_resumes_from_its_checkpoint(runs: dict[str, Any]) -> None:
     cfg, _ = runs["FSDP"]
     first = {k: v.clone() for k, v in _weights(cfg.output.modelDir).items()}
     shutil.rmtree(cfg.output.modelDir)  # as if the pod died after the step-2 checkpoint: run it again
-    summary = _torchrun(cfg, runs["tmp"], "FSDP-again")
+    summary = _torchrun(cfg, runs["tmp"], "FSDP-again", *runs["flags"])
     assert summary["steps"] == 4 and "resumed from" in summary["log"] and "step-00000002" in summary["log"]
     again = _weights(cfg.output.modelDir)
     for k, v in first.items():
