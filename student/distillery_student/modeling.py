@@ -80,6 +80,7 @@ class Encoder:
         # pack_length > 0: each micro-batch is packed, several examples to a row of about this many source (T5)
         # or sequence (decoder-only) tokens (packing.py); both tasks in one forward
         self.pack_length = pack_length
+        self.tokens = [0, 0]  # [real, computed] tokens of the training batches collated (collate_tasks)
         self.tok = tokenizer
         self.arch = architecture
         self.max_input = max_input
@@ -184,8 +185,19 @@ class Encoder:
         """concat: one batch of both tasks (one forward pass: fewer kernel launches, but label targets padded
         to rationale length); else one batch per task. Packed (pack_length), always one batch."""
         if self.pack_length:
-            return [self.collate_packed(rows)]
-        return [self.collate(rows)] if concat else self.collate_by_task(rows)
+            out = [self.collate_packed(rows)]
+        else:
+            out = [self.collate(rows)] if concat else self.collate_by_task(rows)
+        self.tokens[0] += sum(len(r) for r in rows)
+        self.tokens[1] += sum(b["input_ids"].numel() + (b["labels"].numel() if self.arch == ARCH_SEQ2SEQ else 0)
+                              for b in out)
+        return out
+
+    def padding_summary(self) -> str:
+        """The share of the computed tokens that were real, for the log (packing's effect, or padding's cost)."""
+        real, computed = self.tokens
+        how = "packed" if self.pack_length else "padded"
+        return f"{real} real tokens of {computed} computed ({100 * real / max(1, computed):.1f}%, {how} batches)"
 
     def collate_by_task(self, rows: Sequence[Row]) -> list[dict[str, torch.Tensor]]:
         """One padded batch per task present, so short label targets are not padded to rationale length."""

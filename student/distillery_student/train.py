@@ -247,6 +247,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
 
     _settle(run, keep=0)
     stepper.release_graphs()  # their memory pool is not needed for the export and the evaluation
+    log.info("training batches: %s", enc.padding_summary())
     with stepper.eager():
         result = _finish(run)
     progress.report(_progress(run), True)

@@ -130,3 +130,16 @@ def test_the_memory_estimate_charges_the_packed_widths_where_two_sources_do_not_
     tok = type("Tok", (), {"pad_token_id": 0, "eos_token_id": 1})()
     b = Encoder(tok, "seq2seq", 10**6, 10**6, pad_multiple=16, pack_length=512).collate_packed(rows)
     assert tuple(b["input_ids"].shape) == (n, s) and b["labels"].shape[1] == t
+
+
+def test_the_encoder_counts_real_and_computed_tokens_and_packing_computes_fewer() -> None:
+    tok = type("Tok", (), {"pad_token_id": 0, "eos_token_id": 1})()
+    rows = _rows(40, seed=2)
+    padded = Encoder(tok, "seq2seq", 512, 512, pad_multiple=16)
+    packed = Encoder(tok, "seq2seq", 512, 512, pad_multiple=16, pack_length=128)
+    for enc in (padded, packed):
+        for i in range(0, len(rows), 16):
+            enc.collate_tasks(rows[i : i + 16], concat=False)
+        assert enc.tokens[0] == sum(len(r) for r in rows) <= enc.tokens[1]
+    assert packed.tokens[1] < padded.tokens[1]
+    assert "packed batches" in packed.padding_summary() and "%" in padded.padding_summary()
