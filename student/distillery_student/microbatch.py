@@ -76,9 +76,11 @@ def split_by_budget(items: Sequence[T], cost: Callable[[Sequence[T]], float], bu
 
 
 def split_by_bisection(items: Sequence[T], cost: Callable[[Sequence[T]], float], budget: float) -> list[list[T]]:
-    """Consecutive chunks, each the longest prefix of what is left whose cost a bisection finds within the
-    budget (one item at least): about log2(n) costs per chunk, for costs that are dear to compute (packing
-    a chunk). Every chunk returned was costed within the budget, unless it is a single item."""
+    """Consecutive chunks, each a prefix of what is left that a bisection found within the budget (one item at
+    least): about log2(n) costs per chunk, for costs that are dear to compute (packing a chunk). Every chunk
+    returned was costed within the budget, unless it is a single item. Where the cost does not grow with each
+    item added (a packed chunk's rows follow its ratio of target to source tokens), the prefix found fits but
+    may not be the longest that does."""
     chunks: list[list[T]] = []
     rest = list(items)
     while rest:

@@ -11,7 +11,7 @@ segment ids: 1, 2, ... for its examples, 0 for padding, for the source (`segment
 (`target_segments`). The attention masks (`masks`) let a token see only its own segment: the encoder within
 the segment, the decoder within the segment and not later, the cross-attention the source of the segment.
 T5's relative position bias depends only on the distance j - i, so an example sees the same bias packed as
-alone (models with absolute positions are not packed: `wanted`); the decoder's input is shifted per segment
+alone (models with absolute positions are not packed: `unpackable`); the decoder's input is shifted per segment
 (`decoder_inputs`). Padding positions attend to padding (target padding, when a source row has none, to
 every source position through a uniform softmax of equal masked scores: finite, never picked).
 
@@ -26,7 +26,7 @@ The cost: attention runs over whole packed rows (quadratic in the row, masked), 
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -174,16 +174,36 @@ def decoder_inputs(labels: torch.Tensor, target_segments: torch.Tensor, start: i
     return shifted.masked_fill(first, start).masked_fill(shifted == ignore, pad)
 
 
-RELATIVE_POSITIONS = ("t5", "mt5", "umt5", "longt5")  # seq2seq models whose attention bias depends on j - i only
+# the models whose packed losses and gradients tests/test_packing.py checks against padded batches: T5's
+# attention bias depends on j - i only; these decoder-only models take each segment's positions from
+# position_ids and use the 4-D mask as given. Others (BART-like absolute positions, ALiBi, sliding windows,
+# linear-attention layers) would compute something else packed, so they stay padded.
+PACKABLE = {"seq2seq": ("t5", "mt5", "umt5"), "causal": ("llama", "qwen2", "qwen3", "gpt2")}
 
 
-def wanted(flag: str, architecture: str, device: str, model_type: str = "t5") -> tuple[int, str]:
+def unpackable(architecture: str, config: Any) -> str:
+    """Why a model cannot be packed ("" when it can): its type, a sliding window, other layer types or an
+    attention implementation that ignores a 4-D mask."""
+    kind = getattr(config, "model_type", "") or "this model"
+    if kind not in PACKABLE.get(architecture, ()):
+        return f"{kind} is not among the models packing is checked for ({', '.join(PACKABLE.get(architecture, ()))})"
+    if getattr(config, "use_sliding_window", False):
+        return f"{kind} uses a sliding attention window"
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
+        return f"{kind} has layers other than full attention"
+    impl = getattr(config, "_attn_implementation", None) or "eager"
+    if impl not in ("eager", "sdpa"):
+        return f"attention implementation {impl} does not take a 4-D mask"
+    return ""
+
+
+def wanted(flag: str, architecture: str, device: str, config: Any) -> tuple[int, str]:
     """The packed row length for a job (0: batches are padded, not packed), and why (for the log). `off` and
     `on` are the trainer's --packing; `auto` packs on a GPU, where it was measured (docs/benchmarks.md). A
-    seq2seq model with absolute positions (BART, Marian, Pegasus) is never packed: a packed example would sit
-    at other positions than alone. Decoder-only models get each segment's positions from 0 (position_ids)."""
-    if architecture == "seq2seq" and model_type not in RELATIVE_POSITIONS:
-        return 0, f"off ({model_type or 'this model'} has absolute positions; only T5-family seq2seq models are packed)"
+    model `unpackable` names a reason for is never packed."""
+    why_not = unpackable(architecture, config)
+    if why_not:
+        return 0, f"off ({why_not})"
     if flag == "off":
         return 0, "turned off"
     if flag == "on":

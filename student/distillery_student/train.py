@@ -63,7 +63,7 @@ class TrainOptions:
     bf16_impl: str = BF16_MASTER  # master: bf16 weights + fp32 master weights; autocast: fp32 weights + autocast
     compile: bool = False  # torch.compile each transformer block (step.compile_blocks; docs/benchmarks.md)
     cuda_graphs: str = CUDA_GRAPHS_AUTO  # auto, on or off: replay each batch shape's forward+backward as a CUDA graph
-    packing: str = "auto"  # auto, on or off: pack T5 micro-batches, several examples to a row (packing.wanted)
+    packing: str = "auto"  # auto, on or off: pack micro-batches, several examples to a row (packing.wanted)
     schedule: str = "linear"  # linear or cosine decay after warmup
     warmup_steps: int = -1  # -1: 5% of the steps, at most 100
     max_grad_norm: float = 1.0
@@ -182,6 +182,9 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     splits = load_splits(cfg)
     if len(splits.train) < dd.world:
         raise InvalidInput(f"{len(splits.train)} training records cannot be split over {dd.world} ranks")
+    if t.batchSize < dd.world:  # a rank with no records would leave the others waiting in its collectives
+        raise InvalidInput(f"training.batchSize {t.batchSize} is smaller than the {dd.world} ranks; each rank needs "
+                           "at least one record per step")
     model, tokenizer = _load(cfg, use_bf16)
     enc = Encoder(tokenizer, cfg.student.architecture, t.maxInputLength, t.maxTargetLength,
                   pad_multiple=opts.pad_multiple or (16 if device.type == "cuda" else 1))
@@ -189,8 +192,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     # bucket on source and rationale lengths only: label targets differ in length by label; and batches are
     # drawn across labels (buckets.py), since a rationale's length can track its label too. Packed batches
     # are drawn at random (windows of one batch): packing fills rows better from mixed lengths
-    pack_length, pack_why = packing.wanted(opts.packing, cfg.student.architecture, device.type,
-                                           getattr(model.config, "model_type", ""))
+    pack_length, pack_why = packing.wanted(opts.packing, cfg.student.architecture, device.type, model.config)
     bucket_window = 1 if pack_length else 50
     lengths = [sum(len(r.source) + (len(r.target) if r.task != TASK_LABEL else 0) for r in rs) for rs in rows]
     labels = _label_classes(splits.train, cfg)

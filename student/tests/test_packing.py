@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -110,15 +111,49 @@ def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, causal_dir, 
     ("on", "causal", "cpu", True),
 ])
 def test_packing_policy(flag: str, arch: str, device: str, packed: bool) -> None:
-    length, why = packing.wanted(flag, arch, device, "t5" if arch == "seq2seq" else "qwen2")
+    config = SimpleNamespace(model_type="t5" if arch == "seq2seq" else "qwen2", use_sliding_window=False)
+    length, why = packing.wanted(flag, arch, device, config)
     assert (length == packing.PACK_LENGTH) is packed and (length == 0) is not packed
     assert why
 
 
-@pytest.mark.parametrize("model_type", ["bart", "marian", "pegasus"])
-def test_seq2seq_models_with_absolute_positions_are_never_packed(model_type: str) -> None:
-    length, why = packing.wanted("on", "seq2seq", "cuda", model_type)
-    assert length == 0 and "absolute positions" in why
+@pytest.mark.parametrize("arch, config, reason", [
+    ("seq2seq", SimpleNamespace(model_type="bart"), "not among"),  # absolute positions
+    ("seq2seq", SimpleNamespace(model_type="longt5"), "not among"),  # its encoder takes 2-D masks only
+    ("causal", SimpleNamespace(model_type="bloom"), "not among"),  # ALiBi
+    ("causal", SimpleNamespace(model_type="qwen2", use_sliding_window=True), "sliding"),
+    ("causal", SimpleNamespace(model_type="qwen3", layer_types=["full_attention", "sliding_attention"]), "layers"),
+    ("causal", SimpleNamespace(model_type="llama", _attn_implementation="flash_attention_2"), "4-D mask"),
+])
+def test_models_that_would_compute_something_else_packed_are_never_packed(arch, config, reason) -> None:
+    length, why = packing.wanted("on", arch, "cuda", config)
+    assert length == 0 and reason in why
+
+
+def _tiny_causal(kind: str) -> torch.nn.Module:
+    """A tiny decoder-only model of each packable type, random weights, the ByT5 vocabulary."""
+    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(vocab_size=384, n_embd=64, n_layer=2, n_head=4, n_positions=512))
+    cls, model = (Qwen2Config, Qwen2ForCausalLM) if kind == "qwen2" else (Qwen3Config, Qwen3ForCausalLM)
+    return model(cls(vocab_size=384, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=16, max_position_embeddings=512, pad_token_id=0, eos_token_id=1))
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "qwen3", "gpt2"])
+def test_every_packable_decoder_only_type_gives_the_padded_losses(causal_dir, kind) -> None:
+    """The types packing.PACKABLE lists beside llama (the test above): packed loss sums equal padded."""
+    _, tok = load_student(causal_dir, "causal")
+    model = _tiny_causal(kind).eval()
+    assert packing.unpackable("causal", model.config) == ""
+    losses = TaskLosses(model, "causal")
+    rows = _rows(8, seed=4)
+    padded = Encoder(tok, "causal", 512, 512).collate_by_task(rows)
+    packed = Encoder(tok, "causal", 512, 512, pack_length=96).collate_tasks(rows, concat=False)
+    with torch.no_grad():
+        assert torch.allclose(losses(padded), losses(packed), rtol=1e-5, atol=1e-5)
 
 
 def test_the_memory_estimate_charges_the_packed_widths_where_two_sources_do_not_fit_a_row() -> None:
@@ -143,3 +178,14 @@ def test_the_encoder_counts_real_and_computed_tokens_and_packing_computes_fewer(
         assert enc.tokens[0] == sum(len(r) for r in rows) <= enc.tokens[1]
     assert packed.tokens[1] < padded.tokens[1]
     assert "packed batches" in packed.padding_summary() and "%" in padded.padding_summary()
+
+
+def test_a_batch_smaller_than_the_ranks_is_refused(make_config, monkeypatch) -> None:
+    """Every rank needs a record per step, or the others wait for it in their collectives (packed batches are
+    drawn one to a window, so no window's other batches would make up for it)."""
+    from distillery_student import train as train_mod
+    from distillery_student.parallel import Dist
+
+    monkeypatch.setattr(train_mod, "init_distributed", lambda device: Dist(rank=0, world=4))
+    with pytest.raises(train_mod.InvalidInput, match="training.batchSize 2 is smaller than the 4 ranks"):
+        train_mod.train(make_config(maxSteps=2, batchSize=2), train_mod.TrainOptions())
