@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--cuda-graphs on), but a 500-step job spent ~150 s compiling and recompiling (GPU; "
                         "docs/benchmarks.md)")
     t.add_argument("--packing", choices=["auto", "on", "off"], default="auto",
-                   help="T5 students: pack each micro-batch, several examples to a row with masks that keep them apart "
-                        "(fewer padded tokens; batches drawn at random); auto packs on a GPU")
+                   help="pack each micro-batch, several examples to a row with masks that keep them apart (fewer padded "
+                        "tokens; batches drawn at random); auto packs on a GPU; models packing.unpackable names stay padded")
     s = sub.add_parser("serve", help="serve a trained student over HTTP")
     s.add_argument("--model", default="/workspace/model")
     s.add_argument("--served-model-name", default="", help="the model id of /v1/models (the StudentModel's name)")

@@ -84,12 +84,17 @@ def pack(items: Sequence[Size], cap: tuple[int, int]) -> list[list[int]]:
     return [b for b in bins if b]
 
 
+def _bins(rows: Sequence[Packable], length: int, round_up: Callable[[int], int],
+          causal: bool) -> list[list[Packable]]:
+    items = sizes(rows, causal)
+    return [[rows[i] for i in b] for b in pack(items, capacities(items, length, round_up))]
+
+
 def collate(rows: Sequence[Packable], length: int, round_up: Callable[[int], int], pad: int,
             ignore: int) -> dict[str, torch.Tensor]:
     """T5 rows packed: input_ids and segments [bins, S]; labels (ignore outside targets), target_segments and
     label_task (whether a target position belongs to a label-task row) [bins, T]."""
-    items = sizes(rows, causal=False)
-    bins = [[rows[i] for i in b] for b in pack(items, capacities(items, length, round_up))]
+    bins = _bins(rows, length, round_up, causal=False)
     s = round_up(max(sum(len(r.source) for r in b) for b in bins))
     t = round_up(max(sum(len(r.target) for r in b) for b in bins))
     ids, seg = torch.full((len(bins), s), pad, dtype=torch.long), torch.zeros((len(bins), s), dtype=torch.long)
@@ -112,8 +117,7 @@ def collate_causal(rows: Sequence[Packable], length: int, round_up: Callable[[in
                    ignore: int) -> dict[str, torch.Tensor]:
     """Decoder-only rows (source then target, one sequence each) packed, all [bins, L]: input_ids, segments,
     position_ids (from 0 in each segment), labels (ignore outside targets) and label_task."""
-    items = sizes(rows, causal=True)
-    bins = [[rows[i] for i in b] for b in pack(items, capacities(items, length, round_up))]
+    bins = _bins(rows, length, round_up, causal=True)
     n = round_up(max(sum(len(r.source) + len(r.target) for r in b) for b in bins))
     ids = torch.full((len(bins), n), pad, dtype=torch.long)
     seg, pos = torch.zeros((len(bins), n), dtype=torch.long), torch.zeros((len(bins), n), dtype=torch.long)
@@ -136,34 +140,33 @@ def widths(rows: Sequence[Packable], length: int, round_up: Callable[[int], int]
            causal: bool = False) -> tuple[int, int, int]:
     """(rows, first width, second width) of the tensors that packing rows makes (T5: source and target widths;
     decoder-only: the sequence width and 0): what the memory estimate charges, exactly."""
-    items = sizes(rows, causal)
-    bins = pack(items, capacities(items, length, round_up))
-    first = round_up(max(sum(items[i][0] for i in b) for b in bins))
-    second = round_up(max(sum(items[i][1] for i in b) for b in bins)) if not causal else 0
+    bins = [sizes(b, causal) for b in _bins(rows, length, round_up, causal)]
+    first = round_up(max(sum(a for a, _ in b) for b in bins))
+    second = round_up(max(sum(c for _, c in b) for b in bins)) if not causal else 0
     return len(bins), first, second
+
+
+def _apart(query: torch.Tensor, key: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The additive mask [bins, 1, Lq, Lk] that hides every key of another segment (and, causal, every later
+    key) from a query. Made on the device from the segment ids (no host copy: a CUDA graph can capture it)."""
+    hidden = query[:, None, :, None] != key[:, None, None, :]
+    if causal:
+        n = key.shape[1]
+        hidden = hidden | torch.ones(n, n, dtype=torch.bool, device=key.device).triu(1)
+    return hidden.to(dtype) * torch.finfo(dtype).min
 
 
 def masks(segments: torch.Tensor, target_segments: torch.Tensor,
           dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The additive masks T5's attention adds to its scores: encoder [bins, 1, S, S], decoder self-attention
-    [bins, 1, T, T] (same segment, not later) and cross-attention [bins, 1, T, S]. Made on the device from the
-    segment ids (no host copy: a CUDA graph can capture it)."""
-    low = torch.finfo(dtype).min
-    src, tgt = segments[:, None, :], target_segments[:, None, :]
-    enc = src[..., :, None] != src[..., None, :]
-    n = target_segments.shape[1]
-    later = torch.ones(n, n, dtype=torch.bool, device=segments.device).triu(1)
-    dec = (tgt[..., :, None] != tgt[..., None, :]) | later
-    cross = tgt[..., :, None] != src[..., None, :]
-    return enc.to(dtype) * low, dec.to(dtype) * low, cross.to(dtype) * low
+    [bins, 1, T, T] (same segment, not later) and cross-attention [bins, 1, T, S]."""
+    return (_apart(segments, segments, False, dtype), _apart(target_segments, target_segments, True, dtype),
+            _apart(target_segments, segments, False, dtype))
 
 
 def causal_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A decoder-only model's additive mask [bins, 1, L, L]: same segment, not later (made on the device)."""
-    seg = segments[:, None, :]
-    n = segments.shape[1]
-    later = torch.ones(n, n, dtype=torch.bool, device=segments.device).triu(1)
-    return ((seg[..., :, None] != seg[..., None, :]) | later).to(dtype) * torch.finfo(dtype).min
+    """A decoder-only model's additive mask [bins, 1, L, L]: same segment, not later."""
+    return _apart(segments, segments, True, dtype)
 
 
 def decoder_inputs(labels: torch.Tensor, target_segments: torch.Tensor, start: int, pad: int,

@@ -43,7 +43,7 @@ class StepOptions:
     activation_checkpointing: bool = False
     memory_bytes: float = 0.0  # the card's memory for the automatic micro-batch budget; 0: no budget
     flex_attention: bool = False  # T5 attention through torch's FlexAttention in training (flex_t5.py; GPU only)
-    pack_length: int = 0  # T5: pack each micro-batch into rows of about this many source tokens (packing.py); 0: pad
+    pack_length: int = 0  # pack each micro-batch into rows of about this many tokens (packing.py); 0: pad
 
 
 def compile_blocks(model: nn.Module) -> list[nn.Module]:
