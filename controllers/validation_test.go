@@ -60,6 +60,8 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "negative ttl", job: valid().TTL(-1).Obj(), wantField: "spec.ttlSecondsAfterFinished"},
 		{name: "unknown strategy", job: valid().Strategy("ZeRO").Obj(), wantField: "spec.training.strategy"},
 		{name: "lora under FSDP", job: valid().Strategy(v1alpha1.TrainingStrategyFSDP).LoRA(v1alpha1.LoRASpec{}).Obj(), wantField: "spec.training"},
+		{name: "batchSize below the training processes", job: valid().BatchSize(7).Workers(2).GPUs(4).Obj(), wantField: "spec.training.batchSize"},
+		{name: "batchSize below the workers on CPUs", job: valid().BatchSize(1).Workers(2).GPUs(0).Obj(), wantField: "spec.training.batchSize"},
 		{name: "lora alpha 0", job: valid().LoRA(v1alpha1.LoRASpec{Alpha: "0"}).Obj(), wantField: "spec.training.lora.alpha"},
 		{name: "lora dropout 1", job: valid().LoRA(v1alpha1.LoRASpec{Dropout: "1"}).Obj(), wantField: "spec.training.lora.dropout"},
 		{name: "lora rank 0", job: valid().Obj(), raw: func(u map[string]any) {
@@ -238,6 +240,8 @@ func TestValidationAcceptsTheLongestNamesAndEdgeValues(t *testing.T) {
 			RationaleWeights: []string{"0.1", "10"}, Seeds: []int32{0},
 			BaseModels: []v1alpha1.ExperimentStudent{{BaseModel: "t5-small"}, {BaseModelFrom: &v1alpha1.VolumeFileRef{ClaimName: "models", Path: "t5"}}},
 		}).Obj()},
+		{"batchSize equal to the training processes", utiltesting.MakeJob("ranks", ns).BatchSize(8).Workers(2).GPUs(4).Obj()},
+		{"batchSize 1 on one CPU worker", utiltesting.MakeJob("onecpu", ns).BatchSize(1).GPUs(0).Obj()},
 		{"validation disabled", edited(utiltesting.MakeJob("noval", ns), func(dj *v1alpha1.DistillationJob) { dj.Spec.Training.ValidationFraction = "0" })},
 		{"ReadWriteOncePod alone, size 1Gi", edited(utiltesting.MakeJob("rwop", ns).StorageSize("1Gi"), func(dj *v1alpha1.DistillationJob) {
 			dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}

@@ -572,6 +572,7 @@ type LoRASpec struct {
 
 // TrainingSpec configures the training stage.
 // +kubebuilder:validation:XValidation:rule="!has(self.lora) || !has(self.strategy) || self.strategy != 'FSDP'",message="spec.training.lora is supported with strategy DDP only"
+// +kubebuilder:validation:XValidation:rule="!has(self.batchSize) || self.batchSize >= (has(self.workers) ? self.workers : 1) * (has(self.gpusPerWorker) && self.gpusPerWorker > 1 ? self.gpusPerWorker : 1)",message="spec.training.batchSize must be at least workers × gpusPerWorker (one training process per GPU): a process with no records in a step would leave the others waiting",fieldPath=".batchSize"
 type TrainingSpec struct {
 	// mode is StepByStep, Standard or SingleTask. Default: StepByStep.
 	// +optional

@@ -110,6 +110,9 @@ func (w *JobWrapper) Deadline(seconds int64) *JobWrapper {
 	return w
 }
 
+// BatchSize sets spec.training.batchSize.
+func (w *JobWrapper) BatchSize(n int32) *JobWrapper { w.Spec.Training.BatchSize = n; return w }
+
 // Workers sets spec.training.workers.
 func (w *JobWrapper) Workers(n int32) *JobWrapper { w.Spec.Training.Workers = n; return w }
 
