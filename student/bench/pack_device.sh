@@ -8,6 +8,11 @@
 #         with graphs and with compiled blocks. GPU 1: t5-large at 64 records planned for the card's own memory.
 #   memfit  GPU 0: the worst batch packed again (after the estimate's fix); GPU 1: t5-large at 64 records again.
 #   decoder a Qwen2.5-0.5B-shaped student at 32 records, padded on GPU 0 and packed on GPU 1.
+# One GPU (parts run one after the other):
+#   fit     packed micro-batches planned for 80 GiB (eager, train()'s default on a GPU): t5-base, t5-large and
+#           qwen-1.5b on the worst, the half-row and the benchmark's largest batch; then compiled blocks, with and
+#           without graphs, planned for 200 GiB (one micro-batch): measured activations beside the estimate.
+#   lora8b  the Llama-3.1-8B shape with LoRA at 16 records, padded then packed.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
@@ -50,6 +55,16 @@ memfit)
 decoder)
   run 0 dec_padded 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 &
   run 1 dec_packed 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 --packing &
+  ;;
+fit)
+  run 0 fit_eager 280 python3 memory_fit.py --packing --models t5-base t5-large qwen-1.5b --records worst half bench
+  run 0 fit_compiled 130 python3 memory_fit.py --packing --compile --memory-gb 200 --models t5-large --records bench worst
+  run 0 fit_graphs 130 python3 memory_fit.py --packing --compile --graphs --memory-gb 200 --models t5-large \
+    --records bench worst
+  ;;
+lora8b)
+  run 0 lora_padded 200 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3
+  run 0 lora_packed 200 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3 --packing
   ;;
 esac
 wait
