@@ -12,6 +12,9 @@
 #   fit     packed micro-batches planned for 80 GiB (eager, train()'s default on a GPU): t5-base, t5-large and
 #           qwen-1.5b on the worst, the half-row and the benchmark's largest batch; then compiled blocks, with and
 #           without graphs, planned for 200 GiB (one micro-batch): measured activations beside the estimate.
+#   plan    the graphs' pool beside an eager step (graphs alone, planned for 200 GiB); t5-large at 64 records,
+#           packed, compiled blocks and graphs, planned for the card as train() plans it; the worst batch with
+#           compiled blocks and graphs planned for 80 GiB.
 #   lora8b  the Llama-3.1-8B shape with LoRA at 16 records, padded then packed.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
@@ -61,6 +64,12 @@ fit)
   run 0 fit_compiled 130 python3 memory_fit.py --packing --compile --memory-gb 200 --models t5-large --records bench worst
   run 0 fit_graphs 130 python3 memory_fit.py --packing --compile --graphs --memory-gb 200 --models t5-large \
     --records bench worst
+  ;;
+plan)
+  run 0 pools 150 python3 memory_fit.py --packing --graphs --memory-gb 200 --models t5-large --records bench worst
+  run 0 large64plan 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 \
+    --variants ours-packed-compiled --json "$OUT/large64plan.json"
+  run 0 fit_cg 100 python3 memory_fit.py --packing --compile --graphs --models t5-large --records worst
   ;;
 lora8b)
   run 0 lora_padded 200 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3

@@ -26,6 +26,8 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
                   does when it packs.
   ours-packed-compiled  ours-packed with the blocks compiled.
   ours-packed-eager     ours-packed without CUDA graphs (what train() runs on a GPU by default).
+  ours-packed-compiled-eager  ours-packed-eager with the blocks compiled (train --compile --cuda-graphs off:
+                  the micro-batches may use the whole budget, not half of it as under graphs).
   ours-flex       ours with T5's attention through FlexAttention (StepOptions.flex_attention, flex_t5.py):
                   flex_attention compiled on its own, the rest eager, CUDA graphs. Attention-probability
                   dropout is skipped under flex (the residual and feed-forward dropouts stay).
@@ -256,6 +258,7 @@ def main() -> None:
             ("ours-packed", lambda: ours(shape, records, batch, graphs=True, pack=True)),
             ("ours-packed-compiled", lambda: ours(shape, records, batch, graphs=True, compile_=True, pack=True)),
             ("ours-packed-eager", lambda: ours(shape, records, batch, pack=True)),
+            ("ours-packed-compiled-eager", lambda: ours(shape, records, batch, compile_=True, pack=True)),
             ("ours-eager-sep", lambda: ours(shape, records, batch, concat=False)),
             ("ours-graphs-concat", lambda: ours(shape, records, batch, graphs=True)),
             ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),
