@@ -15,8 +15,8 @@
 #   plan    the graphs' pool beside an eager step (graphs alone, planned for 200 GiB); t5-large at 64 records,
 #           packed, compiled blocks and graphs, planned for the card as train() plans it; the worst batch with
 #           compiled blocks and graphs planned for 80 GiB.
-#   lora8b  the Llama-3.1-8B shape with LoRA at 16 records, padded then packed; then T5 packed with graphs
-#           planned for 80 GiB.
+#   lora8b  T5 packed with graphs planned for 80 GiB; then the Llama-3.1-8B shape with LoRA at 16 records,
+#           padded and packed.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
@@ -73,9 +73,9 @@ plan)
   run 0 fit_cg 100 python3 memory_fit.py --packing --compile --graphs --models t5-large --records worst
   ;;
 lora8b)
+  run 0 fit_g80 120 python3 memory_fit.py --packing --graphs --models t5-large t5-base --records worst bench
   run 0 lora_padded 180 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3
   run 0 lora_packed 180 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3 --packing
-  run 0 fit_g80 120 python3 memory_fit.py --packing --graphs --models t5-large t5-base --records worst bench
   ;;
 esac
 wait
