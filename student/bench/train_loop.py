@@ -70,7 +70,8 @@ MODES = {"graphs": TrainOptions(cuda_graphs="on", packing="off"), "eager": Train
          "compiled": TrainOptions(cuda_graphs="on", compile=True, packing="off"),
          "packed": TrainOptions(cuda_graphs="off", packing="on"),  # the default on a GPU (auto)
          "packed-graphs": TrainOptions(cuda_graphs="on", packing="on"),
-         "packed-compiled": TrainOptions(cuda_graphs="on", compile=True, packing="on")}
+         "packed-compiled": TrainOptions(cuda_graphs="on", compile=True, packing="on"),
+         "packed-compiled-eager": TrainOptions(cuda_graphs="off", compile=True, packing="on")}
 
 
 def run(config: Path, mode: str, steps: int) -> dict[str, float]:

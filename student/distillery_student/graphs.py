@@ -31,7 +31,7 @@ from .modeling import to_device
 log = logging.getLogger("distillery_student")
 
 PICK_MULTIPLE = 256  # picked target positions are padded to this many (fewer shapes, a little lm_head work)
-RELEASE_FRACTION = 0.5  # cached memory above this share of the card is handed back before a capture
+RELEASE_FRACTION = 0.5  # cached memory above this share of the memory limit is handed back before a capture
 MAX_GRAPHS = 512  # shapes beyond this run eagerly (a run whose lengths never repeat gains nothing)
 
 T = TypeVar("T")
@@ -57,8 +57,10 @@ class GraphedSteps:
     shape and weight. The model's gradient tensors must exist and keep their identity. A shape is captured
     the second time it is seen: a shape that never comes back costs nothing."""
 
-    def __init__(self, body: Body):
+    def __init__(self, body: Body, memory_limit: float = 0.0):
+        """memory_limit: the bytes the run may use (train --memory-gb); 0: the card's."""
         self.body = body
+        self.memory_limit = memory_limit or torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
         self.pool = torch.cuda.graph_pool_handle()
         self.side = torch.cuda.Stream()  # the warm-ups' and captures' stream (cuBLAS keeps a workspace per stream)
         self.graphs: dict[tuple, _Graph] = {}
@@ -93,12 +95,12 @@ class GraphedSteps:
         with torch.cuda.stream(self.side):
             out = self.body(inputs, static_norm, weight).clone()
         torch.cuda.current_stream().wait_stream(self.side)
-        # the warm-up's activations stay cached in the ordinary pool, which the graphs' pool cannot use: where
-        # the card is getting full, hand them back, or each pool keeps the largest shape's activations (twice
-        # the memory; it ran out on a card). Not always: that waits for the GPU, and the next new shape's
-        # eager step must allocate it all again
-        card = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
-        if torch.cuda.memory_reserved() > RELEASE_FRACTION * card:
+        # the warm-up's activations stay cached in the ordinary pool, which the graphs' pool cannot use (and a
+        # capture cannot hand back what it needs): where the memory is getting full, hand them back, or each
+        # pool keeps the largest shape's activations (twice the memory; it ran out on a card, and with 80 GiB of
+        # an H200 while this compared against the whole card). Not always: that waits for the GPU, and the
+        # next new shape's eager step must allocate it all again
+        if torch.cuda.memory_reserved() > RELEASE_FRACTION * self.memory_limit:
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
         try:

@@ -135,7 +135,7 @@ class Stepper:
         for p in self.model.parameters():
             if p.requires_grad:
                 p.grad = torch.zeros_like(p)  # graphs accumulate into these very tensors
-        return GraphedSteps(self._forward_backward)
+        return GraphedSteps(self._forward_backward, o.memory_bytes)
 
     def eager(self) -> Any:
         """A context in which compiled blocks run eagerly: generation (validation, evaluation) would otherwise
