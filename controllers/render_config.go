@@ -241,6 +241,7 @@ func renderTrainConfigAt(dj *v1alpha1.DistillationJob, examples []contract.Examp
 			Strategy:                contractStrategy(s.Training.Strategy),
 			LoRA:                    contractLoRA(s.Training.LoRA),
 			ActivationCheckpointing: s.Training.ActivationCheckpointing,
+			Compile:                 s.Training.Compile,
 			CUDAGraphs:              contractCUDAGraphs(s.Training.CUDAGraphs),
 		},
 		Output: out,

@@ -15,7 +15,7 @@ import (
 	"github.com/distillery-dev/distillery/internal/contract"
 )
 
-// spec.training.strategy, lora and activationCheckpointing through the real API server (its defaults
+// spec.training.strategy, lora, activationCheckpointing, cudaGraphs and compile through the real API server (its defaults
 // included) into train.json, and the training pods that read it.
 
 // renderedTrainConfig waits for the job's ConfigMap and decodes its train.json strictly.
@@ -46,6 +46,7 @@ func TestTrainingStrategyAndLoRAReachTrainJSONAndPods(t *testing.T) {
 		wantCkpt     bool
 		wantTorchrun bool
 		wantGraphs   string // train.json's cudaGraphs; "" means auto
+		wantCompile  bool
 	}{
 		{name: "defaults", job: utiltesting.MakeJob("plain", ns).Obj(), wantStrategy: contract.StrategyDDP},
 		{name: "cuda graphs off", job: func() *v1alpha1.DistillationJob {
@@ -53,6 +54,11 @@ func TestTrainingStrategyAndLoRAReachTrainJSONAndPods(t *testing.T) {
 			dj.Spec.Training.CUDAGraphs = v1alpha1.CUDAGraphsOff
 			return dj
 		}(), wantStrategy: contract.StrategyDDP, wantGraphs: contract.CUDAGraphsOff},
+		{name: "compiled blocks", job: func() *v1alpha1.DistillationJob {
+			dj := utiltesting.MakeJob("compiled", ns).Obj()
+			dj.Spec.Training.Compile = true
+			return dj
+		}(), wantStrategy: contract.StrategyDDP, wantCompile: true},
 		{name: "fsdp on two gpus with activation checkpointing", job: func() *v1alpha1.DistillationJob {
 			dj := utiltesting.MakeJob("fsdp", ns).GPUs(2).Strategy(v1alpha1.TrainingStrategyFSDP).Obj()
 			dj.Spec.Training.ActivationCheckpointing = true
@@ -71,8 +77,9 @@ func TestTrainingStrategyAndLoRAReachTrainJSONAndPods(t *testing.T) {
 			dj := createJob(t, tc.job)
 			cfg := renderedTrainConfig(t, ns, dj.Name)
 			tr := cfg.Training
-			if tr.Strategy != tc.wantStrategy || tr.ActivationCheckpointing != tc.wantCkpt {
-				t.Errorf("train.json training: strategy %q, activationCheckpointing %v", tr.Strategy, tr.ActivationCheckpointing)
+			if tr.Strategy != tc.wantStrategy || tr.ActivationCheckpointing != tc.wantCkpt || tr.Compile != tc.wantCompile {
+				t.Errorf("train.json training: strategy %q, activationCheckpointing %v, compile %v", tr.Strategy,
+					tr.ActivationCheckpointing, tr.Compile)
 			}
 			if want := cmp.Or(tc.wantGraphs, contract.CUDAGraphsAuto); tr.CUDAGraphs != want {
 				t.Errorf("train.json training.cudaGraphs %q, want %q", tr.CUDAGraphs, want)

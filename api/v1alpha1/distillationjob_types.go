@@ -674,6 +674,14 @@ type TrainingSpec struct {
 	// +optional
 	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
 
+	// compile runs each transformer block through torch.compile on a GPU (ignored on a CPU and under FSDP).
+	// Steps get faster after a minute or two of compiling at the start, so long jobs of larger students gain
+	// and short ones lose: on an H200 a t5-large step at 64 records ran 1.32x faster (20.6% MFU), while a
+	// 500-step t5-base job took 171 s against 55 s uncompiled. The image needs a C compiler (ours has one).
+	// Default: false.
+	// +optional
+	Compile bool `json:"compile,omitempty"`
+
 	// cudaGraphs Auto lets the trainer choose whether to replay each padded batch shape's forward and backward
 	// as a CUDA graph (today it trains eagerly: graphs did not shorten a measured job); Off trains eagerly.
 	// Default: Auto.

@@ -87,6 +87,8 @@ type Training struct {
 	LoRA *LoRA `json:"lora,omitempty"`
 	// ActivationCheckpointing recomputes activations in the backward pass.
 	ActivationCheckpointing bool `json:"activationCheckpointing"`
+	// Compile runs each transformer block through torch.compile (on a GPU, not under FSDP).
+	Compile bool `json:"compile"`
 	// CUDAGraphs is CUDAGraphsAuto (the trainer chooses; it trains eagerly today) or CUDAGraphsOff.
 	CUDAGraphs string `json:"cudaGraphs"`
 }

@@ -159,7 +159,7 @@ def render_train_config(out: Path, s: Settings, p: Point, total: int) -> dict[st
                      "batchSize": s.batch_size, "learningRate": s.learning_rate,
                      "maxInputLength": s.max_input_length, "maxTargetLength": s.max_target_length,
                      "precision": s.precision, "seed": p.seed, "checkpointEverySteps": max(s.steps, 1),
-                     "strategy": "DDP", "lora": None, "activationCheckpointing": False, "cudaGraphs": "auto",
+                     "strategy": "DDP", "lora": None, "activationCheckpointing": False, "compile": False, "cudaGraphs": "auto",
                      "evalEverySteps": s.eval_every_steps},
         "output": {"jobDir": str(jd), "checkpointDir": str(pd / "checkpoints"), "modelDir": str(pd / "model"),
                    "metricsPath": str(pd / "metrics.json")},

@@ -122,6 +122,7 @@ class Training:
     strategy: str = STRATEGY_DDP
     lora: Lora | None = None
     activationCheckpointing: bool = False
+    compile: bool = False  # torch.compile each transformer block, on a GPU and not under FSDP (Stepper)
     cudaGraphs: str = CUDA_GRAPHS_AUTO  # auto: the trainer chooses (eagerly today: graphs.wanted); off: eagerly
 
 

@@ -46,6 +46,19 @@ class StepOptions:
     pack_length: int = 0  # pack each micro-batch into rows of about this many tokens (packing.py); 0: pad
 
 
+def compile_wanted(flag: bool, spec: bool, device: str, fsdp: bool) -> tuple[bool, str]:
+    """Whether train() compiles the transformer blocks, and why (for the log). Never under FSDP (its wrapped
+    blocks were not measured compiled); the flag --compile forces it on any device; training.compile on a GPU
+    (compiling for a CPU needs a C++ compiler in the image and was not measured)."""
+    if fsdp and (flag or spec):
+        return False, "off: not under FSDP"
+    if flag:
+        return True, "on (--compile)"
+    if spec:
+        return (True, "on (training.compile)") if device == "cuda" else (False, "off: training.compile applies on a GPU")
+    return False, "off"
+
+
 def compile_blocks(model: nn.Module) -> list[nn.Module]:
     """torch.compile every transformer block in place (regional compilation): the blocks of a stack share one
     compiled code, so a t5-base compiles in about 20 s on an H200 (the whole loss module did not within 50 s),

@@ -46,10 +46,10 @@ from .contract import (
 from .data import TASK_LABEL, build_examples
 from .history import History
 from .modeling import Encoder, Predictor, load_student, model_info_from_config
-from .parallel import Dist, init_distributed
+from .parallel import Dist, init_distributed, sharded
 from .progress import ProgressReporter
 from .split import Splits, load_splits
-from .step import BF16_MASTER, StepOptions, Stepper, lr_lambda
+from .step import BF16_MASTER, StepOptions, Stepper, compile_wanted, lr_lambda
 
 log = logging.getLogger("distillery_student")
 
@@ -203,13 +203,15 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
     graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
+    compiled, compile_why = compile_wanted(opts.compile, t.compile, device.type, sharded(t.strategy, dd))
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
-        compile=opts.compile, cuda_graphs=graphs, pack_length=pack_length,
+        compile=compiled, cuda_graphs=graphs, pack_length=pack_length,
         activation_checkpointing=t.activationCheckpointing,
         memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
     log.info("packing %s", pack_why)
+    log.info("compiled blocks %s", compile_why)
     if device.type == "cuda":
         log.info("CUDA graphs %s", why if graphs == (stepper.graphs is not None) else
                  "off: they apply to a T5 student in one process, without autocast or activation checkpointing")

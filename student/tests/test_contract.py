@@ -113,10 +113,11 @@ def test_report_config_vector(tmp_path) -> None:
 
 def test_training_without_lora_or_strategy_is_full_fine_tuning_under_ddp() -> None:
     raw = _vector("train.json")
-    for k in ("lora", "strategy", "activationCheckpointing", "cudaGraphs"):
+    for k in ("lora", "strategy", "activationCheckpointing", "cudaGraphs", "compile"):
         del raw["training"][k]
     t = parse_train_config(raw).training
     assert t.lora is None and t.strategy == "DDP" and t.activationCheckpointing is False and t.cudaGraphs == "auto"
+    assert t.compile is False
 
 
 def test_claim_job_dir_writes_the_vector_and_refuses_another_uid(tmp_path) -> None:
