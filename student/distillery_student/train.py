@@ -45,7 +45,7 @@ from .contract import (
 )
 from .data import TASK_LABEL, build_examples
 from .history import History
-from .modeling import Encoder, Predictor, load_student, model_info_from_config
+from .modeling import Encoder, Predictor, Row, load_student, model_info_from_config
 from .parallel import Dist, init_distributed, sharded
 from .progress import ProgressReporter
 from .split import Splits, load_splits
@@ -167,12 +167,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     opts = opts or TrainOptions()
     started = time.monotonic()
     t = cfg.training
-    device_type = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dd = init_distributed(device_type)
-    device = torch.device(f"cuda:{dd.local_rank}" if device_type == "cuda" else device_type)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
+    dd, device = _devices(opts)
     use_bf16 = device.type == "cuda" and t.precision in ("bf16", "auto")  # auto: bf16 on GPU, fp32 on CPU
 
     if cfg.output.jobDir:  # never resume another job run's checkpoints (docs/workloads.md)
@@ -193,6 +188,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     # drawn across labels (buckets.py), since a rationale's length can track its label too. Packed batches
     # are drawn at random (windows of one batch): packing fills rows better from mixed lengths
     pack_length, pack_why = packing.wanted(opts.packing, cfg.student.architecture, device.type, model.config)
+    log.info("packing %s", pack_why)
     bucket_window = 1 if pack_length else 50
     lengths = [sum(len(r.source) + (len(r.target) if r.task != TASK_LABEL else 0) for r in rs) for rs in rows]
     labels = _label_classes(splits.train, cfg)
@@ -201,20 +197,7 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     steps_per_epoch = len(epoch_batches(lengths, t.batchSize, t.seed, 0, min_batch=dd.world, window=bucket_window,
                                         labels=labels))
     total = t.maxSteps if t.maxSteps > 0 else t.epochs * steps_per_epoch
-    warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
-    graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
-    compiled, compile_why = compile_wanted(opts.compile, t.compile, device.type, sharded(t.strategy, dd))
-    stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
-        strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
-        weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
-        compile=compiled, cuda_graphs=graphs, pack_length=pack_length,
-        activation_checkpointing=t.activationCheckpointing,
-        memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
-    log.info("packing %s", pack_why)
-    log.info("compiled blocks %s", compile_why)
-    if device.type == "cuda":
-        log.info("CUDA graphs %s", why if graphs == (stepper.graphs is not None) else
-                 "off: they apply to a T5 student in one process, without autocast or activation checkpointing")
+    stepper = _stepper(cfg, opts, model, enc, dd, device, use_bf16, pack_length, total)
     run = _Run(cfg, opts, dd, device, use_bf16, splits, tokenizer, stepper, total, started, History.for_steps(total),
                selection.eval_interval(t.evalEverySteps, total), bucket_window=bucket_window,
                window=deque(maxlen=max(1, min(100, total // 10))))
@@ -222,33 +205,11 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
 
     progress = opts.progress or ProgressReporter(f"train-{dd.rank}", None)
     model.train()
-    batches_epoch, batches, first = -1, [], True
-    with _Preempted() as preempted:
-        while run.step < total:
-            epoch, pos = divmod(run.step, steps_per_epoch)
-            if epoch != batches_epoch:
-                batches = epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world,
-                                        window=run.bucket_window, labels=labels)
-                batches_epoch = epoch
-            _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
-            step = run.step
-            _settle(run, keep=0 if first else 1)  # the losses shown are those of the last step read
-            first = False
-            progress.report(_progress(run))
-            if splits.validation and selection.validation_due(step, total, run.interval):
-                _settle(run, keep=0)
-                _validate(run)
-            stopping = _all_stop(run, preempted.flag or 0 < opts.stop_after_steps <= step)
-            every = t.checkpointEverySteps
-            if step < total and ((every > 0 and step % every == 0) or stopping):
-                _settle(run, keep=0)
-                save_checkpoint(run)
-            if stopping:
-                _settle(run, keep=0)
-                progress.report(_progress(run), True)
-                msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
-                return TrainResult(steps=step, trainLoss=_mean(run.window), modelDir="", error=msg)
-
+    stopped = _loop(run, rows, lambda epoch: epoch_batches(lengths, t.batchSize, t.seed, epoch, min_batch=dd.world,
+                                                           window=run.bucket_window, labels=labels),
+                    steps_per_epoch, progress)
+    if stopped is not None:
+        return stopped
     _settle(run, keep=0)
     stepper.release_graphs()  # their memory pool is not needed for the export and the evaluation
     log.info("training batches: %s", enc.padding_summary())
@@ -258,6 +219,69 @@ def train(cfg: TrainConfig, opts: TrainOptions | None = None) -> TrainResult:
     progress.flush()
     dd.barrier()
     return result
+
+
+def _devices(opts: TrainOptions) -> tuple[Dist, torch.device]:
+    """The process group (one process on a CPU, or torchrun's) and this rank's device."""
+    device_type = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dd = init_distributed(device_type)
+    device = torch.device(f"cuda:{dd.local_rank}" if device_type == "cuda" else device_type)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return dd, device
+
+
+def _stepper(cfg: TrainConfig, opts: TrainOptions, model: Any, enc: Encoder, dd: Dist, device: torch.device,
+             use_bf16: bool, pack_length: int, total: int) -> Stepper:
+    """The Stepper as train.json and the flags ask, with what it turned on said in the log."""
+    t = cfg.training
+    warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
+    graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
+    compiled, compile_why = compile_wanted(opts.compile, t.compile, device.type, sharded(t.strategy, dd))
+    stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
+        strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
+        weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,
+        compile=compiled, cuda_graphs=graphs, pack_length=pack_length,
+        activation_checkpointing=t.activationCheckpointing,
+        memory_bytes=_memory_bytes(device, opts.memory_gb)), lr_lambda(opts.schedule, warmup, total))
+    log.info("compiled blocks %s", compile_why)
+    if device.type == "cuda":
+        log.info("CUDA graphs %s", why if graphs == (stepper.graphs is not None) else
+                 "off: they apply to a T5 student in one process, without autocast or activation checkpointing")
+    return stepper
+
+
+def _loop(run: _Run, rows: list[list[Row]], batches_of: Callable[[int], list[list[int]]], steps_per_epoch: int,
+          progress: ProgressReporter) -> TrainResult | None:
+    """The steps from run.step to run.total, validating and checkpointing on the way; the summary of a run
+    stopped early (SIGTERM or --stop-after-steps) after its checkpoint, None when every step ran."""
+    t, opts, dd = run.cfg.training, run.opts, run.dd
+    batches_epoch, batches, first = -1, [], True
+    with _Preempted() as preempted:
+        while run.step < run.total:
+            epoch, pos = divmod(run.step, steps_per_epoch)
+            if epoch != batches_epoch:
+                batches, batches_epoch = batches_of(epoch), epoch
+            _train_step(run, [rows[i] for i in batches[pos][dd.rank :: dd.world]])
+            step = run.step
+            _settle(run, keep=0 if first else 1)  # the losses shown are those of the last step read
+            first = False
+            progress.report(_progress(run))
+            if run.splits.validation and selection.validation_due(step, run.total, run.interval):
+                _settle(run, keep=0)
+                _validate(run)
+            stopping = _all_stop(run, preempted.flag or 0 < opts.stop_after_steps <= step)
+            every = t.checkpointEverySteps
+            if step < run.total and ((every > 0 and step % every == 0) or stopping):
+                _settle(run, keep=0)
+                save_checkpoint(run)
+            if stopping:
+                _settle(run, keep=0)
+                progress.report(_progress(run), True)
+                msg = "stopped by SIGTERM" if preempted.flag else f"stopped after step {step}"
+                return TrainResult(steps=step, trainLoss=_mean(run.window), modelDir="", error=msg)
+    return None
 
 
 def _label_classes(records: list[Record], cfg: TrainConfig) -> list[str] | None:
