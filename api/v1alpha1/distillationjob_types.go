@@ -572,7 +572,7 @@ type LoRASpec struct {
 
 // TrainingSpec configures the training stage.
 // +kubebuilder:validation:XValidation:rule="!has(self.lora) || !has(self.strategy) || self.strategy != 'FSDP'",message="spec.training.lora is supported with strategy DDP only"
-// +kubebuilder:validation:XValidation:rule="!has(self.batchSize) || self.batchSize >= (has(self.workers) ? self.workers : 1) * (has(self.gpusPerWorker) && self.gpusPerWorker > 1 ? self.gpusPerWorker : 1)",message="spec.training.batchSize must be at least workers × gpusPerWorker (one training process per GPU): a process with no records in a step would leave the others waiting",fieldPath=".batchSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.batchSize) || self.batchSize >= (has(self.workers) ? self.workers : 1) * (has(self.gpusPerWorker) && self.gpusPerWorker > 1 ? self.gpusPerWorker : 1)",message="spec.training.batchSize must be at least the number of training processes, workers × gpusPerWorker (a CPU worker, gpusPerWorker 0, is one process): a process with no records in a step would leave the others waiting",fieldPath=".batchSize"
 type TrainingSpec struct {
 	// mode is StepByStep, Standard or SingleTask. Default: StepByStep.
 	// +optional
@@ -674,11 +674,10 @@ type TrainingSpec struct {
 	// +optional
 	ActivationCheckpointing bool `json:"activationCheckpointing,omitempty"`
 
-	// compile runs each transformer block through torch.compile on a GPU (ignored on a CPU and under FSDP).
-	// Steps get faster after a minute or two of compiling at the start, so long jobs of larger students gain
-	// and short ones lose: on an H200 a t5-large step at 64 records ran 1.32x faster (20.6% MFU), while a
-	// 500-step t5-base job took 171 s against 55 s uncompiled. The image needs a C compiler (ours has one).
-	// Default: false.
+	// compile runs each transformer block of a T5 student through torch.compile on a GPU. Steps get faster
+	// after a minute or two of compiling at the start, so short jobs lose (docs/benchmarks.md). The trainer
+	// leaves it off, and logs why, on a CPU, for decoder-only students, with activation checkpointing, when FSDP
+	// shards the model over several processes, and in an image without a C compiler. Default: false.
 	// +optional
 	Compile bool `json:"compile,omitempty"`
 

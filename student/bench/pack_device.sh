@@ -8,15 +8,16 @@
 #         with graphs and with compiled blocks. GPU 1: t5-large at 64 records planned for the card's own memory.
 #   memfit  GPU 0: the worst batch packed again (after the estimate's fix); GPU 1: t5-large at 64 records again.
 #   decoder a Qwen2.5-0.5B-shaped student at 32 records, padded on GPU 0 and packed on GPU 1.
-# One GPU (parts run one after the other):
-#   fit     packed micro-batches planned for 80 GiB (eager, train()'s default on a GPU): t5-base, t5-large and
-#           qwen-1.5b on the worst, the half-row and the benchmark's largest batch; then compiled blocks, with and
-#           without graphs, planned for 200 GiB (one micro-batch): measured activations beside the estimate.
-#   plan    the graphs' pool beside an eager step (graphs alone, planned for 200 GiB); t5-large at 64 records,
-#           packed, compiled blocks and graphs, planned for the card as train() plans it; the worst batch with
-#           compiled blocks and graphs planned for 80 GiB.
-#   lora8b  T5 packed with graphs planned for 80 GiB; then the Llama-3.1-8B shape with LoRA at 16 records,
-#           padded and packed.
+# One GPU (parts run one after the other; a later session):
+#   fit       packed micro-batches planned for 80 GiB (the process capped there): t5-base, t5-large and qwen-1.5b
+#             eagerly (train()'s default on a GPU) on the worst, the half-row and the benchmark's largest batch;
+#             then t5-large with compiled blocks.
+#   fitgraphs under CUDA graphs: t5-large with one micro-batch per step (planned for 200 GiB: the graphs' pool
+#             beside an eager step); t5-large and t5-base planned for 80 GiB; then with compiled blocks too.
+#   plan      t5-large at 64 records, packed and compiled, planned for the card as train() plans it: with graphs,
+#             then without (spec.training.compile).
+#   loopce    a 500-step t5-base train() job, packed, with compiled blocks and no graphs.
+#   lora8b    the Llama-3.1-8B shape with LoRA at 16 records, padded then packed.
 # Logs and JSON go to $OUT. Each part has its own time limit.
 set -uo pipefail
 OUT="${OUT:-/tmp/pack-out}"
@@ -52,28 +53,24 @@ last)
     --variants ours-packed-compiled --json "$OUT/large64card.json" &
   ;;
 memfit)
-  run 0 memfit 150 python3 memory_fit.py --models t5-base t5-large --packing &
-  run 1 large64b 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 --memory-gb 200 \
-    --variants ours-compiled ours-packed-compiled --json "$OUT/large64b.json" &
-  ;;
-decoder)
-  run 0 dec_padded 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 &
-  run 1 dec_packed 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 --packing &
-  ;;
-fit)
   run 0 fit_eager 280 python3 memory_fit.py --packing --models t5-base t5-large qwen-1.5b --records worst half bench
-  run 0 fit_compiled 130 python3 memory_fit.py --packing --compile --memory-gb 200 --models t5-large --records bench worst
-  run 0 fit_graphs 130 python3 memory_fit.py --packing --compile --graphs --memory-gb 200 --models t5-large \
-    --records bench worst
+  run 0 fit_c80 230 python3 memory_fit.py --packing --compile --models t5-large --records worst bench
+  ;;
+fitgraphs)
+  run 0 pools 150 python3 memory_fit.py --packing --graphs --memory-gb 200 --models t5-large --records bench worst
+  run 0 fit_g80 200 python3 memory_fit.py --packing --graphs --models t5-large t5-base --records worst bench half
+  run 0 fit_cg80 240 python3 memory_fit.py --packing --compile --graphs --models t5-large --records worst bench
   ;;
 plan)
-  run 0 pools 150 python3 memory_fit.py --packing --graphs --memory-gb 200 --models t5-large --records bench worst
-  run 0 large64plan 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 \
+  run 0 large64plan 320 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 \
     --variants ours-packed-compiled --json "$OUT/large64plan.json"
-  run 0 fit_cg 100 python3 memory_fit.py --packing --compile --graphs --models t5-large --records worst
+  run 0 large64ce 270 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 \
+    --variants ours-packed-compiled-eager --json "$OUT/large64ce.json"
+  ;;
+loopce)
+  run 0 loop_ce 240 python3 train_loop.py --shape t5-base --steps 500 --records 6000 --repeats 1 --order packed-compiled-eager
   ;;
 lora8b)
-  run 0 fit_g80 120 python3 memory_fit.py --packing --graphs --models t5-large t5-base --records worst bench
   run 0 lora_padded 180 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3
   run 0 lora_packed 180 python3 decoder_step.py --models llama-8b --batch 16 --steps 6 --warmup 2 --repeats 3 --packing
   ;;

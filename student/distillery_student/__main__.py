@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                         "always; auto and off never (auto: they did not shorten a measured job; training.cudaGraphs "
                         "off wins)")
     t.add_argument("--compile", action="store_true",
-                   help="torch.compile each transformer block, on any device (training.compile in train.json does on "
-                        "a GPU): on an H200 t5-large's packed step at 64 records ran about 1.3x faster, but a 500-step "
-                        "t5-base job took 171 s against 55 s, most of it compiling (docs/benchmarks.md)")
+                   help="torch.compile each transformer block, on any device and model, but not when FSDP shards it "
+                        "over several processes (training.compile in train.json does it only where it was measured: "
+                        "T5 on a GPU): on an H200 t5-large's packed step at 64 records ran about 1.3x faster, but a "
+                        "500-step t5-base job took 171 s against 55 s, most of it compiling (docs/benchmarks.md)")
     t.add_argument("--packing", choices=["auto", "on", "off"], default="auto",
                    help="pack each micro-batch, several examples to a row with masks that keep them apart (fewer padded "
                         "tokens; batches drawn at random); auto packs on a GPU; models packing.unpackable names stay padded")

@@ -58,9 +58,10 @@ class GraphedSteps:
     the second time it is seen: a shape that never comes back costs nothing."""
 
     def __init__(self, body: Body, memory_limit: float = 0.0):
-        """memory_limit: the bytes the run may use (train --memory-gb); 0: the card's."""
+        """memory_limit: the bytes the run may use (train --memory-gb); 0, or more than the card: the card's."""
         self.body = body
-        self.memory_limit = memory_limit or torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        card = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        self.memory_limit = min(memory_limit or card, card)
         self.pool = torch.cuda.graph_pool_handle()
         self.side = torch.cuda.Stream()  # the warm-ups' and captures' stream (cuBLAS keeps a workspace per stream)
         self.graphs: dict[tuple, _Graph] = {}

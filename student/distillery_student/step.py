@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import flex_t5, packing
+from .decoding import compiler_missing
 from . import lora as lora_mod
 from .graphs import PICK_MULTIPLE, GraphedSteps
 from .microbatch import MEMORY_FRACTION, activation_bytes_per_token, logit_bytes_per_target, shape_of, \
@@ -46,17 +47,23 @@ class StepOptions:
     pack_length: int = 0  # pack each micro-batch into rows of about this many tokens (packing.py); 0: pad
 
 
-def compile_wanted(flag: bool, spec: bool, device: str, fsdp: bool) -> tuple[bool, str]:
-    """Whether train() compiles the transformer blocks, and why (for the log). Never under FSDP (its wrapped
-    blocks were not measured compiled); the flag --compile forces it on any device; training.compile on a GPU
-    (compiling for a CPU needs a C++ compiler in the image and was not measured)."""
-    if fsdp and (flag or spec):
-        return False, "off: not under FSDP"
+def compiled_blocks_wanted(flag: bool, spec: bool, arch: str, device: str, fsdp: bool,
+                           checkpointing: bool) -> tuple[bool, str]:
+    """Whether train() compiles the transformer blocks, and why (for the log). Never when FSDP shards the model
+    over several processes (its wrapped blocks were not measured compiled). The flag --compile forces it
+    otherwise. training.compile turns it on only where it was measured: a T5 student on a GPU, without
+    activation checkpointing, in an image with a C compiler for Triton (without one the first step fails)."""
+    if not (flag or spec):
+        return False, "off"
+    if fsdp:
+        return False, "off: not when FSDP shards the model over several processes"
     if flag:
         return True, "on (--compile)"
-    if spec:
-        return (True, "on (training.compile)") if device == "cuda" else (False, "off: training.compile applies on a GPU")
-    return False, "off"
+    why_not = ("training.compile applies on a GPU" if device != "cuda" else
+               "training.compile was measured for T5 students only" if arch != "seq2seq" else
+               "training.compile was not measured with activation checkpointing" if checkpointing else
+               compiler_missing())
+    return (False, f"off: {why_not}") if why_not else (True, "on (training.compile)")
 
 
 def compile_blocks(model: nn.Module) -> list[nn.Module]:

@@ -1,12 +1,12 @@
 """When the trainer replays its steps as CUDA graphs (graphs.wanted): off wins, on forces, auto trains eagerly.
-When it compiles the blocks (step.compile_wanted): on a GPU when asked, never under FSDP."""
+When it compiles the blocks (step.compiled_blocks_wanted): where measured, when asked; never under sharded FSDP."""
 
 import logging
 
 import pytest
 
 from distillery_student.graphs import wanted
-from distillery_student.step import compile_wanted
+from distillery_student import step
 from distillery_student.train import TrainOptions, train
 
 
@@ -28,17 +28,28 @@ def test_auto_is_told_why_it_trains_eagerly() -> None:
     assert not on and "--cuda-graphs on" in why
 
 
-@pytest.mark.parametrize("flag, spec, device, fsdp, want", [
-    (False, False, "cuda", False, False),
-    (False, True, "cuda", False, True),  # training.compile on a GPU
-    (False, True, "cpu", False, False),  # ... not on a CPU
-    (True, False, "cpu", False, True),  # the flag forces it (benchmarks, tests)
-    (True, True, "cuda", True, False),  # never under FSDP
+@pytest.mark.parametrize("flag, spec, arch, device, fsdp, ckpt, want, why", [
+    (False, False, "seq2seq", "cuda", False, False, False, "off"),
+    (False, True, "seq2seq", "cuda", False, False, True, "on (training.compile)"),
+    (False, True, "seq2seq", "cpu", False, False, False, "off: training.compile applies on a GPU"),
+    (False, True, "causal", "cuda", False, False, False, "off: training.compile was measured for T5 students only"),
+    (False, True, "seq2seq", "cuda", False, True, False, "off: training.compile was not measured with activation"),
+    (True, False, "causal", "cpu", False, True, True, "on (--compile)"),  # the flag forces it (benchmarks, tests)
+    (True, False, "seq2seq", "cuda", True, False, False, "off: not when FSDP shards the model"),
+    (False, True, "seq2seq", "cuda", True, False, False, "off: not when FSDP shards the model"),
 ])
-def test_blocks_compile_on_a_gpu_when_asked_and_never_under_fsdp(flag: bool, spec: bool, device: str, fsdp: bool,
-                                                                  want: bool) -> None:
-    on, why = compile_wanted(flag, spec, device, fsdp)
-    assert on is want and why
+def test_blocks_compile_where_measured_when_asked(monkeypatch, flag: bool, spec: bool, arch: str, device: str,
+                                                  fsdp: bool, ckpt: bool, want: bool, why: str) -> None:
+    monkeypatch.setattr(step, "compiler_missing", lambda: "")
+    on, reason = step.compiled_blocks_wanted(flag, spec, arch, device, fsdp, ckpt)
+    assert on is want and reason.startswith(why)
+
+
+def test_training_compile_without_a_c_compiler_trains_uncompiled(monkeypatch) -> None:
+    """Triton builds its launcher with a C compiler: without one the first compiled step would fail the job."""
+    monkeypatch.setattr(step, "compiler_missing", lambda: "no C compiler for Triton ($CC, gcc or clang)")
+    assert step.compiled_blocks_wanted(False, True, "seq2seq", "cuda", False, False) == (
+        False, "off: no C compiler for Triton ($CC, gcc or clang)")
 
 
 def test_training_compile_on_a_cpu_trains_uncompiled_and_says_so(make_config, caplog) -> None:
