@@ -38,12 +38,15 @@ func servingDeployment(sm *v1alpha1.StudentModel, cfg Config) *appsv1.Deployment
 		replicas = 0
 	}
 	tv, tm := tmpVolume()
+	command := []string{"python3", "-m", "distillery_student", "serve",
+		"--model", path.Join(modelMountDir, sm.Spec.Artifact.Path), "--port", "8080", "--served-model-name", sm.Name}
+	if s.CompileDecoder == v1alpha1.DecoderCompileOff { // Auto is the server's own default
+		command = append(command, "--compile-decoder", "off")
+	}
 	c := corev1.Container{
-		Name:  "server",
-		Image: image,
-		Command: []string{"python3", "-m", "distillery_student", "serve",
-			"--model", path.Join(modelMountDir, sm.Spec.Artifact.Path), "--port", "8080",
-			"--served-model-name", sm.Name},
+		Name:            "server",
+		Image:           image,
+		Command:         command,
 		Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: studentPort}},
 		Env:             append(scratchEnv(), servingAuthEnv(sm)...),
 		Resources:       resourcesOr(s.Resources, "500m", "1Gi"),

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/distillery-dev/distillery/api/v1alpha1"
 	utiltesting "github.com/distillery-dev/distillery/controllers/testing"
 )
 
@@ -66,6 +67,20 @@ func TestServingPolicies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestServingDeploymentTurnsTheCompiledDecoderOffOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		mode v1alpha1.DecoderCompileMode
+		want bool // --compile-decoder off in the command
+	}{{"", false}, {v1alpha1.DecoderCompileAuto, false}, {v1alpha1.DecoderCompileOff, true}} {
+		d := servingDeployment(utiltesting.MakeModel("m", "ns").CompileDecoder(tc.mode).Obj(), testImages)
+		cmd := d.Spec.Template.Spec.Containers[0].Command
+		i := slices.Index(cmd, "--compile-decoder")
+		if (i >= 0) != tc.want || (i >= 0 && cmd[i+1] != "off") {
+			t.Errorf("compileDecoder %q: command %v, want --compile-decoder off: %v", tc.mode, cmd, tc.want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,4 +141,35 @@ func TestStudentModelAutoscalingBoundsAreValidated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "spec.serving.autoscaling.minReplicas must not exceed maxReplicas") {
 		t.Fatalf("create = %v, want the CEL message", err)
 	}
+}
+
+// spec.serving.compileDecoder through the real API server (its default included) into the server's command,
+// and a change of it rolls the Deployment.
+func TestStudentModelCompileDecoderReachesTheServer(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := contextFor(t)
+	sm := utiltesting.MakeModel("uncompiled", ns).Obj()
+	if err := k8sClient.Create(ctx, sm); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.StudentModel
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(sm), &got); err != nil || got.Spec.Serving.CompileDecoder != v1alpha1.DecoderCompileAuto {
+		t.Fatalf("spec.serving.compileDecoder = %q (%v), want the default Auto", got.Spec.Serving.CompileDecoder, err)
+	}
+	if cmd := waitForDeployment(t, ns, "uncompiled-student").Spec.Template.Spec.Containers[0].Command; slices.Contains(cmd, "--compile-decoder") {
+		t.Errorf("Auto: command %v, want the server's own default", cmd)
+	}
+	if err := updateModel(ns, sm.Name, func(m *v1alpha1.StudentModel) { m.Spec.Serving.CompileDecoder = v1alpha1.DecoderCompileOff }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "--compile-decoder off in the Deployment", func() error {
+		var d appsv1.Deployment
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "uncompiled-student"}, &d); err != nil {
+			return err
+		}
+		if cmd := d.Spec.Template.Spec.Containers[0].Command; !slices.Contains(cmd, "off") || !slices.Contains(cmd, "--compile-decoder") {
+			return fmt.Errorf("command %v", cmd)
+		}
+		return nil
+	})
 }

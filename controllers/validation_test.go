@@ -269,6 +269,7 @@ func TestValidationRejectsBadModels(t *testing.T) {
 		{"name starting with a digit", utiltesting.MakeModel("5-base", ns).Obj(), "metadata.name"},
 		{"claim name with an underscore", valid().Artifact("my_models", "t5").Obj(), "spec.artifact.claimName"},
 		{"image with a space", valid().Image("student :1").Obj(), "spec.serving.image"},
+		{"compileDecoder On (Auto or Off)", valid().CompileDecoder("On").Obj(), "spec.serving.compileDecoder"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

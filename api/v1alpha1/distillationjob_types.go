@@ -521,6 +521,19 @@ const (
 	CUDAGraphsOff CUDAGraphsMode = "Off"
 )
 
+// DecoderCompileMode says whether a student server may compile its decoder.
+// +kubebuilder:validation:Enum=Auto;Off
+type DecoderCompileMode string
+
+// The decoder compile modes.
+const (
+	// DecoderCompileAuto compiles a T5 student's decoder layers and encoder blocks on a GPU whose image has a
+	// C compiler, before the server captures its CUDA graphs.
+	DecoderCompileAuto DecoderCompileMode = "Auto"
+	// DecoderCompileOff decodes uncompiled.
+	DecoderCompileOff DecoderCompileMode = "Off"
+)
+
 // TrainingStrategy is how the training processes share the work.
 // +kubebuilder:validation:Enum=DDP;FSDP
 type TrainingStrategy string
@@ -736,6 +749,13 @@ type ServingTemplate struct {
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	Replicas *int32 `json:"replicas,omitempty"`
+
+	// compileDecoder Auto lets a T5 student's server on a GPU compile its decoder's layers and its encoder's
+	// blocks (torch.compile) before it captures its CUDA graphs: faster decoding, a longer warm-up. Off
+	// decodes uncompiled, where compiling fails or a new pod must be ready sooner. Default: Auto.
+	// +optional
+	// +kubebuilder:default=Auto
+	CompileDecoder DecoderCompileMode `json:"compileDecoder,omitempty"`
 
 	// image runs the student server. Default: the operator's --trainer-image (the student runtime).
 	// +optional

@@ -259,6 +259,12 @@ func (w *ModelWrapper) Replicas(n int32) *ModelWrapper { w.Spec.Serving.Replicas
 // Image sets spec.serving.image.
 func (w *ModelWrapper) Image(img string) *ModelWrapper { w.Spec.Serving.Image = img; return w }
 
+// CompileDecoder sets spec.serving.compileDecoder.
+func (w *ModelWrapper) CompileDecoder(m v1alpha1.DecoderCompileMode) *ModelWrapper {
+	w.Spec.Serving.CompileDecoder = m
+	return w
+}
+
 // Stopped sets spec.stopped.
 func (w *ModelWrapper) Stopped(s bool) *ModelWrapper { w.Spec.Stopped = s; return w }
 
