@@ -441,6 +441,11 @@ func TestStudentModelBuilder(t *testing.T) {
 		{name: "serving", dj: utiltesting.MakeJob("anli", "ns").UID("u1").ServingReplicas(2).Obj(), wantBase: "google/t5-v1_1-small"},
 		{name: "serving disabled: created stopped", dj: utiltesting.MakeJob("anli", "ns").UID("u1").ServingEnabled(false).Obj(), wantStopped: true, wantBase: "google/t5-v1_1-small"},
 		{name: "base model from a PVC", dj: utiltesting.MakeJob("anli", "ns").UID("u1").BaseModel("").BaseModelFrom("models", "t5").Obj(), wantBase: "pvc/models/t5"},
+		{name: "the serving template's compileDecoder", dj: func() *v1alpha1.DistillationJob {
+			dj := utiltesting.MakeJob("anli", "ns").UID("u1").Obj()
+			dj.Spec.Serving.CompileDecoder = v1alpha1.DecoderCompileOff
+			return dj
+		}(), wantBase: "google/t5-v1_1-small"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -459,6 +464,9 @@ func TestStudentModelBuilder(t *testing.T) {
 			}
 			if ptr.Deref(sm.Spec.Serving.Replicas, 1) != ptr.Deref(tc.dj.Spec.Serving.Replicas, 1) {
 				t.Errorf("replicas = %v", sm.Spec.Serving.Replicas)
+			}
+			if sm.Spec.Serving.CompileDecoder != tc.dj.Spec.Serving.CompileDecoder {
+				t.Errorf("compileDecoder = %q, want the job's %q", sm.Spec.Serving.CompileDecoder, tc.dj.Spec.Serving.CompileDecoder)
 			}
 		})
 	}

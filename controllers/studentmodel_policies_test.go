@@ -143,8 +143,8 @@ func TestStudentModelAutoscalingBoundsAreValidated(t *testing.T) {
 	}
 }
 
-// spec.serving.compileDecoder through the real API server (its default included) into the server's command,
-// and a change of it rolls the Deployment.
+// spec.serving.compileDecoder through the real API server (its default included) into the server's command;
+// a change of it changes the Deployment's pod template, both ways.
 func TestStudentModelCompileDecoderReachesTheServer(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := contextFor(t)
@@ -159,17 +159,21 @@ func TestStudentModelCompileDecoderReachesTheServer(t *testing.T) {
 	if cmd := waitForDeployment(t, ns, "uncompiled-student").Spec.Template.Spec.Containers[0].Command; slices.Contains(cmd, "--compile-decoder") {
 		t.Errorf("Auto: command %v, want the server's own default", cmd)
 	}
-	if err := updateModel(ns, sm.Name, func(m *v1alpha1.StudentModel) { m.Spec.Serving.CompileDecoder = v1alpha1.DecoderCompileOff }); err != nil {
-		t.Fatal(err)
+	for _, mode := range []v1alpha1.DecoderCompileMode{v1alpha1.DecoderCompileOff, v1alpha1.DecoderCompileAuto} {
+		if err := updateModel(ns, sm.Name, func(m *v1alpha1.StudentModel) { m.Spec.Serving.CompileDecoder = mode }); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("the server command under %s", mode), func() error {
+			var d appsv1.Deployment
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "uncompiled-student"}, &d); err != nil {
+				return err
+			}
+			cmd := d.Spec.Template.Spec.Containers[0].Command
+			i := slices.Index(cmd, "--compile-decoder")
+			if off := i >= 0 && cmd[i+1] == "off"; off != (mode == v1alpha1.DecoderCompileOff) || (i >= 0 && !off) {
+				return fmt.Errorf("command %v", cmd)
+			}
+			return nil
+		})
 	}
-	eventually(t, "--compile-decoder off in the Deployment", func() error {
-		var d appsv1.Deployment
-		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "uncompiled-student"}, &d); err != nil {
-			return err
-		}
-		if cmd := d.Spec.Template.Spec.Containers[0].Command; !slices.Contains(cmd, "off") || !slices.Contains(cmd, "--compile-decoder") {
-			return fmt.Errorf("command %v", cmd)
-		}
-		return nil
-	})
 }

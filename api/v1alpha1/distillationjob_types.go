@@ -751,8 +751,9 @@ type ServingTemplate struct {
 	Replicas *int32 `json:"replicas,omitempty"`
 
 	// compileDecoder Auto lets a T5 student's server on a GPU compile its decoder's layers and its encoder's
-	// blocks (torch.compile) before it captures its CUDA graphs: faster decoding, a longer warm-up. Off
-	// decodes uncompiled, where compiling fails or a new pod must be ready sooner. Default: Auto.
+	// blocks (torch.compile) before it captures its CUDA graphs: faster decoding, a longer warm-up, and an
+	// uncompiled reload when the compiled warm-up raises. "Off" (quoted in YAML) decodes uncompiled, about 1.5x
+	// slower per token, for failures that fallback cannot catch or pods that must be ready sooner. Default: Auto.
 	// +optional
 	// +kubebuilder:default=Auto
 	CompileDecoder DecoderCompileMode `json:"compileDecoder,omitempty"`
