@@ -53,6 +53,15 @@ last)
     --variants ours-packed-compiled --json "$OUT/large64card.json" &
   ;;
 memfit)
+  run 0 memfit 150 python3 memory_fit.py --models t5-base t5-large --packing &
+  run 1 large64b 330 python3 train_step.py --models t5-large --batch 64 --steps 10 --warmup 2 --repeats 3 --memory-gb 200 \
+    --variants ours-compiled ours-packed-compiled --json "$OUT/large64b.json" &
+  ;;
+decoder)
+  run 0 dec_padded 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 &
+  run 1 dec_packed 200 python3 decoder_step.py --models qwen-0.5b --batch 32 --steps 6 --warmup 2 --repeats 3 --packing &
+  ;;
+fit)
   run 0 fit_eager 280 python3 memory_fit.py --packing --models t5-base t5-large qwen-1.5b --records worst half bench
   run 0 fit_c80 230 python3 memory_fit.py --packing --compile --models t5-large --records worst bench
   ;;
