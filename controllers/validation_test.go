@@ -495,3 +495,32 @@ func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
 	refusedOne("a job name with a dot", jobChildren(job("my.job")))
 	refusedOne("a 56-character model name", modelChildren(utiltesting.MakeModel("m"+strings.Repeat("a", 55), ns).UID("u4").Obj()))
 }
+
+// kubectl reads manifests with sigs.k8s.io/yaml (YAML 1.1 via yaml.v2), where a bare Off is the boolean false:
+// docs/operating.md tells users to quote "Off". Both, through the same decoder and the API server.
+func TestCompileDecoderOffMustBeQuotedInYAML(t *testing.T) {
+	ns := newNamespace(t)
+	manifest := func(name, value string) []byte {
+		return []byte("apiVersion: distillery.dev/v1alpha1\nkind: StudentModel\nmetadata:\n  name: " + name +
+			"\nspec:\n  artifact: {claimName: models, path: anli}\n  serving:\n    compileDecoder: " + value + "\n")
+	}
+	for _, tc := range []struct {
+		name, value string
+		accepted    bool
+	}{{"quoted", `"Off"`, true}, {"bare", "Off", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal(manifest("yaml-"+tc.name, tc.value), &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			u.SetNamespace(ns)
+			err := k8sClient.Create(context.Background(), u, client.DryRunAll)
+			if tc.accepted && err != nil {
+				t.Errorf("compileDecoder: %s refused: %v", tc.value, err)
+			}
+			if !tc.accepted && (err == nil || !strings.Contains(err.Error(), "spec.serving.compileDecoder")) {
+				t.Errorf("compileDecoder: %s: err = %v, want a refusal naming spec.serving.compileDecoder", tc.value, err)
+			}
+		})
+	}
+}
