@@ -171,6 +171,17 @@ remove_containers() {
 
 kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
+# rollout NAMESPACE DEPLOYMENT: waits for the Deployment's rollout; when it does not finish, prints its
+# pods, their events and the namespace's events, so a failed run says why.
+rollout() {
+  kc -n "$1" rollout status "deploy/$2" --timeout="${DISTILLERY_ROLLOUT_TIMEOUT:-180s}" && return
+  log "the rollout of $1/$2 did not finish; its pods and events:"
+  kc -n "$1" get pods -o wide >&2 || true
+  kc -n "$1" describe pods >&2 || true
+  kc -n "$1" get events --sort-by=.lastTimestamp >&2 || true
+  return 1
+}
+
 # write_kubeconfig FILE USER TOKEN
 write_kubeconfig() {
   local file=$1 user=$2 token=$3

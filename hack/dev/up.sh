@@ -15,15 +15,28 @@ step "cluster (hack/cluster/up.sh)" "$root/hack/cluster/up.sh"
 export KUBECONFIG=$KUBECONFIG_ADMIN
 step "local volumes and the tiny base model" "$root/hack/dev/volumes.sh"
 step "CRDs" kc apply --server-side -f "$root/config/crd/bases"
-step "operator (config/default)" kc apply --server-side -k "$root/hack/dev/manifests"
+# A rebuilt operator image keeps its tag, so the pod template carries the hash of the image's inputs: a
+# changed image rolls the Deployment. The annotation goes in with the first apply (an overlay over
+# hack/dev/manifests): patching it on afterwards rolled a pod that was still starting, and on a CI machine
+# that pod sat in Terminating past the rollout wait.
+overlay=$DEV/operator-manifests
+mkdir -p "$overlay"
+cat >"$overlay/kustomization.yaml" <<EOF
+resources:
+- $(realpath --relative-to="$overlay" "$root/hack/dev/manifests")
+patches:
+- patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: distillery-controller-manager, namespace: distillery-system}
+    spec: {template: {metadata: {annotations: {distillery.dev/image-inputs: "$(sha256sum <"$CACHE/images/operator.tar.inputs" | cut -c1-16)"}}}}
+EOF
+step "operator (config/default)" kc apply --server-side -k "$overlay"
 step "demo teacher" kc apply -f "$root/hack/dev/manifests/demo-teacher.yaml"
 python3 "$root/hack/dev/dataset.py" 1000 1 >"$DEV/train.jsonl"
 step "dataset ConfigMap" bash -c "kubectl create configmap $job-data --from-file=train.jsonl=$DEV/train.jsonl --dry-run=client -o yaml | kubectl apply -f - >/dev/null"
-# A rebuilt operator image has the same tag: roll the Deployment when the image's inputs changed.
-step "operator image revision" kc -n distillery-system patch deploy/distillery-controller-manager -p \
-  "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"distillery.dev/image-inputs\":\"$(sha256sum <"$CACHE/images/operator.tar.inputs" | cut -c1-16)\"}}}}}"
-step "operator ready" kc -n distillery-system rollout status deploy/distillery-controller-manager --timeout=180s
-step "demo teacher ready" kc -n distillery-demo rollout status deploy/demo-teacher --timeout=180s
+step "operator ready" rollout distillery-system distillery-controller-manager
+step "demo teacher ready" rollout distillery-demo demo-teacher
 
 if [ "${DISTILLERY_DEV_RERUN:-0}" = 1 ]; then
   kc delete dj "$job" --ignore-not-found --wait
