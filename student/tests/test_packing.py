@@ -99,7 +99,8 @@ def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, causal_dir, 
     assert b["input_ids"].shape[0] < len(rows) and int(b["segments"].max()) >= 3  # several examples to a row
     assert torch.allclose(sums[0], sums[1], rtol=1e-5, atol=1e-5)
     assert sums[0][1] == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
-    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    scale = float(grads[0].abs().max())  # fp32 rounding at the gradients' scale (see test_flex_t5.assert_same_training)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=max(1e-6, 1e-5 * scale))
 
 
 @pytest.mark.parametrize("flag, arch, device, packed", [
