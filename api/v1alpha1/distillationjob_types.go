@@ -689,8 +689,9 @@ type TrainingSpec struct {
 
 	// compile runs each transformer block of a T5 student through torch.compile on a GPU. Steps get faster
 	// after a minute or two of compiling at the start, so short jobs lose (docs/benchmarks.md). The trainer
-	// leaves it off, and logs why, on a CPU, for decoder-only students, with activation checkpointing, when FSDP
-	// shards the model over several processes, and in an image without a C compiler. Default: false.
+	// leaves it off, and logs why, where it was not measured: on a CPU, for decoder-only students, with more than
+	// one process (workers or GPUs), with LoRA, with activation checkpointing, and in an image without a C
+	// compiler. Default: false.
 	// +optional
 	Compile bool `json:"compile,omitempty"`
 

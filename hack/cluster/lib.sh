@@ -11,6 +11,7 @@
 #   NODE_NAME             the Node's name                                 (default: distillery-dev)
 #   APISERVER_PORT        6443;  ETCD_PORT 23790 (peer: ETCD_PORT+10)
 #   SERVICE_CIDR          10.0.0.0/24 (apiserver is .1, DNS is .10);  POD_CIDR 10.88.0.0/16
+#   DISTILLERY_ROLLOUT_TIMEOUT  how long `rollout` waits for a Deployment (default: 180s)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

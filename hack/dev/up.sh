@@ -20,18 +20,23 @@ step "CRDs" kc apply --server-side -f "$root/config/crd/bases"
 # hack/dev/manifests): patching it on afterwards rolled a pod that was still starting, and on a CI machine
 # that pod sat in Terminating past the rollout wait.
 overlay=$DEV/operator-manifests
+inputs_file=$CACHE/images/operator.tar.inputs
+[ -s "$inputs_file" ] || die "$inputs_file is missing: the operator image was not built (hack/images/all.sh)"
+inputs=$(sha256sum <"$inputs_file" | cut -c1-16)
 mkdir -p "$overlay"
+base=$(realpath --relative-to="$overlay" "$root/hack/dev/manifests")  # kustomize refuses absolute paths
 cat >"$overlay/kustomization.yaml" <<EOF
 resources:
-- $(realpath --relative-to="$overlay" "$root/hack/dev/manifests")
+- $base
 patches:
 - patch: |-
     apiVersion: apps/v1
     kind: Deployment
     metadata: {name: distillery-controller-manager, namespace: distillery-system}
-    spec: {template: {metadata: {annotations: {distillery.dev/image-inputs: "$(sha256sum <"$CACHE/images/operator.tar.inputs" | cut -c1-16)"}}}}
+    spec: {template: {metadata: {annotations: {distillery.dev/image-inputs: "$inputs"}}}}
 EOF
-step "operator (config/default)" kc apply --server-side -k "$overlay"
+# --force-conflicts: a cluster made before the annotation moved here has it owned by kubectl-patch
+step "operator (config/default)" kc apply --server-side --force-conflicts -k "$overlay"
 step "demo teacher" kc apply -f "$root/hack/dev/manifests/demo-teacher.yaml"
 python3 "$root/hack/dev/dataset.py" 1000 1 >"$DEV/train.jsonl"
 step "dataset ConfigMap" bash -c "kubectl create configmap $job-data --from-file=train.jsonl=$DEV/train.jsonl --dry-run=client -o yaml | kubectl apply -f - >/dev/null"

@@ -87,7 +87,8 @@ type Training struct {
 	LoRA *LoRA `json:"lora,omitempty"`
 	// ActivationCheckpointing recomputes activations in the backward pass.
 	ActivationCheckpointing bool `json:"activationCheckpointing"`
-	// Compile runs each transformer block through torch.compile (on a GPU, not under FSDP).
+	// Compile runs each transformer block through torch.compile where it was measured (full fine-tuning of a
+	// T5 student in one process on a GPU; step.compiled_blocks_wanted).
 	Compile bool `json:"compile"`
 	// CUDAGraphs is CUDAGraphsAuto (the trainer chooses; it trains eagerly today) or CUDAGraphsOff.
 	CUDAGraphs string `json:"cudaGraphs"`

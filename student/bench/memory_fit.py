@@ -77,7 +77,8 @@ def fit(name: str, kind: str, a: argparse.Namespace) -> None:
     except torch.cuda.OutOfMemoryError:
         verdict = "FAIL (out of memory)"
     if stepper.graphs is not None and not stepper.graphs.enabled:  # GraphedSteps caught it and went on eagerly
-        verdict = "FAIL (a capture ran out of memory or failed: graphs turned off, the steps ran eagerly)"
+        failed = "a capture ran out of memory or failed: graphs turned off, the steps ran eagerly"
+        verdict = f"FAIL ({failed})" if verdict == "fits" else f"{verdict}; {failed}"
     static = static_bytes(stepper.trainable, stepper.frozen, 1, False) / 2**30
     acts = max(stepper.memory_cost(c) for c in chunks) / 2**30
     steady = torch.cuda.memory_allocated() / 2**30

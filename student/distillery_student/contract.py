@@ -122,7 +122,7 @@ class Training:
     strategy: str = STRATEGY_DDP
     lora: Lora | None = None
     activationCheckpointing: bool = False
-    compile: bool = False  # torch.compile each block where measured (step.compiled_blocks_wanted: T5 on a GPU)
+    compile: bool = False  # torch.compile each block where measured (step.compiled_blocks_wanted)
     cudaGraphs: str = CUDA_GRAPHS_AUTO  # auto: the trainer chooses (eagerly today: graphs.wanted); off: eagerly
 
 

@@ -246,8 +246,12 @@ def compiled_layers(model: nn.Module) -> Callable[..., torch.Tensor]:
 
 def compiler_missing() -> str:
     """Why torch.compile cannot run on a GPU here, or "": Triton builds its kernel launcher with a C compiler
-    ($CC, else gcc or clang) the first time it runs, and a slim image may have none."""
-    if os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang"):
+    ($CC, else gcc or clang) the first time it runs, and a slim image may have none. Triton takes $CC when it
+    is set, so a $CC that names no executable fails as none would."""
+    cc = os.environ.get("CC", "").split()
+    if cc:
+        return "" if shutil.which(cc[0]) else "$CC names no executable C compiler for Triton"
+    if shutil.which("gcc") or shutil.which("clang"):
         return ""
     return "no C compiler for Triton ($CC, gcc or clang)"
 

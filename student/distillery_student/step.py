@@ -47,21 +47,35 @@ class StepOptions:
     pack_length: int = 0  # pack each micro-batch into rows of about this many tokens (packing.py); 0: pad
 
 
-def compiled_blocks_wanted(flag: bool, spec: bool, arch: str, device: str, fsdp: bool,
-                           checkpointing: bool) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class CompileCase:
+    """What compiled_blocks_wanted weighs: the run's model, device and parallelism."""
+
+    arch: str  # seq2seq | causal
+    device: str  # cuda | cpu
+    processes: int  # the world size
+    fsdp: bool  # FSDP shards the model over those processes
+    lora: bool
+    checkpointing: bool  # activation checkpointing
+
+
+def compiled_blocks_wanted(flag: bool, spec: bool, case: CompileCase) -> tuple[bool, str]:
     """Whether train() compiles the transformer blocks, and why (for the log). Never when FSDP shards the model
     over several processes (its wrapped blocks were not measured compiled). The flag --compile forces it
-    otherwise. training.compile turns it on only where it was measured: a T5 student on a GPU, without
-    activation checkpointing, in an image with a C compiler for Triton (without one the first step fails)."""
+    otherwise. training.compile turns it on only where it was measured: full fine-tuning of a T5 student in one
+    process on a GPU, without activation checkpointing, in an image with a C compiler for Triton (without one
+    the first step fails)."""
     if not (flag or spec):
         return False, "off"
-    if fsdp:
+    if case.fsdp:
         return False, "off: not when FSDP shards the model over several processes"
     if flag:
         return True, "on (--compile)"
-    why_not = ("training.compile applies on a GPU" if device != "cuda" else
-               "training.compile was measured for T5 students only" if arch != "seq2seq" else
-               "training.compile was not measured with activation checkpointing" if checkpointing else
+    why_not = ("training.compile applies on a GPU" if case.device != "cuda" else
+               "training.compile was measured for T5 students only" if case.arch != "seq2seq" else
+               "training.compile was measured in one process only" if case.processes > 1 else
+               "training.compile was not measured with LoRA" if case.lora else
+               "training.compile was not measured with activation checkpointing" if case.checkpointing else
                compiler_missing())
     return (False, f"off: {why_not}") if why_not else (True, "on (training.compile)")
 

@@ -49,7 +49,7 @@ from .modeling import Encoder, Predictor, Row, load_student, model_info_from_con
 from .parallel import Dist, init_distributed, sharded
 from .progress import ProgressReporter
 from .split import Splits, load_splits
-from .step import BF16_MASTER, StepOptions, Stepper, compiled_blocks_wanted, lr_lambda
+from .step import BF16_MASTER, CompileCase, StepOptions, Stepper, compiled_blocks_wanted, lr_lambda
 
 log = logging.getLogger("distillery_student")
 
@@ -238,8 +238,9 @@ def _stepper(cfg: TrainConfig, opts: TrainOptions, model: Any, enc: Encoder, dd:
     t = cfg.training
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
     graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
-    compiled, compile_why = compiled_blocks_wanted(opts.compile, t.compile, cfg.student.architecture, device.type,
-                                                   sharded(t.strategy, dd), t.activationCheckpointing)
+    compiled, compile_why = compiled_blocks_wanted(opts.compile, t.compile, CompileCase(
+        cfg.student.architecture, device.type, dd.world, sharded(t.strategy, dd), t.lora is not None,
+        t.activationCheckpointing))
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,
         weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm, concat_tasks=opts.concat_tasks,

@@ -1,6 +1,7 @@
 """When the trainer replays its steps as CUDA graphs (graphs.wanted): off wins, on forces, auto trains eagerly.
 When it compiles the blocks (step.compiled_blocks_wanted): where measured, when asked; never under sharded FSDP."""
 
+import dataclasses
 import logging
 
 import pytest
@@ -28,27 +29,34 @@ def test_auto_is_told_why_it_trains_eagerly() -> None:
     assert not on and "--cuda-graphs on" in why
 
 
-@pytest.mark.parametrize("flag, spec, arch, device, fsdp, ckpt, want, why", [
-    (False, False, "seq2seq", "cuda", False, False, False, "off"),
-    (False, True, "seq2seq", "cuda", False, False, True, "on (training.compile)"),
-    (False, True, "seq2seq", "cpu", False, False, False, "off: training.compile applies on a GPU"),
-    (False, True, "causal", "cuda", False, False, False, "off: training.compile was measured for T5 students only"),
-    (False, True, "seq2seq", "cuda", False, True, False, "off: training.compile was not measured with activation"),
-    (True, False, "causal", "cpu", False, True, True, "on (--compile)"),  # the flag forces it (benchmarks, tests)
-    (True, False, "seq2seq", "cuda", True, False, False, "off: not when FSDP shards the model"),
-    (False, True, "seq2seq", "cuda", True, False, False, "off: not when FSDP shards the model"),
+T5_ONE_GPU = step.CompileCase("seq2seq", "cuda", processes=1, fsdp=False, lora=False, checkpointing=False)
+
+
+@pytest.mark.parametrize("flag, spec, case, want, why", [
+    (False, False, {}, False, "off"),
+    (False, True, {}, True, "on (training.compile)"),
+    (False, True, {"device": "cpu"}, False, "off: training.compile applies on a GPU"),
+    (False, True, {"arch": "causal"}, False, "off: training.compile was measured for T5 students only"),
+    (False, True, {"processes": 2}, False, "off: training.compile was measured in one process only"),
+    (False, True, {"lora": True}, False, "off: training.compile was not measured with LoRA"),
+    (False, True, {"checkpointing": True}, False, "off: training.compile was not measured with activation"),
+    # the flag forces it (benchmarks, tests), except where FSDP shards the model
+    (True, False, {"arch": "causal", "device": "cpu", "checkpointing": True, "lora": True}, True, "on (--compile)"),
+    (True, False, {"processes": 2}, True, "on (--compile)"),
+    (True, False, {"processes": 2, "fsdp": True}, False, "off: not when FSDP shards the model"),
+    (False, True, {"processes": 2, "fsdp": True}, False, "off: not when FSDP shards the model"),
 ])
-def test_blocks_compile_where_measured_when_asked(monkeypatch, flag: bool, spec: bool, arch: str, device: str,
-                                                  fsdp: bool, ckpt: bool, want: bool, why: str) -> None:
+def test_blocks_compile_where_measured_when_asked(monkeypatch, flag: bool, spec: bool, case: dict, want: bool,
+                                                  why: str) -> None:
     monkeypatch.setattr(step, "compiler_missing", lambda: "")
-    on, reason = step.compiled_blocks_wanted(flag, spec, arch, device, fsdp, ckpt)
+    on, reason = step.compiled_blocks_wanted(flag, spec, dataclasses.replace(T5_ONE_GPU, **case))
     assert on is want and reason.startswith(why)
 
 
-def test_training_compile_without_a_c_compiler_trains_uncompiled(monkeypatch) -> None:
+def test_training_compile_without_a_c_compiler_is_turned_off(monkeypatch) -> None:
     """Triton builds its launcher with a C compiler: without one the first compiled step would fail the job."""
     monkeypatch.setattr(step, "compiler_missing", lambda: "no C compiler for Triton ($CC, gcc or clang)")
-    assert step.compiled_blocks_wanted(False, True, "seq2seq", "cuda", False, False) == (
+    assert step.compiled_blocks_wanted(False, True, T5_ONE_GPU) == (
         False, "off: no C compiler for Triton ($CC, gcc or clang)")
 
 

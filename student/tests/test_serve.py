@@ -427,6 +427,8 @@ def test_compiler_missing_looks_for_cc_then_gcc_or_clang(monkeypatch: pytest.Mon
     assert "no C compiler" in decoding.compiler_missing()
     monkeypatch.setattr(decoding.shutil, "which", lambda name: "/usr/bin/clang" if name == "clang" else None)
     assert decoding.compiler_missing() == ""
-    monkeypatch.setattr(decoding.shutil, "which", lambda name: None)
+    monkeypatch.setattr(decoding.shutil, "which", lambda name: name if name == "/opt/cc" else None)
     monkeypatch.setenv("CC", "/opt/cc")
     assert decoding.compiler_missing() == ""
+    monkeypatch.setattr(decoding.shutil, "which", lambda name: "/usr/bin/gcc" if name == "gcc" else None)
+    assert "$CC names no executable" in decoding.compiler_missing()  # Triton would take $CC, not gcc
