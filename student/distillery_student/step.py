@@ -51,7 +51,7 @@ class StepOptions:
 class CompileCase:
     """What compiled_blocks_wanted weighs: the run's model, device and parallelism."""
 
-    arch: str  # seq2seq | causal
+    model_type: str  # the student's config.model_type: "t5" was measured (not BART, not mT5)
     device: str  # cuda | cpu
     processes: int  # the world size
     fsdp: bool  # FSDP shards the model over those processes
@@ -72,7 +72,7 @@ def compiled_blocks_wanted(flag: bool, spec: bool, case: CompileCase) -> tuple[b
     if flag:
         return True, "on (--compile)"
     why_not = ("training.compile applies on a GPU" if case.device != "cuda" else
-               "training.compile was measured for T5 students only" if case.arch != "seq2seq" else
+               "training.compile was measured for T5 students only" if case.model_type != "t5" else
                "training.compile was measured in one process only" if case.processes > 1 else
                "training.compile was not measured with LoRA" if case.lora else
                "training.compile was not measured with activation checkpointing" if case.checkpointing else

@@ -239,7 +239,7 @@ def _stepper(cfg: TrainConfig, opts: TrainOptions, model: Any, enc: Encoder, dd:
     warmup = opts.warmup_steps if opts.warmup_steps >= 0 else min(100, total // 20)
     graphs, why = graph_policy.wanted(opts.cuda_graphs, t.cudaGraphs)
     compiled, compile_why = compiled_blocks_wanted(opts.compile, t.compile, CompileCase(
-        cfg.student.architecture, device.type, dd.world, sharded(t.strategy, dd), t.lora is not None,
+        getattr(model.config, "model_type", ""), device.type, dd.world, sharded(t.strategy, dd), t.lora is not None,
         t.activationCheckpointing))
     stepper = Stepper(model, cfg.student.architecture, enc, device, dd, StepOptions(
         strategy=t.strategy, bf16=use_bf16, bf16_impl=opts.bf16_impl, learning_rate=t.learningRate,

@@ -29,19 +29,20 @@ def test_auto_is_told_why_it_trains_eagerly() -> None:
     assert not on and "--cuda-graphs on" in why
 
 
-T5_ONE_GPU = step.CompileCase("seq2seq", "cuda", processes=1, fsdp=False, lora=False, checkpointing=False)
+T5_ONE_GPU = step.CompileCase("t5", "cuda", processes=1, fsdp=False, lora=False, checkpointing=False)
 
 
 @pytest.mark.parametrize("flag, spec, case, want, why", [
     (False, False, {}, False, "off"),
     (False, True, {}, True, "on (training.compile)"),
     (False, True, {"device": "cpu"}, False, "off: training.compile applies on a GPU"),
-    (False, True, {"arch": "causal"}, False, "off: training.compile was measured for T5 students only"),
+    (False, True, {"model_type": "qwen2"}, False, "off: training.compile was measured for T5 students only"),
+    (False, True, {"model_type": "bart"}, False, "off: training.compile was measured for T5 students only"),
     (False, True, {"processes": 2}, False, "off: training.compile was measured in one process only"),
     (False, True, {"lora": True}, False, "off: training.compile was not measured with LoRA"),
     (False, True, {"checkpointing": True}, False, "off: training.compile was not measured with activation"),
     # the flag forces it (benchmarks, tests), except where FSDP shards the model
-    (True, False, {"arch": "causal", "device": "cpu", "checkpointing": True, "lora": True}, True, "on (--compile)"),
+    (True, False, {"model_type": "qwen2", "device": "cpu", "checkpointing": True, "lora": True}, True, "on (--compile)"),
     (True, False, {"processes": 2}, True, "on (--compile)"),
     (True, False, {"processes": 2, "fsdp": True}, False, "off: not when FSDP shards the model"),
     (False, True, {"processes": 2, "fsdp": True}, False, "off: not when FSDP shards the model"),
