@@ -148,14 +148,25 @@ def test_a_body_over_the_limit_gets_413(running: Running, client: openai.OpenAI)
     assert code == 413 and "over the limit" in body["error"]
 
 
+def _sample(text: str, name: str) -> float:
+    """The value of one unlabelled sample in a Prometheus exposition."""
+    [value] = [line.split()[1] for line in text.splitlines() if line.split(" ")[0] == name]
+    return float(value)
+
+
 def test_metrics(running: Running) -> None:
-    _call(running.port, "POST", "/v1/predict", {"inputs": ["1 2"]})
+    before = _call(running.port, "GET", "/metrics")[1]
+    _call(running.port, "POST", "/v1/predict", {"inputs": ["1 2", "3 4"]})
     code, text = _call(running.port, "GET", "/metrics")
     assert code == 200
+    assert _sample(text, "distillery_student_inputs_total") - _sample(before, "distillery_student_inputs_total") == 2
+    assert _sample(text, "distillery_student_queued_inputs") == 0  # answered: nothing waits
     assert 'distillery_student_requests_total{code="200",route="predict"}' in text
     assert "distillery_student_request_duration_seconds_bucket" in text
     assert "distillery_student_batch_size_count" in text
     assert 'distillery_student_tokens_total{kind="completion"}' in text
+    assert 'distillery_student_tokens_total{kind="prompt"}' in text
+    assert "distillery_student_batch_duration_seconds_count" in text
     assert "distillery_student_ready 1.0" in text
 
 
