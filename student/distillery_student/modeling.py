@@ -241,7 +241,7 @@ class TaskLosses(nn.Module):
             enc = m.encoder(input_ids=batch["input_ids"], attention_mask=enc_mask).last_hidden_state
             h = m.decoder(input_ids=dec_in, attention_mask=causal, encoder_hidden_states=enc,
                           encoder_attention_mask=cross, use_cache=False).last_hidden_state
-            if getattr(m.config, "scale_decoder_outputs", False):  # as T5ForConditionalGeneration.forward
+            if scales_decoder_outputs(m.config):  # as the model's own forward (T5/UMT5ForConditionalGeneration)
                 h = h * (m.config.d_model**-0.5)
             return h
         backbone = getattr(m, m.base_model_prefix)
@@ -276,6 +276,15 @@ class TaskLosses(nn.Module):
             total = total + torch.stack([(loss * is_label).sum(), is_label.sum(),
                                          (loss * is_rationale).sum(), is_rationale.sum()])
         return total
+
+
+def scales_decoder_outputs(config: Any) -> bool:
+    """Whether the seq2seq model's own forward multiplies the decoder's output by d_model**-0.5 before the
+    output layer (transformers 5): T5 as its config's scale_decoder_outputs says, UMT5 when the embeddings are
+    tied (its config always ties them), mT5 never (MT5ForConditionalGeneration.forward does not scale)."""
+    if hasattr(config, "scale_decoder_outputs"):
+        return bool(config.scale_decoder_outputs)
+    return getattr(config, "model_type", None) == "umt5" and bool(getattr(config, "tie_word_embeddings", False))
 
 
 def additive_masks(mask: torch.Tensor, target_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -56,6 +56,21 @@ def test_train_config_vector() -> None:
     assert lora is not None and (lora.rank, lora.alpha, lora.dropout, lora.targetModules) == (16, 32.0, 0.05, ["q", "v"])
 
 
+def test_unknown_keys_of_train_json_are_ignored() -> None:
+    """A key the trainer does not know (a newer operator's field), at the top level, inside `training` or a
+    section within it, parses to the same config as without it."""
+    want = parse_train_config(_vector("train.json"))
+    raw = _vector("train.json")
+    raw["futureTopLevelKey"] = {"any": ["shape", 1]}
+    raw["training"]["futureTrainingKey"] = 7
+    raw["training"]["lora"]["futureLoraKey"] = "x"
+    raw["data"]["futureDataKey"] = None
+    got = parse_train_config(raw)
+    assert got == want
+    assert not hasattr(got, "futureTopLevelKey") and not hasattr(got.training, "futureTrainingKey")
+    assert got.training.learningRate == 5e-05 and got.training.lora is not None and got.training.lora.rank == 16
+
+
 @pytest.mark.parametrize("change, message", [
     ({"strategy": "ZeRO"}, r"training\.strategy 'ZeRO' is not DDP or FSDP"),
     ({"lora": {"rank": "8"}}, r"training\.lora\.rank must be of type int"),

@@ -94,3 +94,37 @@ def test_automatic_micro_batches_give_the_gradient_of_the_whole_batch(make_confi
     b = AutoModelForSeq2SeqLM.from_pretrained(split.output.modelDir).state_dict()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=0, msg=k)
+
+
+def test_under_cuda_graphs_a_micro_batch_gets_half_the_budget(t5_dir) -> None:
+    """Stepper.budget_bytes: with CUDA graphs the graphs' pool keeps the largest captured shape's activations
+    while a new shape runs eagerly beside it, so a micro-batch may use half (docs/workloads.md). On the CPU
+    no graphs are made (cuda_graphs asks for them, _graphs declines), so a stub stands in for them."""
+    from distillery_student.data import TASK_LABEL, TASK_RATIONALE
+    from distillery_student.modeling import Encoder, Row, load_student
+    from distillery_student.parallel import Dist
+    from distillery_student.step import StepOptions, Stepper
+
+    model, tok = load_student(t5_dir, "seq2seq")
+    records = [[Row([5] * (10 + i), [6] * 3, TASK_LABEL), Row([5] * (10 + i), [7] * 12, TASK_RATIONALE)]
+               for i in range(16)]
+    probe = Stepper(model, "seq2seq", Encoder(tok, "seq2seq", 64, 64), torch.device("cpu"), Dist(),
+                    StepOptions(), lambda s: 1.0)
+    static = static_bytes(probe.trainable, probe.frozen, 1, False)
+    card = (static + 4 * probe.memory_cost(records[-1:])) / MEMORY_FRACTION  # about 4 records a micro-batch
+    stepper = Stepper(model, "seq2seq", Encoder(tok, "seq2seq", 64, 64), torch.device("cpu"), Dist(),
+                      StepOptions(memory_bytes=card, cuda_graphs=True), lambda s: 1.0)
+    assert stepper.graphs is None  # none on the CPU: the whole budget
+    full = stepper.budget_bytes()
+    assert full == pytest.approx(card * MEMORY_FRACTION - static) and full > 0
+    eager_chunks = stepper.micro_batches(records, 0)
+
+    stepper.graphs = object()  # what budget_bytes reads: whether the stepper has graphs
+    assert stepper.budget_bytes() == pytest.approx(full / 2)
+    graph_chunks = stepper.micro_batches(records, 0)
+    for chunks, budget in ((eager_chunks, full), (graph_chunks, full / 2)):
+        assert [r for c in chunks for r in c] == records  # every record once, in order
+        assert all(stepper.memory_cost(c) <= budget or len(c) == 1 for c in chunks)
+    assert len(graph_chunks) > len(eager_chunks) > 1
+    assert max(stepper.memory_cost(c) for c in graph_chunks) <= full / 2 < max(stepper.memory_cost(c)
+                                                                                for c in eager_chunks)

@@ -104,6 +104,69 @@ def test_packed_losses_and_gradients_equal_the_padded_batch(t5_dir, causal_dir, 
         torch.testing.assert_close(grads[1][n], g, rtol=1e-4, atol=max(1e-6, 1e-5 * float(g.abs().max())), msg=n)
 
 
+def _tiny_seq2seq(kind: str) -> torch.nn.Module:
+    """A tiny mT5 or UMT5 (packing.PACKABLE's seq2seq types beside t5), random weights, the ByT5 vocabulary."""
+    from transformers import MT5Config, MT5ForConditionalGeneration, UMT5Config, UMT5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    cls, model = {"mt5": (MT5Config, MT5ForConditionalGeneration),
+                  "umt5": (UMT5Config, UMT5ForConditionalGeneration)}[kind]
+    cfg = cls(vocab_size=384, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4,
+              dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+              feed_forward_proj="gated-gelu")
+    cfg._attn_implementation = "eager"
+    out = model(cfg)
+    assert out.config._attn_implementation == "eager"
+    return out
+
+
+@pytest.mark.parametrize("pad_multiple", [1, 16])
+@pytest.mark.parametrize("kind", ["mt5", "umt5"])
+def test_every_packable_seq2seq_type_gives_the_padded_losses_and_gradients(t5_dir, kind, pad_multiple) -> None:
+    """mT5 and UMT5 as the T5 test above. UMT5 is the one at risk: every layer has its own relative attention
+    bias (not only the first, shared down the stack as in T5), and each must see the packed 4-D masks."""
+    _, tok = load_student(t5_dir, "seq2seq")
+    model = _tiny_seq2seq(kind).eval()
+    assert model.config.model_type == kind and packing.unpackable("seq2seq", model.config) == ""
+    if kind == "umt5":  # the case the test exists for: a relative attention bias in every layer
+        assert all(b.layer[0].SelfAttention.has_relative_attention_bias for b in model.encoder.block)
+    losses = TaskLosses(model, "seq2seq")
+    rows = _rows(10, seed=3)
+    padded = Encoder(tok, "seq2seq", 512, 512, pad_multiple=pad_multiple)
+    packed = Encoder(tok, "seq2seq", 512, 512, pad_multiple=pad_multiple, pack_length=96)
+    [b] = packed.collate_tasks(rows, concat=False)  # both tasks in one packed forward
+    assert b["input_ids"].shape[0] < len(rows) and int(b["segments"].max()) >= 3  # several examples to a row
+    grads = []
+    sums = []
+    for batches in (padded.collate_by_task(rows), [b]):
+        model.zero_grad()
+        s = losses(batches)
+        combine_losses(s, 0.7).loss.backward()
+        sums.append(s.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(sums[0], sums[1], rtol=1e-5, atol=1e-5)
+    assert sums[0][1] == sum(len(r.target) for r in rows if r.task == TASK_LABEL)
+    assert sums[0][3] == sum(len(r.target) for r in rows if r.task == TASK_RATIONALE)
+    assert grads[0].keys() == grads[1].keys()
+    assert any("relative_attention_bias" in n for n in grads[0])  # the biases are trained, and compared
+    for n, g in grads[0].items():  # within fp32 rounding at each tensor's scale (test_flex_t5.assert_same_training)
+        torch.testing.assert_close(grads[1][n], g, rtol=1e-4, atol=max(1e-6, 1e-5 * float(g.abs().max())), msg=n)
+
+
+@pytest.mark.parametrize("kind", ["t5", "mt5", "umt5"])
+def test_the_task_losses_are_the_models_own_loss(t5_dir, kind) -> None:
+    """TaskLosses runs encoder, decoder and output layer itself; its mean token loss must be the one the model's
+    own forward gives (labels=...). UMT5's forward scales the decoder's output by d_model**-0.5 (tied
+    embeddings), mT5's does not, T5's as scale_decoder_outputs says (modeling.scales_decoder_outputs)."""
+    model, tok = load_student(t5_dir, "seq2seq")
+    model = (model if kind == "t5" else _tiny_seq2seq(kind)).eval()
+    [b] = Encoder(tok, "seq2seq", 512, 512).collate_tasks(_rows(4, seed=5), concat=True)
+    with torch.no_grad():
+        s = TaskLosses(model, "seq2seq")([b])
+        own = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+    torch.testing.assert_close((s[0] + s[2]) / (s[1] + s[3]), own, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("flag, arch, device, packed", [
     ("auto", "seq2seq", "cuda", True),  # measured: 1.28x a 500-step t5-base job (docs/benchmarks.md)
     ("auto", "seq2seq", "cpu", False),
