@@ -163,8 +163,14 @@ func TestAJobStoppedByItsBudgetFailsAndARaisedBudgetResumesIt(t *testing.T) {
 		}
 		return nil
 	})
+	// The pass that reopens the job says so on Annotated, until the next pass starts the new annotation Job
+	// (Annotating): a watch sees it.
+	jw := watchJob(t, ns, dj.Name)
 	if err := updateJobSpec(ns, dj.Name, func(dj *v1alpha1.DistillationJob) { dj.Spec.Teacher.Budget.MaxRequests = ptr.To[int64](300) }); err != nil {
 		t.Fatal(err)
+	}
+	if c := jw.condition(t, v1alpha1.ConditionAnnotated, metav1.ConditionFalse, v1alpha1.ReasonBudgetRaised); !strings.Contains(c.Message, "101 of 300 requests") {
+		t.Errorf("Annotated message %q: want the spend against the raised cap", c.Message)
 	}
 	eventually(t, "a new annotation Job", func() error {
 		var jobs batchv1.JobList

@@ -577,6 +577,13 @@ func TestServingDeployment(t *testing.T) {
 			if !strings.Contains(strings.Join(c.Command, " "), "--model /model/anli") {
 				t.Errorf("command = %v", c.Command)
 			}
+			// torch.compile's cache goes to the writable /tmp (the root filesystem is read-only).
+			if e := envByName(c)["TORCHINDUCTOR_CACHE_DIR"]; e.Value != "/tmp/torchinductor" || e.ValueFrom != nil {
+				t.Errorf("TORCHINDUCTOR_CACHE_DIR = %+v, want /tmp/torchinductor", e)
+			}
+			if m := mountByName(c)["tmp"]; m.MountPath != "/tmp" || m.ReadOnly || volumeByName(spec)["tmp"].EmptyDir == nil {
+				t.Errorf("tmp mount = %+v, volume %+v: want a writable emptyDir at /tmp", m, volumeByName(spec)["tmp"])
+			}
 			for k, v := range d.Spec.Selector.MatchLabels {
 				if d.Spec.Template.Labels[k] != v {
 					t.Errorf("selector %s=%s does not match the pod labels %v", k, v, d.Spec.Template.Labels)

@@ -142,6 +142,36 @@ func TestAnEstimateThatParsesNothingFailsTheJobBeforeAnnotation(t *testing.T) {
 	})
 }
 
+// A sample the teacher answered none of (every request a teacher error) fails the job with EstimateFailed,
+// before annotation is paid, naming the first rejection.
+func TestAnEstimateTheTeacherAnsweredNoneOfFailsTheJobBeforeAnnotation(t *testing.T) {
+	ns := newNamespace(t)
+	createJob(t, utiltesting.MakeJob("unanswered", ns).Estimate(5).Obj())
+	msg, _ := json.Marshal(contract.EstimateResult{
+		Stage: contract.StageEstimate, Sampled: 5, Answered: 0, Inputs: 100, RejectRate: 1,
+		Statuses: map[string]int{contract.StatusTeacherError: 5},
+		Rejected: []contract.EstimateRejection{{ID: "q-3", Status: contract.StatusTeacherError, Error: "teacher answered 400: model not found"}},
+	})
+	finishEstimate(t, ns, "unanswered", string(msg))
+	got := waitForCondition(t, ns, "unanswered", v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonEstimateFailed)
+	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "answered none of the 5 sampled inputs") ||
+		!strings.Contains(c.Message, "input q-3") || !strings.Contains(c.Message, "model not found") {
+		t.Errorf("Failed message %q should say the teacher answered none of the 5 inputs and name the first rejection", c.Message)
+	}
+	if e := findCondition(got, v1alpha1.ConditionEstimated); e == nil || e.Status != metav1.ConditionFalse || e.Reason != string(v1alpha1.ReasonEstimateFailed) {
+		t.Errorf("Estimated condition = %+v, want False with reason EstimateFailed", e)
+	}
+	if got.Status.Estimate == nil || got.Status.Estimate.SampleSize != 5 || got.Status.Estimate.Answered != 0 {
+		t.Errorf("status.estimate = %+v: the summary is kept for the user", got.Status.Estimate)
+	}
+	consistently(t, "no annotation Job after an unanswered sample", shortWhile, func() error {
+		if n := countStageJobs(t, ns, "unanswered", StageAnnotation); n != 0 {
+			return fmt.Errorf("%d annotation Jobs: the full run would be paid", n)
+		}
+		return nil
+	})
+}
+
 func TestAnEstimateThatCannotReachTheTeacherFailsTheJob(t *testing.T) {
 	ns := newNamespace(t)
 	const endpoint = "http://vllm.teachers:8000/v1"

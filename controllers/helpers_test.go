@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,6 +66,53 @@ func getJob(t *testing.T, ns, name string) *v1alpha1.DistillationJob {
 func waitForCondition(t *testing.T, ns, name string, ct v1alpha1.ConditionType, status metav1.ConditionStatus, reason v1alpha1.ConditionReason) *v1alpha1.DistillationJob {
 	t.Helper()
 	return waiter().Condition(t, ns, name, ct, status, reason)
+}
+
+// jobWatch sees every version of one job from the moment it starts, so that a condition the next pass
+// replaces (polling may miss it) is still seen.
+type jobWatch struct{ w watch.Interface }
+
+// watchJob starts watching the job; the watch ends with the test.
+func watchJob(t *testing.T, ns, name string) jobWatch {
+	t.Helper()
+	c, err := client.NewWithWatch(restConfig, client.Options{Scheme: k8sClient.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(context.Background(), &v1alpha1.DistillationJobList{}, client.InNamespace(ns),
+		client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		t.Fatalf("watching DistillationJob %s: %v", name, err)
+	}
+	t.Cleanup(w.Stop)
+	return jobWatch{w}
+}
+
+// condition waits for a version of the job whose condition has status and reason, and returns it.
+func (jw jobWatch) condition(t *testing.T, ct v1alpha1.ConditionType, status metav1.ConditionStatus, reason v1alpha1.ConditionReason) metav1.Condition {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	var seen []string
+	for {
+		select {
+		case ev, ok := <-jw.w.ResultChan():
+			if !ok {
+				t.Fatalf("the watch ended before condition %s was %s/%s; seen %v", ct, status, reason, seen)
+			}
+			dj, isJob := ev.Object.(*v1alpha1.DistillationJob)
+			if !isJob {
+				continue
+			}
+			if c := findCondition(dj, ct); c != nil {
+				if c.Status == status && c.Reason == string(reason) {
+					return *c
+				}
+				seen = append(seen, string(c.Status)+"/"+c.Reason)
+			}
+		case <-timeout:
+			t.Fatalf("condition %s never was %s/%s within %s; seen %v", ct, status, reason, waitTimeout, seen)
+		}
+	}
 }
 
 // waitForStage waits until status.stage is want.

@@ -32,6 +32,7 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		job       *v1alpha1.DistillationJob
 		raw       func(u map[string]any) // edits the object as JSON, for values the typed client omits
 		wantField string
+		wantMsg   string // optional: what the refusal must also say (the rule that refused it)
 	}{
 		{name: "no dataset source", job: valid().DatasetSource(v1alpha1.DataSource{}).Obj(), wantField: "spec.dataset"},
 		{name: "two dataset sources", job: valid().DatasetSource(v1alpha1.DataSource{
@@ -115,11 +116,15 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 			wantField: "spec.teacher.budget.maxTokens"},
 		{name: "budget onExceeded unknown", job: valid().Budget(v1alpha1.TeacherBudget{MaxRequests: ptr.To[int64](9), OnExceeded: "Pray"}).Obj(),
 			wantField: "spec.teacher.budget.onExceeded"},
+		{name: "budget maxRequests 0", job: valid().Budget(v1alpha1.TeacherBudget{MaxRequests: ptr.To[int64](0)}).Obj(),
+			wantField: "spec.teacher.budget.maxRequests", wantMsg: "greater than or equal to 1"},
 
 		// The teacher's endpoint.
 		{name: "endpoint with user:key@", job: valid().Endpoint("https://user:sk-secret@api.example.com/v1").Obj(), wantField: "spec.teacher.endpoint"},
 		{name: "endpoint with a key as user", job: valid().Endpoint("https://sk-secret@api.example.com/v1").Obj(), wantField: "spec.teacher.endpoint"},
 		{name: "endpoint with a key in the query", job: valid().Endpoint("https://api.example.com/v1?api_key=sk-secret").Obj(), wantField: "spec.teacher.endpoint"},
+		{name: "endpoint with a fragment", job: valid().Endpoint("https://api.example.com/v1#sk-secret").Obj(), wantField: "spec.teacher.endpoint",
+			wantMsg: "must not have a query string or fragment"},
 		{name: "endpoint ending in /chat/completions", job: valid().Endpoint("https://api.example.com/v1/chat/completions").Obj(), wantField: "spec.teacher.endpoint"},
 		{name: "endpoint ending in /completions/", job: valid().Endpoint("http://vllm:8000/v1/completions/").Obj(), wantField: "spec.teacher.endpoint"},
 
@@ -133,6 +138,14 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "empty labelField", job: valid().Obj(), raw: func(u map[string]any) {
 			_ = unstructured.SetNestedField(u, "", "spec", "dataset", "labelField")
 		}, wantField: "spec.dataset.labelField"},
+		{name: "eval with two sources", job: edited(valid(), func(dj *v1alpha1.DistillationJob) {
+			dj.Spec.Dataset.Eval = &v1alpha1.DataSource{
+				ConfigMap:             &v1alpha1.ConfigMapKeyRef{Name: "evalset", Key: "eval.jsonl"},
+				PersistentVolumeClaim: &v1alpha1.VolumeFileRef{ClaimName: "data", Path: "eval.jsonl"},
+			}
+		}), wantField: "spec.dataset.eval", wantMsg: "spec.dataset.eval must set exactly one source"},
+		{name: "eval with no source", job: edited(valid(), func(dj *v1alpha1.DistillationJob) { dj.Spec.Dataset.Eval = &v1alpha1.DataSource{} }),
+			wantField: "spec.dataset.eval", wantMsg: "spec.dataset.eval must set exactly one source"},
 		{name: "empty label", job: valid().TaskLabels("yes", "").Obj(), wantField: "spec.task.labels[1]"},
 		{name: "duplicate label", job: valid().TaskLabels("yes", "no", "yes").Obj(), wantField: "spec.task.labels[2]"},
 		{name: "example label outside the labels", job: valid().Examples(v1alpha1.FewShotExample{
@@ -171,9 +184,14 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{name: "base model entry with both sources", job: valid().Experiments(v1alpha1.ExperimentsSpec{BaseModels: []v1alpha1.ExperimentStudent{
 			{BaseModel: "t5-small", BaseModelFrom: &v1alpha1.VolumeFileRef{ClaimName: "models", Path: "t5"}},
 		}}).Obj(), wantField: "spec.experiments.baseModels[0]"},
+		{name: "base model entry with neither source", job: valid().Experiments(v1alpha1.ExperimentsSpec{BaseModels: []v1alpha1.ExperimentStudent{
+			{BaseModel: "t5-small"}, {},
+		}}).Obj(), wantField: "spec.experiments.baseModels[1]", wantMsg: "must set exactly one of baseModel or baseModelFrom"},
 		{name: "maxParallel 0", job: valid().Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}}).Obj(), raw: func(u map[string]any) {
 			_ = unstructured.SetNestedField(u, int64(0), "spec", "experiments", "maxParallel")
 		}, wantField: "spec.experiments.maxParallel"},
+		{name: "maxParallel 101", job: valid().Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 101}).Obj(),
+			wantField: "spec.experiments.maxParallel", wantMsg: "less than or equal to 100"},
 		{name: "ReadWriteOncePod with points in parallel", job: edited(valid().Experiments(v1alpha1.ExperimentsSpec{Seeds: []int32{0, 1}, MaxParallel: 2}),
 			func(dj *v1alpha1.DistillationJob) {
 				dj.Spec.Storage.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
@@ -195,6 +213,9 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 			t.Logf("refused: %v", err)
 			if !strings.Contains(err.Error(), tc.wantField) {
 				t.Errorf("error %q does not name %s", err, tc.wantField)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("error %q does not say %q", err, tc.wantMsg)
 			}
 			if strings.Contains(err.Error(), "sk-secret") {
 				t.Errorf("the refusal repeats the key: %q", err)
@@ -499,11 +520,32 @@ func TestTheLongestAdmittedNamesMakeValidChildren(t *testing.T) {
 // kubectl reads manifests with sigs.k8s.io/yaml (YAML 1.1 via yaml.v2), where a bare Off is the boolean false:
 // docs/operating.md tells users to quote "Off". Both, through the same decoder and the API server.
 func TestCompileDecoderOffMustBeQuotedInYAML(t *testing.T) {
-	ns := newNamespace(t)
-	manifest := func(name, value string) []byte {
+	offMustBeQuotedInYAML(t, "spec.serving.compileDecoder", func(name, value string) []byte {
 		return []byte("apiVersion: distillery.dev/v1alpha1\nkind: StudentModel\nmetadata:\n  name: " + name +
 			"\nspec:\n  artifact: {claimName: models, path: anli}\n  serving:\n    compileDecoder: " + value + "\n")
-	}
+	})
+}
+
+// spec.training.cudaGraphs is the same Auto|Off enum: a bare Off is refused, a quoted "Off" admitted.
+func TestCUDAGraphsOffMustBeQuotedInYAML(t *testing.T) {
+	offMustBeQuotedInYAML(t, "spec.training.cudaGraphs", func(name, value string) []byte {
+		// A valid job as a manifest, with cudaGraphs written by hand under spec.training.
+		b, err := yaml.Marshal(utiltesting.MakeJob(name, "").Obj())
+		if err != nil {
+			t.Fatal(err)
+		}
+		const training = "\n  training:\n"
+		if n := strings.Count(string(b), training); n != 1 {
+			t.Fatalf("the job's manifest has %d spec.training keys:\n%s", n, b)
+		}
+		return []byte(strings.Replace(string(b), training, training+"    cudaGraphs: "+value+"\n", 1))
+	})
+}
+
+// offMustBeQuotedInYAML creates (dry run) the manifest with the field written "Off" and Off: the quoted one
+// must be admitted, the bare one (false) refused with a message naming the field.
+func offMustBeQuotedInYAML(t *testing.T, field string, manifest func(name, value string) []byte) {
+	ns := newNamespace(t)
 	for _, tc := range []struct {
 		name, value string
 		accepted    bool
@@ -516,10 +558,13 @@ func TestCompileDecoderOffMustBeQuotedInYAML(t *testing.T) {
 			u.SetNamespace(ns)
 			err := k8sClient.Create(context.Background(), u, client.DryRunAll)
 			if tc.accepted && err != nil {
-				t.Errorf("compileDecoder: %s refused: %v", tc.value, err)
+				t.Errorf("%s: %s refused: %v", field, tc.value, err)
 			}
-			if !tc.accepted && (err == nil || !strings.Contains(err.Error(), "spec.serving.compileDecoder")) {
-				t.Errorf("compileDecoder: %s: err = %v, want a refusal naming spec.serving.compileDecoder", tc.value, err)
+			if got, _, _ := unstructured.NestedString(u.Object, strings.Split(field, ".")...); tc.accepted && err == nil && got != "Off" {
+				t.Errorf("%s admitted as %q, want Off", field, got)
+			}
+			if !tc.accepted && (err == nil || !strings.Contains(err.Error(), field)) {
+				t.Errorf("%s: %s: err = %v, want a refusal naming %s", field, tc.value, err, field)
 			}
 		})
 	}

@@ -56,6 +56,13 @@ func TestParseFlags(t *testing.T) {
 	if o, _ := parseFlags(nil); o.cfg.AllowedImagePrefixes != nil || o.watchNamespaces != nil {
 		t.Errorf("defaults: allowed %q, namespaces %q; want none (any image, every namespace)", o.cfg.AllowedImagePrefixes, o.watchNamespaces)
 	}
+	// --pod-start-grace: 2m unless set (docs/operating.md).
+	if o, _ := parseFlags(nil); o.cfg.PodStartGrace != 2*time.Minute {
+		t.Errorf("default --pod-start-grace = %s, want 2m", o.cfg.PodStartGrace)
+	}
+	if o, err := parseFlags([]string{"--pod-start-grace=5m30s"}); err != nil || o.cfg.PodStartGrace != 5*time.Minute+30*time.Second {
+		t.Errorf("--pod-start-grace=5m30s: %s (%v)", o.cfg.PodStartGrace, err)
+	}
 }
 
 // The namespace-scoped install (config/namespaced, rendered by the real kubectl kustomize), with an image
