@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -342,4 +344,146 @@ func TestKstatusReadsEveryFailureAsFailed(t *testing.T) {
 			assertFailedForKstatus(t, ns, name, tc.reason)
 		})
 	}
+}
+
+// refuseConfigMapsIn registers an admission webhook for ConfigMaps of the namespace that nothing answers
+// (a policy webhook that is down, failurePolicy Fail): the apiserver fails such writes with an internal
+// error, neither the spec's fault nor the operator's to decide. It returns once the apiserver calls it, and
+// a function that removes it.
+func refuseConfigMapsIn(t *testing.T, ns string) (remove func()) {
+	t.Helper()
+	ctx := contextFor(t)
+	fail, none := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
+	wh := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "down-" + ns},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "down.distillery.test",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1/validate")},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}}}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}},
+			FailurePolicy:           &fail,
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          ptr.To[int32](2),
+		}},
+	}
+	if err := k8sClient.Create(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	remove = func() {
+		if err := k8sClient.Delete(context.Background(), wh); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting webhook %s: %v", wh.Name, err)
+		}
+	}
+	t.Cleanup(remove)
+	// The apiserver loads webhook configurations from its own informer: wait until it calls this one.
+	eventually(t, "the apiserver calling the webhook", func() error {
+		probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}}
+		err := k8sClient.Create(ctx, probe, client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
+			return fmt.Errorf("a ConfigMap create (dry run) returned %v", err)
+		}
+		return nil
+	})
+	return remove
+}
+
+func TestAFailingPassSaysReconcileErrorUntilAPassSucceeds(t *testing.T) {
+	ns := newNamespace(t)
+	remove := refuseConfigMapsIn(t, ns)
+	const dj = "webhookdown"
+	jw := watchJob(t, ns, dj)
+	createJob(t, utiltesting.MakeJob(dj, ns).Obj())
+
+	// Every pass fails applying the workspace ConfigMaps: retried, and said on Ready and Reconciling.
+	ready := jw.condition(t, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonReconcileError)
+	got := waitForCondition(t, ns, dj, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonReconcileError)
+	for _, c := range []metav1.Condition{ready, *findCondition(got, v1alpha1.ConditionReconciling)} {
+		if !strings.HasPrefix(c.Message, "retrying after an error: ") || !strings.Contains(c.Message, "applying ConfigMap") ||
+			!strings.Contains(c.Message, "failed calling webhook") {
+			t.Errorf("%s message %q should say the pass is retried and quote the error", c.Type, c.Message)
+		}
+	}
+	if c := findCondition(got, v1alpha1.ConditionStalled); c == nil || c.Status != metav1.ConditionFalse {
+		t.Errorf("Stalled = %+v, want False: a pass that failed is retried, the job has not failed", c)
+	}
+	if isTrue(got.Status.Conditions, v1alpha1.ConditionFailed) {
+		t.Errorf("a failing pass failed the job: %+v", findCondition(got, v1alpha1.ConditionFailed))
+	}
+	eventually(t, "a Warning event with reason ReconcileError", func() error { return warningEvent(ns, v1alpha1.ReasonReconcileError) })
+	if n := countStageJobs(t, ns, dj, StageAnnotation); n != 0 {
+		t.Errorf("annotation started although the workspace could not be applied (%d jobs)", n)
+	}
+
+	// The webhook gone, the next pass succeeds and the conditions say what the job does again.
+	remove()
+	got = waitForCondition(t, ns, dj, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonAnnotating)
+	if c := findCondition(got, v1alpha1.ConditionReconciling); c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonAnnotating) {
+		t.Errorf("Reconciling = %+v after a pass succeeded, want True/Annotating", c)
+	}
+}
+
+func TestKstatusReadsAStudentModelWhosePodsAreRefusedAsFailed(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := contextFor(t)
+	sm := utiltesting.MakeModel("refused", ns).Replicas(2).Obj()
+	if err := k8sClient.Create(ctx, sm); err != nil {
+		t.Fatal(err)
+	}
+	d := waitForDeployment(t, ns, sm.Name+"-student")
+	waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonReplicasNotReady)
+
+	// The ReplicaSet cannot create pods (a quota refuses them): the Deployment controller reports
+	// ReplicaFailure while its rollout still counts as progressing.
+	const refusal = `pods "refused-student-5d8-x7k2p" is forbidden: exceeded quota: compute, requested: limits.memory=16Gi, used: limits.memory=0, limited: limits.memory=8Gi`
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var cur appsv1.Deployment
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(d), &cur); err != nil {
+			return err
+		}
+		utiltesting.DeploymentAvailable(&cur, 0)
+		now := metav1.Now()
+		cur.Status.Conditions = []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "ReplicaSetUpdated",
+				Message: `ReplicaSet "refused-student-5d8" is progressing.`, LastUpdateTime: now, LastTransitionTime: now},
+			{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate",
+				Message: refusal, LastUpdateTime: now, LastTransitionTime: now},
+		}
+		return k8sClient.Status().Update(ctx, &cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonReplicaFailure)
+	if c := meta.FindStatusCondition(got.Status.Conditions, string(v1alpha1.ConditionStalled)); !strings.Contains(c.Message, "Deployment "+d.Name+" cannot create pods") ||
+		!strings.Contains(c.Message, refusal) {
+		t.Errorf("Stalled message %q should name the Deployment and quote its condition", c.Message)
+	}
+	if c := meta.FindStatusCondition(got.Status.Conditions, string(v1alpha1.ConditionReady)); c == nil || c.Status != metav1.ConditionFalse ||
+		c.Reason != string(v1alpha1.ReasonReplicaFailure) || !strings.Contains(c.Message, "0/2 replicas ready") || !strings.Contains(c.Message, refusal) {
+		t.Errorf("Ready = %+v, want False/ReplicaFailure with the replicas ready and the refusal", c)
+	}
+	res := waitForKstatus(t, "StudentModel", ns, sm.Name, kstatus.FailedStatus)
+	if !strings.Contains(res.Message, "exceeded quota") {
+		t.Errorf("kstatus message %q should quote the Deployment", res.Message)
+	}
+	assertKstatusHolds(t, "StudentModel", ns, sm.Name, kstatus.FailedStatus)
+	eventually(t, "a Warning event with reason ReplicaFailure", func() error { return warningEvent(ns, v1alpha1.ReasonReplicaFailure) })
+
+	// The quota raised, the pods are created and become ready: no stale Stalled.
+	setDeploymentReady(t, d, 2)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var cur appsv1.Deployment
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(d), &cur); err != nil {
+			return err
+		}
+		cur.Status.Conditions = cur.Status.Conditions[:1] // the Deployment controller removes ReplicaFailure
+		return k8sClient.Status().Update(ctx, &cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonNotStalled)
+	waitForModelCondition(t, ns, sm.Name, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonServing)
+	waitForKstatus(t, "StudentModel", ns, sm.Name, kstatus.CurrentStatus)
 }
