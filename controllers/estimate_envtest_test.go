@@ -115,61 +115,63 @@ func TestEstimateRunsFirstAndASuspendedJobWaitsWithIt(t *testing.T) {
 	}
 }
 
-func TestAnEstimateThatParsesNothingFailsTheJobBeforeAnnotation(t *testing.T) {
-	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("broken", ns).Estimate(5).Obj())
-	msg, _ := json.Marshal(contract.EstimateResult{
-		Stage: contract.StageEstimate, Sampled: 5, Answered: 5, Inputs: 100, RejectRate: 1,
-		Statuses: map[string]int{contract.StatusUnparseable: 5},
-		Rejected: []contract.EstimateRejection{{ID: "q-1", Status: contract.StatusUnparseable, Error: `no answer marker "So the answer is"`}},
-	})
-	finishEstimate(t, ns, "broken", string(msg))
-	got := waitForCondition(t, ns, "broken", v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonEstimateUnparseable)
-	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "input q-1") || !strings.Contains(c.Message, "spec.task") {
-		t.Errorf("Failed message %q should name the first rejected input and spec.task", c.Message)
+// A sample that cannot be trusted fails the job before annotation is paid, naming the first rejection: every
+// answer unparseable (EstimateUnparseable), or none answered at all, every request a teacher error
+// (EstimateFailed). The estimate's summary stays in status for the user.
+func TestAnEstimateThatCannotBeTrustedFailsTheJobBeforeAnnotation(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		result      contract.EstimateResult
+		reason      v1alpha1.ConditionReason
+		message     []string
+		estimateSet func(*v1alpha1.EstimateStatus) bool
+	}{{
+		name: "parses-nothing",
+		result: contract.EstimateResult{
+			Stage: contract.StageEstimate, Sampled: 5, Answered: 5, Inputs: 100, RejectRate: 1,
+			Statuses: map[string]int{contract.StatusUnparseable: 5},
+			Rejected: []contract.EstimateRejection{{ID: "q-1", Status: contract.StatusUnparseable, Error: `no answer marker "So the answer is"`}},
+		},
+		reason:      v1alpha1.ReasonEstimateUnparseable,
+		message:     []string{"input q-1", "spec.task"},
+		estimateSet: func(e *v1alpha1.EstimateStatus) bool { return e.ParseRate == "0.0000" },
+	}, {
+		name: "answered-none",
+		result: contract.EstimateResult{
+			Stage: contract.StageEstimate, Sampled: 5, Answered: 0, Inputs: 100, RejectRate: 1,
+			Statuses: map[string]int{contract.StatusTeacherError: 5},
+			Rejected: []contract.EstimateRejection{{ID: "q-3", Status: contract.StatusTeacherError, Error: "teacher answered 400: model not found"}},
+		},
+		reason:      v1alpha1.ReasonEstimateFailed,
+		message:     []string{"answered none of the 5 sampled inputs", "input q-3", "model not found"},
+		estimateSet: func(e *v1alpha1.EstimateStatus) bool { return e.SampleSize == 5 && e.Answered == 0 },
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			createJob(t, utiltesting.MakeJob(tc.name, ns).Estimate(5).Obj())
+			msg, _ := json.Marshal(tc.result)
+			finishEstimate(t, ns, tc.name, string(msg))
+			got := waitForCondition(t, ns, tc.name, v1alpha1.ConditionFailed, metav1.ConditionTrue, tc.reason)
+			c := findCondition(got, v1alpha1.ConditionFailed)
+			for _, part := range tc.message {
+				if !strings.Contains(c.Message, part) {
+					t.Errorf("Failed message %q should contain %q", c.Message, part)
+				}
+			}
+			if e := findCondition(got, v1alpha1.ConditionEstimated); e == nil || e.Status != metav1.ConditionFalse || e.Reason != string(tc.reason) {
+				t.Errorf("Estimated condition = %+v, want False with reason %s", e, tc.reason)
+			}
+			if got.Status.Estimate == nil || !tc.estimateSet(got.Status.Estimate) {
+				t.Errorf("status.estimate = %+v: the summary is kept for the user", got.Status.Estimate)
+			}
+			consistently(t, "no annotation Job after a failed estimate", shortWhile, func() error {
+				if n := countStageJobs(t, ns, tc.name, StageAnnotation); n != 0 {
+					return fmt.Errorf("%d annotation Jobs: the full run would be paid", n)
+				}
+				return nil
+			})
+		})
 	}
-	if e := findCondition(got, v1alpha1.ConditionEstimated); e.Status != metav1.ConditionFalse || e.Reason != string(v1alpha1.ReasonEstimateUnparseable) {
-		t.Errorf("Estimated condition = %+v", e)
-	}
-	if got.Status.Estimate == nil || got.Status.Estimate.ParseRate != "0.0000" {
-		t.Errorf("status.estimate = %+v: the rates are kept for the user", got.Status.Estimate)
-	}
-	consistently(t, "no annotation Job after a failed estimate", shortWhile, func() error {
-		if n := countStageJobs(t, ns, "broken", StageAnnotation); n != 0 {
-			return fmt.Errorf("%d annotation Jobs: the full run would be paid", n)
-		}
-		return nil
-	})
-}
-
-// A sample the teacher answered none of (every request a teacher error) fails the job with EstimateFailed,
-// before annotation is paid, naming the first rejection.
-func TestAnEstimateTheTeacherAnsweredNoneOfFailsTheJobBeforeAnnotation(t *testing.T) {
-	ns := newNamespace(t)
-	createJob(t, utiltesting.MakeJob("unanswered", ns).Estimate(5).Obj())
-	msg, _ := json.Marshal(contract.EstimateResult{
-		Stage: contract.StageEstimate, Sampled: 5, Answered: 0, Inputs: 100, RejectRate: 1,
-		Statuses: map[string]int{contract.StatusTeacherError: 5},
-		Rejected: []contract.EstimateRejection{{ID: "q-3", Status: contract.StatusTeacherError, Error: "teacher answered 400: model not found"}},
-	})
-	finishEstimate(t, ns, "unanswered", string(msg))
-	got := waitForCondition(t, ns, "unanswered", v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonEstimateFailed)
-	if c := findCondition(got, v1alpha1.ConditionFailed); !strings.Contains(c.Message, "answered none of the 5 sampled inputs") ||
-		!strings.Contains(c.Message, "input q-3") || !strings.Contains(c.Message, "model not found") {
-		t.Errorf("Failed message %q should say the teacher answered none of the 5 inputs and name the first rejection", c.Message)
-	}
-	if e := findCondition(got, v1alpha1.ConditionEstimated); e == nil || e.Status != metav1.ConditionFalse || e.Reason != string(v1alpha1.ReasonEstimateFailed) {
-		t.Errorf("Estimated condition = %+v, want False with reason EstimateFailed", e)
-	}
-	if got.Status.Estimate == nil || got.Status.Estimate.SampleSize != 5 || got.Status.Estimate.Answered != 0 {
-		t.Errorf("status.estimate = %+v: the summary is kept for the user", got.Status.Estimate)
-	}
-	consistently(t, "no annotation Job after an unanswered sample", shortWhile, func() error {
-		if n := countStageJobs(t, ns, "unanswered", StageAnnotation); n != 0 {
-			return fmt.Errorf("%d annotation Jobs: the full run would be paid", n)
-		}
-		return nil
-	})
 }
 
 func TestAnEstimateThatCannotReachTheTeacherFailsTheJob(t *testing.T) {

@@ -32,7 +32,7 @@ cat >>"$overlay/kustomization.yaml" <<YAML
 YAML
 kc kustomize "$overlay" >"$overlay/kueue.yaml"
 step "kueue manifests ($(basename "$module"))" kc apply --server-side -f "$overlay/kueue.yaml" -o name >/dev/null
-step "kueue ready" kc -n kueue-system rollout status deploy/kueue-controller-manager --timeout=300s
+DISTILLERY_ROLLOUT_TIMEOUT=300s step "kueue ready" rollout kueue-system kueue-controller-manager
 
 # Ready means its certificates are made and injected; the webhooks answer once the Service routes to it.
 probe='{"apiVersion":"kueue.x-k8s.io/v1beta2","kind":"ResourceFlavor","metadata":{"name":"install-probe"}}'

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--compile", action="store_true",
                    help="torch.compile each transformer block, on any device and model, but not when FSDP shards it "
                         "over several processes (training.compile in train.json does it only where it was measured: "
-                        "T5 on a GPU): on an H200 t5-large's packed step at 64 records ran about 1.3x faster, but a "
+                        "full fine-tuning of T5 in one process on a GPU): on an H200 t5-large's packed step at 64 records ran about 1.3x faster, but a "
                         "500-step t5-base job took 171 s against 55 s, most of it compiling (docs/benchmarks.md)")
     t.add_argument("--packing", choices=["auto", "on", "off"], default="auto",
                    help="pack each micro-batch, several examples to a row with masks that keep them apart (fewer padded "
