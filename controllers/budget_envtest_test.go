@@ -84,8 +84,10 @@ func TestABudgetedJobHasALedgerAndShowsItsSpendAndETALive(t *testing.T) {
 	}
 	report(0, 10, now.Add(-40*time.Second), 10, 10_000, 1_000)
 	report(1, 10, now.Add(-40*time.Second), 10, 10_000, 1_000)
+	// Both shards' first reports, not just one: a pass between the two patches sees shard 0 alone, and a
+	// sample of 10 would make the rate below 50 inputs in 40 s.
 	eventually(t, "the first reports in status", func() error {
-		if r := getJob(t, ns, dj.Name).Status.Rate; r == nil || len(r.Samples) != 1 {
+		if r := getJob(t, ns, dj.Name).Status.Rate; r == nil || len(r.Samples) != 1 || r.Samples[0].Done != 20 {
 			return fmt.Errorf("rate %+v", r)
 		}
 		return nil
