@@ -96,13 +96,14 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	}
 	setInProgress(dj)
 	res, err := r.runStages(ctx, dj, o)
-	setSuspendedCondition(dj) // after the stages: its message says whether the estimate is in
+	noKueue := false
 	if err == nil {
 		var wait time.Duration
-		if wait, err = r.reconcileQueuedSuspend(ctx, dj, o); wait > 0 {
+		if wait, noKueue, err = r.reconcileQueuedSuspend(ctx, dj, o); wait > 0 {
 			res.RequeueAfter = minPositive(res.RequeueAfter, wait)
 		}
 	}
+	setSuspendedCondition(dj, noKueue) // after the stages: its message says whether the estimate is in
 	dj.Status.Stage = stageOf(dj, o)
 	dj.Status.Progress = progressString(&dj.Status)
 	var stale time.Duration

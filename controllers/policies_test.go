@@ -298,7 +298,7 @@ func TestSetSuspendedCondition(t *testing.T) {
 	}
 	for i, s := range steps {
 		dj.Spec.Suspend = &s.suspend
-		setSuspendedCondition(dj)
+		setSuspendedCondition(dj, false)
 		c := findCondition(dj, v1alpha1.ConditionSuspended)
 		if c.Status != s.wantStatus || c.Reason != string(s.wantReason) {
 			t.Errorf("step %d (suspend=%v): %s/%s, want %s/%s", i, s.suspend, c.Status, c.Reason, s.wantStatus, s.wantReason)

@@ -32,6 +32,11 @@ import (
 // carry AnnotationDeactivatedBy), and Kueue queues them again. A suspended queued job starts no new stage
 // Job, so Kueue never admits a stage the user has stopped.
 //
+// A queue-labelled job in a cluster without Kueue (no Workload API) has nothing to suspend its stage Jobs
+// for it, so spec.suspend goes on the Job itself: suspending sets spec.suspend: true on each unfinished stage
+// Job and marks it (AnnotationDeactivatedBy), and resuming unsuspends only Jobs so marked. Applying the
+// Job never touches the field (the builders leave it out), so the two do not fight.
+//
 // The estimate stage (spec.annotation.estimate, estimateStage.runsWhileSuspended) is the exception: it runs
 // while the job is suspended, since its result is what the user reads before resuming. Without Kueue its
 // Job's spec.suspend is false; with Kueue it carries the queue label and Kueue admits it on its own like
@@ -90,14 +95,16 @@ func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1al
 	return err
 }
 
-// reconcileQueuedSuspend makes each unfinished stage Job's Kueue Workload follow spec.suspend. It returns
-// how soon to look again when a suspended job's Workload does not exist yet.
-func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (time.Duration, error) {
+// reconcileQueuedSuspend makes each unfinished stage Job's Kueue Workload follow spec.suspend, or the Job
+// itself where the cluster has no Kueue. It returns how soon to look again when a suspended job's Workload
+// does not exist yet, and whether it found no Kueue.
+func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (time.Duration, bool, error) {
 	if !queuedByKueue(dj) {
-		return 0, nil
+		return 0, false, nil
 	}
 	suspend := stageSuspended(dj)
 	var wait time.Duration
+	noKueue := false
 	for _, j := range o.stageJobsFound() {
 		// Only a suspended Job can have a Workload this operator deactivated (Kueue suspends the Job of
 		// an inactive Workload); a running one needs a look only when the user suspends.
@@ -105,11 +112,15 @@ func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, 
 			continue
 		}
 		workloads, err := r.stageWorkloads(ctx, j)
-		if meta.IsNoMatchError(err) && !suspend {
-			continue // no Kueue in this cluster: nothing was deactivated
+		if meta.IsNoMatchError(err) {
+			noKueue = true
+			if err := r.suspendWithoutKueue(ctx, j, suspend); err != nil {
+				return 0, noKueue, err
+			}
+			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("listing the Kueue Workloads of stage job %s: %w", j.Name, err)
+			return 0, false, fmt.Errorf("listing the Kueue Workloads of stage job %s: %w", j.Name, err)
 		}
 		if len(workloads) == 0 && suspend {
 			wait = workloadPollInterval // Kueue makes the Workload just after the Job
@@ -120,11 +131,30 @@ func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, 
 				continue
 			}
 			if err := r.Patch(ctx, &wl, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
-				return 0, fmt.Errorf("setting spec.active of Kueue Workload %s (stage job %s): %w", wl.GetName(), j.Name, err)
+				return 0, false, fmt.Errorf("setting spec.active of Kueue Workload %s (stage job %s): %w", wl.GetName(), j.Name, err)
 			}
 		}
 	}
-	return wait, nil
+	return wait, noKueue, nil
+}
+
+// suspendWithoutKueue makes a queued stage Job follow spec.suspend itself, in a cluster without Kueue.
+func (r *DistillationJobReconciler) suspendWithoutKueue(ctx context.Context, j *batchv1.Job, suspend bool) error {
+	patch := jobSuspendPatch(j, suspend)
+	if patch == nil {
+		return nil
+	}
+	if err := r.Patch(ctx, j, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("setting spec.suspend of stage job %s (the cluster has no Kueue Workload API): %w", j.Name, err)
+	}
+	return nil
+}
+
+// jobSuspendPatch is the merge patch that makes a stage Job follow spec.suspend where no Kueue does it, or
+// nil when it does already: suspending suspends and marks the Job; resuming unsuspends only a Job so marked.
+func jobSuspendPatch(j *batchv1.Job, suspend bool) []byte {
+	return activationPatch(!ptr.Deref(j.Spec.Suspend, false), j.Annotations[AnnotationDeactivatedBy] == deactivatedForSuspend,
+		suspend, func(active bool) map[string]any { return map[string]any{"suspend": !active} })
 }
 
 // runsWhileSuspended reports whether a stage Job is the estimate's, the one stage that spec.suspend does not
@@ -156,18 +186,25 @@ func (r *DistillationJobReconciler) stageWorkloads(ctx context.Context, j *batch
 func workloadActivationPatch(wl *unstructured.Unstructured, suspend bool) []byte {
 	active, found, _ := unstructured.NestedBool(wl.Object, "spec", "active")
 	active = active || !found // Kueue's default is true
-	marked := wl.GetAnnotations()[AnnotationDeactivatedBy] == deactivatedForSuspend
+	return activationPatch(active, wl.GetAnnotations()[AnnotationDeactivatedBy] == deactivatedForSuspend, suspend,
+		func(active bool) map[string]any { return map[string]any{"active": active} })
+}
+
+// activationPatch is the merge patch that deactivates an active object for spec.suspend and marks it, or
+// reactivates one so marked on resume; nil when there is nothing to do. spec gives the object's spec
+// fields for an activity.
+func activationPatch(active, marked, suspend bool, spec func(active bool) map[string]any) []byte {
 	var patch map[string]any
 	switch {
 	case suspend && active:
 		patch = map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{AnnotationDeactivatedBy: deactivatedForSuspend}},
-			"spec":     map[string]any{"active": false},
+			"spec":     spec(false),
 		}
 	case !suspend && marked:
 		patch = map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{AnnotationDeactivatedBy: nil}},
-			"spec":     map[string]any{"active": true},
+			"spec":     spec(true),
 		}
 	default:
 		return nil
@@ -176,11 +213,15 @@ func workloadActivationPatch(wl *unstructured.Unstructured, suspend bool) []byte
 	return b
 }
 
-// setSuspendedCondition records whether the job is held by spec.suspend.
-func setSuspendedCondition(dj *v1alpha1.DistillationJob) {
+// setSuspendedCondition records whether the job is held by spec.suspend; noKueue says a queued job's
+// cluster has no Kueue (reconcileQueuedSuspend suspended its stage Job itself).
+func setSuspendedCondition(dj *v1alpha1.DistillationJob, noKueue bool) {
 	if stageSuspended(dj) {
 		msg := "spec.suspend is true: stage pods are stopped"
-		if queuedByKueue(dj) {
+		switch {
+		case queuedByKueue(dj) && noKueue:
+			msg = "spec.suspend is true: the stage job is suspended directly, since this cluster has no Kueue (no kueue.x-k8s.io Workload API) to queue it"
+		case queuedByKueue(dj):
 			msg = "spec.suspend is true: the stage's Kueue Workload is deactivated, so Kueue stops its pods and frees its quota"
 		}
 		if dj.Spec.Annotation.Estimate != nil && !isTrue(dj.Status.Conditions, v1alpha1.ConditionAnnotated) {

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
@@ -199,4 +202,81 @@ func TestSuspendedQueuedJobStartsNoStageJob(t *testing.T) {
 	}
 	aj := waitForStageJob(t, ns, "held", StageAnnotation)
 	consistently(t, "the new queued Job's suspend left to Kueue", time.Second, jobSuspendUntouched(aj, false, aj.Generation))
+}
+
+// withoutKueue is the test client as in a cluster without Kueue: the Workload API is not served.
+func withoutKueue(c client.WithWatch) client.WithWatch {
+	return interceptor.NewClient(c, interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if u, ok := list.(*unstructured.UnstructuredList); ok && u.GroupVersionKind().Group == workloadGVK.Group {
+				return &meta.NoKindMatchError{GroupKind: workloadGVK.GroupKind(), SearchedVersions: []string{workloadGVK.Version}}
+			}
+			return c.List(ctx, list, opts...)
+		},
+	})
+}
+
+// A queue-labelled job in a cluster without Kueue: nothing else suspends its stage Job, so spec.suspend
+// goes on the Job itself, and resuming unsuspends only a Job the operator suspended.
+func TestAQueuedJobInAClusterWithoutKueueIsSuspendedDirectly(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := contextFor(t)
+	newJob := func(name string, suspend bool) *batchv1.Job {
+		j := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{LabelKueueQueue: "team-a"}},
+			Spec: batchv1.JobSpec{Suspend: ptr.To(suspend), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "x"}},
+			}}},
+		}
+		if err := k8sClient.Create(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	running, heldByOthers := newJob("running-annotate", false), newJob("held-train", true)
+	r := &DistillationJobReconciler{Client: withoutKueue(noWatch{k8sClient})}
+	dj := utiltesting.MakeJob("queued", ns).Label(LabelKueueQueue, "team-a").Obj()
+	pass := func(suspend bool) {
+		t.Helper()
+		dj.Spec.Suspend = ptr.To(suspend)
+		o := &observed{training: map[int]*jobPods{0: {}}}
+		o.annotation.job, o.training[0].job = running.DeepCopy(), heldByOthers.DeepCopy()
+		wait, noKueue, err := r.reconcileQueuedSuspend(ctx, dj, o)
+		if err != nil || !noKueue || wait != 0 {
+			t.Fatalf("suspend=%v: wait %v, no Kueue %v, error %v; want 0, true, nil", suspend, wait, noKueue, err)
+		}
+		for _, j := range []*batchv1.Job{running, heldByOthers} {
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(j), j); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	state := func(j *batchv1.Job) string {
+		return fmt.Sprintf("suspend=%v marked=%v", *j.Spec.Suspend, j.Annotations[AnnotationDeactivatedBy] == deactivatedForSuspend)
+	}
+
+	pass(true)
+	if got := state(running); got != "suspend=true marked=true" {
+		t.Errorf("suspended: the running stage job is %s, want suspended and marked", got)
+	}
+	if got := state(heldByOthers); got != "suspend=true marked=false" {
+		t.Errorf("suspended: the job someone else suspended is %s, want it left unmarked", got)
+	}
+	version := running.ResourceVersion
+	pass(true)
+	if running.ResourceVersion != version {
+		t.Errorf("a second suspended pass wrote the job again")
+	}
+	setSuspendedCondition(dj, true)
+	if c := findCondition(dj, v1alpha1.ConditionSuspended); !strings.Contains(c.Message, "no Kueue") {
+		t.Errorf("Suspended condition %q does not say the cluster has no Kueue", c.Message)
+	}
+
+	pass(false)
+	if got := state(running); got != "suspend=false marked=false" {
+		t.Errorf("resumed: the stage job is %s, want unsuspended and unmarked", got)
+	}
+	if got := state(heldByOthers); got != "suspend=true marked=false" {
+		t.Errorf("resumed: the job someone else suspended is %s, want it left suspended", got)
+	}
 }

@@ -68,6 +68,39 @@ func TestWorkloadActivationPatch(t *testing.T) {
 	}
 }
 
+func TestJobSuspendPatch(t *testing.T) {
+	job := func(suspend *bool, marked bool) *batchv1.Job {
+		j := &batchv1.Job{Spec: batchv1.JobSpec{Suspend: suspend}}
+		if marked {
+			j.Annotations = map[string]string{AnnotationDeactivatedBy: deactivatedForSuspend}
+		}
+		return j
+	}
+	suspend := `{"metadata":{"annotations":{"distillery.dev/deactivated-by":"spec.suspend"}},"spec":{"suspend":true}}`
+	resume := `{"metadata":{"annotations":{"distillery.dev/deactivated-by":null}},"spec":{"suspend":false}}`
+	cases := []struct {
+		name    string
+		j       *batchv1.Job
+		suspend bool
+		want    string
+	}{
+		{"suspend a running job", job(ptr.To(false), false), true, suspend},
+		{"suspend a job without spec.suspend", job(nil, false), true, suspend},
+		{"suspended already", job(ptr.To(true), true), true, ""},
+		{"a job someone else suspended is not marked", job(ptr.To(true), false), true, ""},
+		{"resume what the operator suspended", job(ptr.To(true), true), false, resume},
+		{"resume leaves a job someone else suspended", job(ptr.To(true), false), false, ""},
+		{"running and not suspended", job(ptr.To(false), false), false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(jobSuspendPatch(tc.j, tc.suspend)); got != tc.want {
+				t.Errorf("patch = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestStageSuspendPolicy(t *testing.T) {
 	cases := []struct {
 		name        string
