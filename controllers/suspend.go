@@ -97,45 +97,83 @@ func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1al
 
 // reconcileQueuedSuspend makes each unfinished stage Job's Kueue Workload follow spec.suspend, or the Job
 // itself where the cluster has no Kueue. It returns how soon to look again when a suspended job's Workload
-// does not exist yet, and whether it found no Kueue.
+// does not exist yet, and whether the cluster has no Kueue (asked only while it matters: the job is
+// suspended, or a stage Job is).
 func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (time.Duration, bool, error) {
 	if !queuedByKueue(dj) {
 		return 0, false, nil
 	}
 	suspend := stageSuspended(dj)
-	var wait time.Duration
-	noKueue := false
+	var jobs []*batchv1.Job
 	for _, j := range o.stageJobsFound() {
-		// Only a suspended Job can have a Workload this operator deactivated (Kueue suspends the Job of
-		// an inactive Workload); a running one needs a look only when the user suspends.
-		if jobFinished(j) || (!suspend && !ptr.Deref(j.Spec.Suspend, false)) || runsWhileSuspended(j) {
-			continue
-		}
-		workloads, err := r.stageWorkloads(ctx, j)
-		if meta.IsNoMatchError(err) {
-			noKueue = true
-			if err := r.suspendWithoutKueue(ctx, j, suspend); err != nil {
-				return 0, noKueue, err
-			}
-			continue
-		}
-		if err != nil {
-			return 0, false, fmt.Errorf("listing the Kueue Workloads of stage job %s: %w", j.Name, err)
-		}
-		if len(workloads) == 0 && suspend {
-			wait = workloadPollInterval // Kueue makes the Workload just after the Job
-		}
-		for _, wl := range workloads {
-			patch := workloadActivationPatch(&wl, suspend)
-			if patch == nil {
-				continue
-			}
-			if err := r.Patch(ctx, &wl, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
-				return 0, false, fmt.Errorf("setting spec.active of Kueue Workload %s (stage job %s): %w", wl.GetName(), j.Name, err)
-			}
+		// Only a suspended Job can have been deactivated by this operator (Kueue suspends the Job of an
+		// inactive Workload); a running one needs a look only when the user suspends.
+		if !jobFinished(j) && (suspend || ptr.Deref(j.Spec.Suspend, false)) && !runsWhileSuspended(j) {
+			jobs = append(jobs, j)
 		}
 	}
+	if !suspend && len(jobs) == 0 {
+		return 0, false, nil
+	}
+	noKueue, err := r.kueueMissing()
+	if err != nil {
+		return 0, false, err
+	}
+	var wait time.Duration
+	for _, j := range jobs {
+		var w time.Duration
+		if noKueue {
+			err = r.suspendWithoutKueue(ctx, j, suspend)
+		} else {
+			w, err = r.suspendThroughKueue(ctx, j, suspend)
+		}
+		if err != nil {
+			return 0, noKueue, err
+		}
+		wait = max(wait, w)
+	}
 	return wait, noKueue, nil
+}
+
+// kueueMissing reports whether the cluster serves no Kueue Workload API at all. One that serves Workloads
+// without v1beta2 (Kueue before v0.15) is an error: that Kueue manages the Jobs, so the operator must not
+// suspend them itself, and it cannot reach their Workloads.
+func (r *DistillationJobReconciler) kueueMissing() (bool, error) {
+	mappings, err := r.RESTMapper().RESTMappings(workloadGVK.GroupKind())
+	if meta.IsNoMatchError(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up Kueue's Workload API: %w", err)
+	}
+	for _, m := range mappings {
+		if m.GroupVersionKind.Version == workloadGVK.Version {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("the cluster serves Kueue's Workload API without %s: queued jobs need Kueue v0.15 or later", workloadGVK.Version)
+}
+
+// suspendThroughKueue makes a queued stage Job's Workloads follow spec.suspend. It returns how soon to look
+// again when a suspended job's Workload does not exist yet.
+func (r *DistillationJobReconciler) suspendThroughKueue(ctx context.Context, j *batchv1.Job, suspend bool) (time.Duration, error) {
+	workloads, err := r.stageWorkloads(ctx, j)
+	if err != nil {
+		return 0, fmt.Errorf("listing the Kueue Workloads of stage job %s: %w", j.Name, err)
+	}
+	for _, wl := range workloads {
+		patch := workloadActivationPatch(&wl, suspend)
+		if patch == nil {
+			continue
+		}
+		if err := r.Patch(ctx, &wl, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+			return 0, fmt.Errorf("setting spec.active of Kueue Workload %s (stage job %s): %w", wl.GetName(), j.Name, err)
+		}
+	}
+	if len(workloads) == 0 && suspend {
+		return workloadPollInterval, nil // Kueue makes the Workload just after the Job
+	}
+	return 0, nil
 }
 
 // suspendWithoutKueue makes a queued stage Job follow spec.suspend itself, in a cluster without Kueue.
@@ -144,7 +182,7 @@ func (r *DistillationJobReconciler) suspendWithoutKueue(ctx context.Context, j *
 	if patch == nil {
 		return nil
 	}
-	if err := r.Patch(ctx, j, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+	if err := r.Patch(ctx, j, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("setting spec.suspend of stage job %s (the cluster has no Kueue Workload API): %w", j.Name, err)
 	}
 	return nil
@@ -153,6 +191,7 @@ func (r *DistillationJobReconciler) suspendWithoutKueue(ctx context.Context, j *
 // jobSuspendPatch is the merge patch that makes a stage Job follow spec.suspend where no Kueue does it, or
 // nil when it does already: suspending suspends and marks the Job; resuming unsuspends only a Job so marked.
 func jobSuspendPatch(j *batchv1.Job, suspend bool) []byte {
+	// A Job is active when it is not suspended.
 	return activationPatch(!ptr.Deref(j.Spec.Suspend, false), j.Annotations[AnnotationDeactivatedBy] == deactivatedForSuspend,
 		suspend, func(active bool) map[string]any { return map[string]any{"suspend": !active} })
 }

@@ -9,15 +9,15 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
@@ -204,79 +204,129 @@ func TestSuspendedQueuedJobStartsNoStageJob(t *testing.T) {
 	consistently(t, "the new queued Job's suspend left to Kueue", time.Second, jobSuspendUntouched(aj, false, aj.Generation))
 }
 
-// withoutKueue is the test client as in a cluster without Kueue: the Workload API is not served.
-func withoutKueue(c client.WithWatch) client.WithWatch {
-	return interceptor.NewClient(c, interceptor.Funcs{
-		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
-			if u, ok := list.(*unstructured.UnstructuredList); ok && u.GroupVersionKind().Group == workloadGVK.Group {
-				return &meta.NoKindMatchError{GroupKind: workloadGVK.GroupKind(), SearchedVersions: []string{workloadGVK.Version}}
-			}
-			return c.List(ctx, list, opts...)
-		},
-	})
+// kueueMapper answers for Kueue's Workload kind as a cluster whose Kueue serves the given versions (none:
+// a cluster without Kueue), and for everything else as the apiserver does.
+type kueueMapper struct {
+	meta.RESTMapper
+	versions []string
 }
 
-// A queue-labelled job in a cluster without Kueue: nothing else suspends its stage Job, so spec.suspend
-// goes on the Job itself, and resuming unsuspends only a Job the operator suspended.
+func (m kueueMapper) RESTMappings(gk schema.GroupKind, versions ...string) ([]*meta.RESTMapping, error) {
+	if gk != workloadGVK.GroupKind() {
+		return m.RESTMapper.RESTMappings(gk, versions...)
+	}
+	if len(m.versions) == 0 {
+		return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
+	}
+	var out []*meta.RESTMapping
+	for _, v := range m.versions {
+		out = append(out, &meta.RESTMapping{GroupVersionKind: gk.WithVersion(v), Scope: meta.RESTScopeNamespace})
+	}
+	return out, nil
+}
+
+// withKueueVersions is the test client as in a cluster whose Kueue serves these Workload versions.
+type withKueueVersions struct {
+	client.Client
+	versions []string
+}
+
+func (c withKueueVersions) RESTMapper() meta.RESTMapper {
+	return kueueMapper{RESTMapper: c.Client.RESTMapper(), versions: c.versions}
+}
+
+// A queue-labelled job in a cluster without Kueue: nothing else suspends its stage Jobs, so spec.suspend
+// goes on the running stage Job itself (the estimate's and a finished one are left alone), applying the
+// Job again does not undo it, and resuming unsuspends only a Job the operator suspended.
 func TestAQueuedJobInAClusterWithoutKueueIsSuspendedDirectly(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := contextFor(t)
-	newJob := func(name string, suspend bool) *batchv1.Job {
-		j := &batchv1.Job{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{LabelKueueQueue: "team-a"}},
-			Spec: batchv1.JobSpec{Suspend: ptr.To(suspend), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "x"}},
-			}}},
+	r := &DistillationJobReconciler{Client: withKueueVersions{Client: k8sClient}}
+	dj := utiltesting.MakeJob("queued", ns).UID("uid-queued").Label(LabelKueueQueue, "team-a").Estimate(10).Obj()
+	pass := func(suspend bool, o *observed) bool {
+		t.Helper()
+		dj.Spec.Suspend = ptr.To(suspend)
+		wait, noKueue, err := r.reconcileQueuedSuspend(ctx, dj, o)
+		if err != nil || wait != 0 {
+			t.Fatalf("suspend=%v: wait %v, error %v; want 0, nil", suspend, wait, err)
 		}
-		if err := k8sClient.Create(ctx, j); err != nil {
+		return noKueue
+	}
+	// Created suspended: no stage Job yet, and the condition already says why nothing is queued.
+	if !pass(true, &observed{}) {
+		t.Errorf("a suspended job with no stage job yet did not find that the cluster has no Kueue")
+	}
+	withoutEstimate := dj.DeepCopy() // whose condition speaks of the estimate instead
+	withoutEstimate.Spec.Annotation.Estimate = nil
+	setSuspendedCondition(withoutEstimate, true)
+	if c := findCondition(withoutEstimate, v1alpha1.ConditionSuspended); !strings.Contains(c.Message, "no Kueue") {
+		t.Errorf("Suspended condition %q does not say the cluster has no Kueue", c.Message)
+	}
+
+	apply := func(j *batchv1.Job) *batchv1.Job {
+		t.Helper()
+		if _, err := ensure(ctx, k8sClient, nil, j); err != nil {
+			t.Fatal(err)
+		}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(j), j); err != nil {
 			t.Fatal(err)
 		}
 		return j
 	}
-	running, heldByOthers := newJob("running-annotate", false), newJob("held-train", true)
-	r := &DistillationJobReconciler{Client: withoutKueue(noWatch{k8sClient})}
-	dj := utiltesting.MakeJob("queued", ns).Label(LabelKueueQueue, "team-a").Obj()
-	pass := func(suspend bool) {
+	estimate, running := apply(estimateJob(dj, testImages)), apply(annotationJob(dj, testImages))
+	finished := apply(trainingJob(dj, testImages, trainingPoints(dj)[0]))
+	updateJobStatus(t, finished, utiltesting.CompleteJob)
+	heldByOthers := apply(reportJob(dj, testImages))
+	if err := k8sClient.Patch(ctx, heldByOthers, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`))); err != nil {
+		t.Fatal(err)
+	}
+	observe := func() *observed {
 		t.Helper()
-		dj.Spec.Suspend = ptr.To(suspend)
 		o := &observed{training: map[int]*jobPods{0: {}}}
-		o.annotation.job, o.training[0].job = running.DeepCopy(), heldByOthers.DeepCopy()
-		wait, noKueue, err := r.reconcileQueuedSuspend(ctx, dj, o)
-		if err != nil || !noKueue || wait != 0 {
-			t.Fatalf("suspend=%v: wait %v, no Kueue %v, error %v; want 0, true, nil", suspend, wait, noKueue, err)
-		}
-		for _, j := range []*batchv1.Job{running, heldByOthers} {
-			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(j), j); err != nil {
+		o.estimate.job, o.annotation.job, o.training[0].job, o.reportJob.job = &batchv1.Job{}, &batchv1.Job{}, &batchv1.Job{}, &batchv1.Job{}
+		for from, to := range map[*batchv1.Job]*batchv1.Job{estimate: o.estimate.job, running: o.annotation.job, finished: o.training[0].job, heldByOthers: o.reportJob.job} {
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(from), to); err != nil {
 				t.Fatal(err)
 			}
 		}
+		return o
 	}
 	state := func(j *batchv1.Job) string {
-		return fmt.Sprintf("suspend=%v marked=%v", *j.Spec.Suspend, j.Annotations[AnnotationDeactivatedBy] == deactivatedForSuspend)
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(j), j); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("suspend=%v marked=%v", ptr.Deref(j.Spec.Suspend, false), j.Annotations[AnnotationDeactivatedBy] == deactivatedForSuspend)
+	}
+	want := func(when string, j *batchv1.Job, w string) {
+		t.Helper()
+		if got := state(j); got != w {
+			t.Errorf("%s: stage job %s is %s, want %s", when, j.Name, got, w)
+		}
 	}
 
-	pass(true)
-	if got := state(running); got != "suspend=true marked=true" {
-		t.Errorf("suspended: the running stage job is %s, want suspended and marked", got)
-	}
-	if got := state(heldByOthers); got != "suspend=true marked=false" {
-		t.Errorf("suspended: the job someone else suspended is %s, want it left unmarked", got)
-	}
-	version := running.ResourceVersion
-	pass(true)
-	if running.ResourceVersion != version {
-		t.Errorf("a second suspended pass wrote the job again")
-	}
-	setSuspendedCondition(dj, true)
-	if c := findCondition(dj, v1alpha1.ConditionSuspended); !strings.Contains(c.Message, "no Kueue") {
-		t.Errorf("Suspended condition %q does not say the cluster has no Kueue", c.Message)
+	pass(true, observe())
+	want("suspended", running, "suspend=true marked=true")
+	want("suspended", estimate, "suspend=false marked=false")
+	want("suspended", finished, "suspend=false marked=false")
+	want("suspended", heldByOthers, "suspend=true marked=false")
+	// Applying the stage Job again (the builders leave spec.suspend out) and a second pass change nothing.
+	generation, version := running.Generation, running.ResourceVersion
+	apply(annotationJob(dj, testImages))
+	want("applied again", running, "suspend=true marked=true")
+	pass(true, observe())
+	if state(running); running.Generation != generation || running.ResourceVersion != version {
+		t.Errorf("applying the stage job again or a second suspended pass wrote it (generation %d -> %d)", generation, running.Generation)
 	}
 
-	pass(false)
-	if got := state(running); got != "suspend=false marked=false" {
-		t.Errorf("resumed: the stage job is %s, want unsuspended and unmarked", got)
+	pass(false, observe())
+	want("resumed", running, "suspend=false marked=false")
+	want("resumed", heldByOthers, "suspend=true marked=false")
+
+	// A Kueue older than v0.15 (Workloads without v1beta2) manages the Jobs: an error, and no Job written.
+	r.Client = withKueueVersions{Client: k8sClient, versions: []string{"v1beta1"}}
+	dj.Spec.Suspend = ptr.To(true)
+	if _, _, err := r.reconcileQueuedSuspend(ctx, dj, observe()); err == nil || !strings.Contains(err.Error(), "v0.15") {
+		t.Errorf("a Kueue without v1beta2 Workloads: error %v, want one naming Kueue v0.15", err)
 	}
-	if got := state(heldByOthers); got != "suspend=true marked=false" {
-		t.Errorf("resumed: the job someone else suspended is %s, want it left suspended", got)
-	}
+	want("older Kueue", running, "suspend=false marked=false")
 }
