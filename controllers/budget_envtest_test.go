@@ -54,18 +54,19 @@ func TestABudgetedJobHasALedgerAndShowsItsSpendAndETALive(t *testing.T) {
 	if !metav1.IsControlledBy(ledger, dj) {
 		t.Errorf("the ledger is not the job's: %v", ledger.OwnerReferences)
 	}
+	// The workspace applies the config, the Role and the ledger at once: the ledger may come first.
 	var role rbacv1.Role
-	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: serviceAccountName(dj)}, &role); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "the stage Role", func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: serviceAccountName(dj)}, &role)
+	})
 	if names := role.Rules[0].ResourceNames; len(names) != 3 || names[2] != contract.BudgetConfigMapName(dj.Name) {
 		t.Errorf("stage Role names %v", names)
 	}
 	// annotate.json names the ledger and the eval file, which the annotation pods mount.
 	var cfg corev1.ConfigMap
-	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: configMapName(dj)}, &cfg); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "the job's config ConfigMap", func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: configMapName(dj)}, &cfg)
+	})
 	var ac contract.AnnotateConfig
 	if err := json.Unmarshal([]byte(cfg.Data[annotateConfigKey]), &ac); err != nil {
 		t.Fatal(err)

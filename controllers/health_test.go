@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -415,8 +416,17 @@ func TestAFailingPassSaysReconcileErrorUntilAPassSucceeds(t *testing.T) {
 		t.Errorf("annotation started although the workspace could not be applied (%d jobs)", n)
 	}
 
-	// The webhook gone, the next pass succeeds and the conditions say what the job does again.
+	// The webhook gone, the next pass succeeds and the conditions say what the job does again. A label
+	// change starts that pass now: the failed passes' backoff has grown with the test's own steps.
 	remove()
+	eventually(t, "the apiserver no longer calling the webhook", func() error {
+		probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}}
+		return k8sClient.Create(context.Background(), probe, client.DryRunAll)
+	})
+	if err := k8sClient.Patch(context.Background(), &v1alpha1.DistillationJob{ObjectMeta: metav1.ObjectMeta{Name: dj, Namespace: ns}},
+		client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"test.distillery.dev/nudge":"1"}}}`))); err != nil {
+		t.Fatal(err)
+	}
 	got = waitForCondition(t, ns, dj, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonAnnotating)
 	if c := findCondition(got, v1alpha1.ConditionReconciling); c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(v1alpha1.ReasonAnnotating) {
 		t.Errorf("Reconciling = %+v after a pass succeeded, want True/Annotating", c)

@@ -164,6 +164,9 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 	}
 	now := r.Clock.Now()
 	markStarted(dj, now)
+	if wait := settling(runs, now); wait > 0 { // a finished Job's pods are not all in the cache yet (settle.go)
+		return false, ctrl.Result{RequeueAfter: wait}, nil
+	}
 	s.report(dj, o)
 	return r.judgeStage(ctx, dj, o, s, runs, now)
 }
