@@ -54,6 +54,17 @@ func podsOf(run *jobPods) []corev1.Pod {
 	return run.pods
 }
 
+// runOf is what was observed of a stage Job: its Job and pods, nil when not observed.
+func (o *observed) runOf(j *batchv1.Job) *jobPods {
+	runs := []*jobPods{&o.estimate, &o.annotation, &o.reportJob}
+	for _, run := range append(runs, slices.Collect(maps.Values(o.training))...) {
+		if run.job != nil && run.job.UID == j.UID {
+			return run
+		}
+	}
+	return nil
+}
+
 // stageJobsFound are every stage Job that exists, in stage order.
 func (o *observed) stageJobsFound() []*batchv1.Job {
 	var out []*batchv1.Job

@@ -1,49 +1,60 @@
 package controllers
 
 import (
-	"time"
+	"context"
+	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/distillery-dev/distillery/api/v1alpha1"
 )
 
-// The settling policy: a finished stage Job is judged only once the cache shows its pods' final status.
+// The settling policy: a finished stage Job's results are read from pods whose final status is known.
 //
-// The Job controller writes a pod's final status before it counts the pod in the Job's status, but pods and
-// Jobs reach the operator's cache through separate watches, in no common order. A pass woken by the finished
-// Job can still see the pod running, or not see it at all; and a stage is judged once and for good from its
-// pods' termination messages (the shards' sums, the trainer's evaluation, a failure's reason). So a finished
-// Job whose cached pods do not yet account for its succeeded and failed counts waits for them. A pod that is
-// gone (deleted with a deadline, garbage-collected) never shows up: podCacheGrace after the Job finished, the
-// stage is judged with what the cache holds.
+// A stage is judged once and for good from its pods' termination messages (the shards' sums, the trainer's
+// evaluation, a failure's reason). The Job controller counts a pod in the Job's status only after the pod's
+// final status is stored, but pods and Jobs reach the operator's cache through separate watches, in no
+// common order: a pass woken by the finished Job can still see a pod running, or not see it at all. So when
+// the cached pods of a finished Job fall short of its succeeded and failed counts, its pods are read once
+// from the API server itself. That read shows every counted pod finished, or shows it gone (the Job
+// controller deletes the pods it kills at a deadline or with a failed sibling), and then no more will come.
 
-// podCacheGrace bounds how long a finished stage Job waits for its pods' final status to reach the cache.
-const podCacheGrace = 5 * time.Second
-
-// settling is how long to wait before reading the stage's finished Jobs, or 0 when every one's pods are in.
-func settling(runs []stageRun, now time.Time) time.Duration {
-	var wait time.Duration
-	for _, run := range runs {
-		finishedAt, ok := jobFinishedAt(run.job)
-		if !ok || podsCounted(run.job, run.pods) {
-			continue
+// settlePods replaces the cached pods of each finished Job of the stage that fall short of its counts with
+// the API server's, in runs and in o.
+func (r *DistillationJobReconciler) settlePods(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed, runs []stageRun) error {
+	for i, run := range runs {
+		if !jobFinished(run.job) || podsCounted(run.job, run.pods) || run.job.Annotations[AnnotationStoppedBecause] != "" {
+			continue // a stopped point's failure is read from the Job alone (failure_policy.go)
 		}
-		wait = max(wait, finishedAt.Add(podCacheGrace).Sub(now))
+		pods, err := r.livePods(ctx, dj, run.job)
+		if err != nil {
+			return err
+		}
+		runs[i].pods = pods
+		if found := o.runOf(run.job); found != nil {
+			found.pods = pods
+		}
 	}
-	return wait
+	return nil
 }
 
-// jobFinishedAt is when a stage Job completed or failed.
-func jobFinishedAt(j *batchv1.Job) (time.Time, bool) {
-	if j == nil {
-		return time.Time{}, false
+// livePods are a stage Job's pods as the API server holds them now.
+func (r *DistillationJobReconciler) livePods(ctx context.Context, dj *v1alpha1.DistillationJob, j *batchv1.Job) ([]corev1.Pod, error) {
+	var list corev1.PodList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(j.Namespace),
+		client.MatchingLabels{LabelJob: dj.Name, LabelStage: j.Labels[LabelStage]}); err != nil {
+		return nil, fmt.Errorf("reading the pods of finished stage job %s: %w", j.Name, err)
 	}
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return c.LastTransitionTime.Time, true
+	var pods []corev1.Pod
+	for _, p := range list.Items {
+		if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == j.UID {
+			pods = append(pods, p)
 		}
 	}
-	return time.Time{}, false
+	return pods, nil
 }
 
 // podsCounted reports whether the pods hold as many succeeded and failed ones as the Job counts.

@@ -162,11 +162,11 @@ func (r *DistillationJobReconciler) reconcileStageJob(ctx context.Context, dj *v
 	if err := r.startRuns(ctx, dj, o, s, runs); err != nil {
 		return false, ctrl.Result{}, err
 	}
+	if err := r.settlePods(ctx, dj, o, runs); err != nil { // a finished Job's pods, all of them (settle.go)
+		return false, ctrl.Result{}, err
+	}
 	now := r.Clock.Now()
 	markStarted(dj, now)
-	if wait := settling(runs, now); wait > 0 { // a finished Job's pods are not all in the cache yet (settle.go)
-		return false, ctrl.Result{RequeueAfter: wait}, nil
-	}
 	s.report(dj, o)
 	return r.judgeStage(ctx, dj, o, s, runs, now)
 }
