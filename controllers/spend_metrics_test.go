@@ -10,6 +10,7 @@ import (
 )
 
 func TestSpendCountersGrowByWhatEachStatusWriteAdded(t *testing.T) {
+	forgetSpend("spend-ns", "metered") // the counters are global: start from none (go test -count=N)
 	before := utiltesting.MakeJob("metered", "spend-ns").Obj()
 	after := before.DeepCopy()
 	after.Status.Annotation = &v1alpha1.AnnotationStatus{Requests: 10, PromptTokens: 1000, CompletionTokens: 100, CacheHits: 2, Cost: "0.0045"}
@@ -34,6 +35,7 @@ func TestSpendCountersGrowByWhatEachStatusWriteAdded(t *testing.T) {
 		}
 	}
 }
+
 func TestADeletedJobsSpendSeriesLeaveTheMetrics(t *testing.T) {
 	spend := func(ns, name string) {
 		before := &v1alpha1.DistillationJob{}
