@@ -7,6 +7,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -97,7 +98,7 @@ func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1al
 
 // reconcileQueuedSuspend makes each unfinished stage Job's Kueue Workload follow spec.suspend, or the Job
 // itself where the cluster has no Kueue. It returns how soon to look again when a suspended job's Workload
-// does not exist yet, and whether the cluster has no Kueue (asked only while it matters: the job is
+// does not exist yet or a cached stage Job was stale, and whether the cluster has no Kueue (asked only while it matters: the job is
 // suspended, or a stage Job is).
 func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (time.Duration, bool, error) {
 	if !queuedByKueue(dj) {
@@ -123,7 +124,7 @@ func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, 
 	for _, j := range jobs {
 		var w time.Duration
 		if noKueue {
-			err = r.suspendWithoutKueue(ctx, j, suspend)
+			w, err = r.suspendWithoutKueue(ctx, j, suspend)
 		} else {
 			w, err = r.suspendThroughKueue(ctx, j, suspend)
 		}
@@ -176,24 +177,34 @@ func (r *DistillationJobReconciler) suspendThroughKueue(ctx context.Context, j *
 	return 0, nil
 }
 
-// suspendWithoutKueue makes a queued stage Job follow spec.suspend itself, in a cluster without Kueue.
-func (r *DistillationJobReconciler) suspendWithoutKueue(ctx context.Context, j *batchv1.Job, suspend bool) error {
+// suspendWithoutKueue makes a queued stage Job follow spec.suspend itself, in a cluster without Kueue. It
+// returns how soon to look again when the cache's Job was older than the API server's.
+func (r *DistillationJobReconciler) suspendWithoutKueue(ctx context.Context, j *batchv1.Job, suspend bool) (time.Duration, error) {
 	patch := jobSuspendPatch(j, suspend)
 	if patch == nil {
-		return nil
+		return 0, nil
 	}
-	if err := r.Patch(ctx, j, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("setting spec.suspend of stage job %s (the cluster has no Kueue Workload API): %w", j.Name, err)
+	err := r.Patch(ctx, j, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
+	if apierrors.IsConflict(err) {
+		return staleJobRetry, nil // the watch brings the newer Job; look again then
 	}
-	return nil
+	if client.IgnoreNotFound(err) != nil {
+		return 0, fmt.Errorf("setting spec.suspend of stage job %s (the cluster has no Kueue Workload API): %w", j.Name, err)
+	}
+	return 0, nil
 }
+
+// staleJobRetry is how soon a pass whose cached stage Job was stale looks again.
+const staleJobRetry = time.Second
 
 // jobSuspendPatch is the merge patch that makes a stage Job follow spec.suspend where no Kueue does it, or
 // nil when it does already: suspending suspends and marks the Job; resuming unsuspends only a Job so marked.
+// The Job is read from the cache, so the patch holds its resourceVersion: a Job someone else suspended
+// meanwhile is not marked as the operator's.
 func jobSuspendPatch(j *batchv1.Job, suspend bool) []byte {
 	// A Job is active when it is not suspended.
 	return activationPatch(!ptr.Deref(j.Spec.Suspend, false), j.Annotations[AnnotationDeactivatedBy] == deactivatedForSuspend,
-		suspend, func(active bool) map[string]any { return map[string]any{"suspend": !active} })
+		suspend, j.ResourceVersion, func(active bool) map[string]any { return map[string]any{"suspend": !active} })
 }
 
 // runsWhileSuspended reports whether a stage Job is the estimate's, the one stage that spec.suspend does not
@@ -225,14 +236,15 @@ func (r *DistillationJobReconciler) stageWorkloads(ctx context.Context, j *batch
 func workloadActivationPatch(wl *unstructured.Unstructured, suspend bool) []byte {
 	active, found, _ := unstructured.NestedBool(wl.Object, "spec", "active")
 	active = active || !found // Kueue's default is true
-	return activationPatch(active, wl.GetAnnotations()[AnnotationDeactivatedBy] == deactivatedForSuspend, suspend,
+	return activationPatch(active, wl.GetAnnotations()[AnnotationDeactivatedBy] == deactivatedForSuspend, suspend, "",
 		func(active bool) map[string]any { return map[string]any{"active": active} })
 }
 
 // activationPatch is the merge patch that deactivates an active object for spec.suspend and marks it, or
 // reactivates one so marked on resume; nil when there is nothing to do. spec gives the object's spec
-// fields for an activity.
-func activationPatch(active, marked, suspend bool, spec func(active bool) map[string]any) []byte {
+// fields for an activity; a resourceVersion, when given, makes the patch fail with a conflict on any newer
+// object.
+func activationPatch(active, marked, suspend bool, resourceVersion string, spec func(active bool) map[string]any) []byte {
 	var patch map[string]any
 	switch {
 	case suspend && active:
@@ -247,6 +259,9 @@ func activationPatch(active, marked, suspend bool, spec func(active bool) map[st
 		}
 	default:
 		return nil
+	}
+	if resourceVersion != "" { // the patch applies only to the object as read
+		patch["metadata"].(map[string]any)["resourceVersion"] = resourceVersion
 	}
 	b, _ := json.Marshal(patch) // maps of strings and bools always marshal
 	return b

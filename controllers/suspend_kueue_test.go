@@ -304,6 +304,17 @@ func TestAQueuedJobInAClusterWithoutKueueIsSuspendedDirectly(t *testing.T) {
 		}
 	}
 
+	// A pass whose cache still has the Job as it was before someone else changed it writes nothing and
+	// looks again soon; the next pass, with the newer Job, suspends it.
+	stale := observe()
+	if err := k8sClient.Patch(ctx, running.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"x"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	dj.Spec.Suspend = ptr.To(true)
+	if wait, _, err := r.reconcileQueuedSuspend(ctx, dj, stale); err != nil || wait != staleJobRetry {
+		t.Errorf("a pass with a stale cached job: wait %v, error %v; want %v, nil", wait, err, staleJobRetry)
+	}
+	want("after a stale pass", running, "suspend=false marked=false")
 	pass(true, observe())
 	want("suspended", running, "suspend=true marked=true")
 	want("suspended", estimate, "suspend=false marked=false")

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -70,14 +71,15 @@ func TestWorkloadActivationPatch(t *testing.T) {
 
 func TestJobSuspendPatch(t *testing.T) {
 	job := func(suspend *bool, marked bool) *batchv1.Job {
-		j := &batchv1.Job{Spec: batchv1.JobSpec{Suspend: suspend}}
+		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "7"}, Spec: batchv1.JobSpec{Suspend: suspend}}
 		if marked {
 			j.Annotations = map[string]string{AnnotationDeactivatedBy: deactivatedForSuspend}
 		}
 		return j
 	}
-	suspend := `{"metadata":{"annotations":{"distillery.dev/deactivated-by":"spec.suspend"}},"spec":{"suspend":true}}`
-	resume := `{"metadata":{"annotations":{"distillery.dev/deactivated-by":null}},"spec":{"suspend":false}}`
+	// The Job comes from the cache: the patch holds its resourceVersion, so it fails on a newer Job.
+	suspend := `{"metadata":{"annotations":{"distillery.dev/deactivated-by":"spec.suspend"},"resourceVersion":"7"},"spec":{"suspend":true}}`
+	resume := `{"metadata":{"annotations":{"distillery.dev/deactivated-by":null},"resourceVersion":"7"},"spec":{"suspend":false}}`
 	cases := []struct {
 		name    string
 		j       *batchv1.Job
