@@ -96,12 +96,13 @@ func (r *DistillationJobReconciler) reconcile(ctx context.Context, dj *v1alpha1.
 	}
 	setInProgress(dj)
 	res, err := r.runStages(ctx, dj, o)
-	noKueue := false
+	// Suspending acts even when the stages' pass failed: the user suspends to stop the spending.
+	wait, noKueue, suspendErr := r.reconcileQueuedSuspend(ctx, dj, o)
+	if wait > 0 {
+		res.RequeueAfter = minPositive(res.RequeueAfter, wait)
+	}
 	if err == nil {
-		var wait time.Duration
-		if wait, noKueue, err = r.reconcileQueuedSuspend(ctx, dj, o); wait > 0 {
-			res.RequeueAfter = minPositive(res.RequeueAfter, wait)
-		}
+		err = suspendErr
 	}
 	setSuspendedCondition(dj, noKueue) // after the stages: its message says whether the estimate is in
 	dj.Status.Stage = stageOf(dj, o)

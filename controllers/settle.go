@@ -19,8 +19,10 @@ import (
 // final status is stored, but pods and Jobs reach the operator's cache through separate watches, in no
 // common order: a pass woken by the finished Job can still see a pod running, or not see it at all. So when
 // the cached pods of a finished Job fall short of its succeeded and failed counts, its pods are read once
-// from the API server itself. That read shows every counted pod finished, or shows it gone (the Job
-// controller deletes the pods it kills at a deadline or with a failed sibling), and then no more will come.
+// from the API server itself before the stage is judged. That read shows every counted pod finished, or
+// gone, or being deleted (the Job controller counts a pod it kills at a deadline or with a failed sibling
+// as failed while it terminates): nothing more is to come from it. A Job whose pods are gone is read again
+// on each pass until its stage is judged (a sweep's other points may keep the stage open).
 
 // settlePods replaces the cached pods of each finished Job of the stage that fall short of its counts with
 // the API server's, in runs and in o.

@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/distillery-dev/distillery/api/v1alpha1"
 	utiltesting "github.com/distillery-dev/distillery/controllers/testing"
@@ -66,5 +68,20 @@ func TestAFinishedJobIsJudgedFromItsPodsWhenTheCacheHasNotSeenThem(t *testing.T)
 		if c.Type == string(v1alpha1.ConditionFailed) && c.Status == "True" {
 			t.Errorf("the job failed: %s: %s", c.Reason, c.Message)
 		}
+	}
+}
+
+// The same lagging cache when the Job failed: the failure's reason and message are the failed pod's own
+// (the annotator's summary), not the Job controller's "backoff limit".
+func TestAFailedJobIsExplainedFromItsPodWhenTheCacheHasNotSeenIt(t *testing.T) {
+	ns := newNamespace(t)
+	podsNotCached.Store(ns, true)
+	t.Cleanup(func() { podsNotCached.Delete(ns) })
+	dj := createJob(t, utiltesting.MakeJob("lagging-failure", ns).Obj())
+	failJobWith(t, ns, dj.Name, StageAnnotation, contract.ExitCodePermanent, annotateMsg(t, contract.AnnotateResult{
+		Error: "teacher unreachable", Reason: contract.ReasonTeacherUnreachable}))
+	got := waitForCondition(t, ns, dj.Name, v1alpha1.ConditionFailed, metav1.ConditionTrue, v1alpha1.ReasonTeacherUnreachable)
+	if msg := findCondition(got, v1alpha1.ConditionFailed).Message; !strings.Contains(msg, "teacher unreachable") {
+		t.Errorf("Failed message %q, want the pod's own error", msg)
 	}
 }

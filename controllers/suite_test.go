@@ -40,10 +40,12 @@ import (
 var testImages = Config{AnnotatorImage: "annotator:test", TrainerImage: "student:test", PodStartGrace: 2 * time.Second}
 
 var (
-	k8sClient  client.Client // uncached, for the tests
-	restConfig *rest.Config  // the envtest apiserver, for raw requests (tables)
-	writes     = &writeCounter{byNamespace: map[string]int{}}
-	envStart   time.Duration
+	k8sClient client.Client // uncached, for the tests
+	// managerClient is the reconcilers' client (reads from the manager's cache), for a test's own reconciler.
+	managerClient client.Client
+	restConfig    *rest.Config // the envtest apiserver, for raw requests (tables)
+	writes        = &writeCounter{byNamespace: map[string]int{}}
+	envStart      time.Duration
 )
 
 // writeCounter counts the operator's API writes per namespace (the hot-loop test reads it).
@@ -178,6 +180,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	c := countingClient(noWatch{mgr.GetClient()})
+	managerClient = c
 	if err := (&DistillationJobReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Config: testImages,
 		Recorder: mgr.GetEventRecorderFor("distillationjob-controller"),

@@ -186,7 +186,7 @@ func (r *DistillationJobReconciler) suspendWithoutKueue(ctx context.Context, j *
 	}
 	err := r.Patch(ctx, j, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
 	if apierrors.IsConflict(err) {
-		return staleJobRetry, nil // the watch brings the newer Job; look again then
+		return staleJobRetry, nil // the cache's Job was stale: the next pass reads the newer one
 	}
 	if client.IgnoreNotFound(err) != nil {
 		return 0, fmt.Errorf("setting spec.suspend of stage job %s (the cluster has no Kueue Workload API): %w", j.Name, err)

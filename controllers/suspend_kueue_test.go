@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -256,11 +257,15 @@ func TestAQueuedJobInAClusterWithoutKueueIsSuspendedDirectly(t *testing.T) {
 	if !pass(true, &observed{}) {
 		t.Errorf("a suspended job with no stage job yet did not find that the cluster has no Kueue")
 	}
-	withoutEstimate := dj.DeepCopy() // whose condition speaks of the estimate instead
-	withoutEstimate.Spec.Annotation.Estimate = nil
-	setSuspendedCondition(withoutEstimate, true)
-	if c := findCondition(withoutEstimate, v1alpha1.ConditionSuspended); !strings.Contains(c.Message, "no Kueue") {
-		t.Errorf("Suspended condition %q does not say the cluster has no Kueue", c.Message)
+	// A whole pass of such a job (without an estimate, whose condition speaks of the estimate instead), by a
+	// reconciler of the test's own: the suite's runs too, but the test reads only its own pass's result.
+	whole := &DistillationJobReconciler{Client: withKueueVersions{Client: managerClient}, APIReader: k8sClient, Config: testImages, Clock: clock.RealClock{}}
+	created := createJob(t, utiltesting.MakeJob("queued-plain", ns).Label(LabelKueueQueue, "team-a").Suspend(true).Obj())
+	if _, err := whole.reconcile(ctx, created); err != nil {
+		t.Fatalf("a pass of a queued job created suspended: %v", err)
+	}
+	if c := findCondition(created, v1alpha1.ConditionSuspended); c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "no Kueue") {
+		t.Errorf("Suspended condition %+v does not say the cluster has no Kueue", c)
 	}
 
 	apply := func(j *batchv1.Job) *batchv1.Job {
