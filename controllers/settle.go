@@ -18,8 +18,8 @@ import (
 // evaluation, a failure's reason). The Job controller counts a pod in the Job's status only after the pod's
 // final status is stored, but pods and Jobs reach the operator's cache through separate watches, in no
 // common order: a pass woken by the finished Job can still see a pod running, or not see it at all. So when
-// the cached pods of a finished Job fall short of its succeeded and failed counts, its pods are read once
-// from the API server itself before the stage is judged. That read shows every counted pod finished, or
+// the cached pods of a finished Job fall short of its succeeded and failed counts, its pods are read from
+// the API server itself before the stage is judged. That read shows every counted pod finished, or
 // gone, or being deleted (the Job controller counts a pod it kills at a deadline or with a failed sibling
 // as failed while it terminates): nothing more is to come from it. A Job whose pods are gone is read again
 // on each pass until its stage is judged (a sweep's other points may keep the stage open).

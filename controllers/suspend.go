@@ -97,9 +97,9 @@ func (r *DistillationJobReconciler) ensureStageJob(ctx context.Context, dj *v1al
 }
 
 // reconcileQueuedSuspend makes each unfinished stage Job's Kueue Workload follow spec.suspend, or the Job
-// itself where the cluster has no Kueue. It returns how soon to look again when a suspended job's Workload
-// does not exist yet or a cached stage Job was stale, and whether the cluster has no Kueue (asked only while it matters: the job is
-// suspended, or a stage Job is).
+// itself where the cluster has no Kueue. It returns how soon to look again (a suspended job's Workload does
+// not exist yet, or a cached stage Job was stale) and whether the cluster has no Kueue, which it asks only
+// while that matters: the job is suspended, or a stage Job is.
 func (r *DistillationJobReconciler) reconcileQueuedSuspend(ctx context.Context, dj *v1alpha1.DistillationJob, o *observed) (time.Duration, bool, error) {
 	if !queuedByKueue(dj) {
 		return 0, false, nil
