@@ -49,3 +49,20 @@ def test_torchrun_two_processes_match_one(make_config, tmp_path: Path, packing: 
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=0, msg=k)
     assert sorted(os.listdir(cfg.output.checkpointDir)) == ["best", "step-00000002"]
     assert summary["bestStep"] == one.bestStep  # every rank learned the same scores
+
+
+def test_a_rank_exits_with_its_code_and_its_output_flushed(tmp_path: Path) -> None:
+    """exit_rank skips interpreter finalization (gloo's teardown race) but loses nothing written before it."""
+    script = ("import logging, sys\n"
+              "from distillery_student.parallel import exit_rank\n"
+              f"logging.basicConfig(filename={str(tmp_path / 'log')!r}, level=logging.INFO)\n"
+              "logging.getLogger('x').info('done: the summary')\n"
+              "sys.stdout.write('buffered, no newline')\n"
+              "exit_rank(3)\n"
+              "print('not reached')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "buffered, no newline"
+    assert "done: the summary" in (tmp_path / "log").read_text()
