@@ -28,6 +28,8 @@ counts the same useful (non-pad) tokens of the steps it timed. Variants, interle
   ours-packed-eager     ours-packed without CUDA graphs (what train() runs on a GPU by default).
   ours-packed-compiled-eager  ours-packed-eager with the blocks compiled (train --compile --cuda-graphs off:
                   the micro-batches may use the whole budget, not half of it as under graphs).
+  ours-packed-eager-ckpt  ours-packed-eager with activation checkpointing (training.activationCheckpointing:
+                  each block's activations recomputed in the backward; the micro-batches planned for it).
   ours-flex       ours with T5's attention through FlexAttention (StepOptions.flex_attention, flex_t5.py):
                   flex_attention compiled on its own, the rest eager, CUDA graphs. Attention-probability
                   dropout is skipped under flex (the residual and feed-forward dropouts stay).
@@ -130,13 +132,14 @@ def naive(shape: str, records: list, batch: int) -> tuple[torch.nn.Module, Calla
 
 def ours(shape: str, records: list, batch: int, impl: str = BF16_MASTER, concat: bool | None = True,
          compile_: bool = False, graphs: bool = False, dropout: float = 0.1,
-         flex: bool = False, pack: bool = False, window: int = 0) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
+         flex: bool = False, pack: bool = False, window: int = 0,
+         ckpt: bool = False) -> tuple[torch.nn.Module, Callable[[int], list[int]]]:
     model = new_t5(shape, "eager", dropout=dropout)
     enc = Encoder(Tok(), "seq2seq", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "seq2seq", enc, CUDA, Dist(), StepOptions(
         bf16=True, bf16_impl=impl, learning_rate=1e-4, concat_tasks=concat, compile=compile_, cuda_graphs=graphs,
         memory_bytes=MEMORY_GB * 2**30 or float(torch.cuda.get_device_properties(0).total_memory), flex_attention=flex,
-        pack_length=PACK_LENGTH if pack else 0), lambda s: 1.0)
+        pack_length=PACK_LENGTH if pack else 0, activation_checkpointing=ckpt), lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, batch, seed=0, epoch=0, window=window or (1 if pack else 50))  # as train()
 
@@ -259,6 +262,7 @@ def main() -> None:
             ("ours-packed-compiled", lambda: ours(shape, records, batch, graphs=True, compile_=True, pack=True)),
             ("ours-packed-eager", lambda: ours(shape, records, batch, pack=True)),
             ("ours-packed-compiled-eager", lambda: ours(shape, records, batch, compile_=True, pack=True)),
+            ("ours-packed-eager-ckpt", lambda: ours(shape, records, batch, pack=True, ckpt=True)),
             ("ours-eager-sep", lambda: ours(shape, records, batch, concat=False)),
             ("ours-graphs-concat", lambda: ours(shape, records, batch, graphs=True)),
             ("ours-autocast", lambda: ours(shape, records, batch, impl=BF16_AUTOCAST)),
