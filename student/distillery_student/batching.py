@@ -132,21 +132,22 @@ class Batcher:
 
     def _loop(self, predict: PredictFn) -> None:
         while (group := self._take()) is not None:
+            error: Exception | None = None
             try:
                 preds = self._run(predict, group)
-                with self._cond:  # before the answers go out: each client that comes back is one fewer owed
-                    self._owed = len(group)
-                at = 0
-                for p in group:
-                    _resolve(p, preds[at : at + len(p.inputs)], None)
-                    at += len(p.inputs)
             except Exception as e:  # noqa: BLE001 - each request of the batch gets a 500; the log has the trace
                 log.exception("prediction failed")
-                for p in group:
-                    _resolve(p, None, e)
-            finally:
-                with self._cond:
-                    self.in_flight -= sum(len(p.inputs) for p in group)
+                preds, error = [], e
+            # out of the model, and before the answers go out: a client that has its answer sees the count
+            # without its inputs, and each client that comes back is one fewer owed
+            with self._cond:
+                self.in_flight -= sum(len(p.inputs) for p in group)
+                if error is None:
+                    self._owed = len(group)
+            at = 0
+            for p in group:
+                _resolve(p, None if error else preds[at : at + len(p.inputs)], error)
+                at += len(p.inputs)
 
 
 def _resolve(p: _Pending, result: Any, error: BaseException | None) -> None:
