@@ -5,6 +5,8 @@ micro-batches picked by the trainer's memory estimate. MFU as in common.py.
 
     python3 bench/decoder_step.py --models qwen-0.5b qwen-1.5b llama-8b --batch 32 32 16 --steps 10 --repeats 3
     python3 bench/decoder_step.py --models qwen-0.5b --batch 32 --packing   # packed rows (packing.py), random batches
+    python3 bench/decoder_step.py --models qwen-1.5b --batch 64 --packing --checkpointing both  # with and without
+                                                 # activation checkpointing, interleaved within each repeat
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def counts(model: torch.nn.Module) -> tuple[int, int, int]:
     return train, frozen, head.numel()
 
 
-def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float, pack: bool = False) -> dict[str, Any]:
+def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float, pack: bool = False,
+        ckpt: bool = False) -> dict[str, Any]:
     use_lora = name == "llama-8b"
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -75,7 +78,8 @@ def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float, pack: 
     records = make_records(batch * 20, seed=1, vocab=vocab)
     enc = Encoder(Tok(), "causal", 10**6, 10**6, pad_multiple=16)
     stepper = Stepper(model, "causal", enc, CUDA, Dist(), StepOptions(
-        bf16=True, learning_rate=1e-5, memory_bytes=memory_gb * 2**30, pack_length=PACK_LENGTH if pack else 0),
+        bf16=True, learning_rate=1e-5, memory_bytes=memory_gb * 2**30, pack_length=PACK_LENGTH if pack else 0,
+        activation_checkpointing=ckpt),
         lambda s: 1.0)
     lengths = [sum(len(r.source) + (len(r.target) if r.task else 0) for r in rs) for rs in records]
     batches = epoch_batches(lengths, batch, seed=0, epoch=0, window=1 if pack else 50)  # as train() draws them
@@ -99,7 +103,7 @@ def run(name: str, batch: int, steps: int, warmup: int, memory_gb: float, pack: 
     tgt = sum(len(r.target) for r in rows)
     frozen_factor = 4.0 if use_lora else 6.0
     flops = 6.0 * train_p * all_tok + frozen_factor * frozen_p * all_tok + 6.0 * head_p * tgt
-    out = {"model": name, "lora": use_lora, "batch": batch, "ms_per_step": secs / steps * 1e3,
+    out = {"model": name, "lora": use_lora, "checkpointing": ckpt, "batch": batch, "ms_per_step": secs / steps * 1e3,
            "tok_s": all_tok / secs, "mfu": flops / secs / (PEAK_TFLOPS * 1e12),
            "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "micro_batches": statistics.median(micro),
            "params_b": (train_p + frozen_p + head_p) / 1e9}
@@ -117,23 +121,30 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory-gb", type=float, default=80.0, help="plan micro-batches for an 80 GB card")
     p.add_argument("--packing", action="store_true", help="packed micro-batches (train --packing on)")
+    p.add_argument("--checkpointing", choices=["off", "on", "both"], default="off",
+                   help="activation checkpointing (training.activationCheckpointing); both: each repeat runs both")
     p.add_argument("--json", default="")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     results = []
+    ckpts = {"off": [False], "on": [True], "both": [False, True]}[a.checkpointing]
     for name, batch in zip(a.models, a.batch * len(a.models)):
-        rs = []
+        runs: dict[bool, list[dict[str, Any]]] = {c: [] for c in ckpts}
         for rep in range(a.repeats):
-            r = run(name, batch, a.steps, a.warmup, a.memory_gb, a.packing)
-            rs.append(r)
-            print(f"  {name} rep {rep}: {r['ms_per_step']:.0f} ms/step {r['tok_s']:.0f} tok/s MFU "
-                  f"{r['mfu'] * 100:.1f}% peak {r['peak_gib']:.1f} GiB micro {r['micro_batches']}", flush=True)
-        results.append({"model": name, "runs": rs})
-        print(f"{name} ({rs[0]['params_b']:.2f}B{' LoRA r16' if rs[0]['lora'] else ' full FT'}, batch {batch}"
-              f"{', packed' if a.packing else ''}) | "
-              f"tok/s {median_spread([x['tok_s'] for x in rs])} | MFU "
-              f"{statistics.median(x['mfu'] for x in rs) * 100:.1f}% | peak {max(x['peak_gib'] for x in rs):.1f} GiB",
-              flush=True)
+            for c in ckpts:
+                r = run(name, batch, a.steps, a.warmup, a.memory_gb, a.packing, c)
+                runs[c].append(r)
+                print(f"  {name}{' ckpt' if c else ''} rep {rep}: {r['ms_per_step']:.0f} ms/step {r['tok_s']:.0f} "
+                      f"tok/s MFU {r['mfu'] * 100:.1f}% peak {r['peak_gib']:.1f} GiB micro {r['micro_batches']}",
+                      flush=True)
+        for c, rs in runs.items():
+            results.append({"model": name, "checkpointing": c, "runs": rs})
+            print(f"{name} ({rs[0]['params_b']:.2f}B{' LoRA r16' if rs[0]['lora'] else ' full FT'}, batch {batch}"
+                  f"{', packed' if a.packing else ''}{', checkpointing' if c else ''}) | "
+                  f"tok/s {median_spread([x['tok_s'] for x in rs])} | MFU "
+                  f"{statistics.median(x['mfu'] for x in rs) * 100:.1f}% | peak "
+                  f"{max(x['peak_gib'] for x in rs):.1f} GiB | micro-batches "
+                  f"{statistics.median(x['micro_batches'] for x in rs):g}", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
