@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -121,3 +125,25 @@ def served_model_dir(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> s
     raw["output"] = {"checkpointDir": str(tmp / "ck"), "modelDir": str(tmp / "model"), "metricsPath": str(tmp / "m.json")}
     train(parse_train_config(raw))
     return str(tmp / "model")
+
+
+def torchrun_train(config: Path, termination_log: Path, *flags: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m distillery_student train` under torchrun with two CPU processes (gloo), configured the
+    operator's way (PET_* variables). The launcher and its ranks run in a session of their own and are killed
+    together on a timeout: a hung run leaves no rank behind to load the rest of the suite."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
+           "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
+           "--config", str(config), "--termination-log", str(termination_log), *flags]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], start_new_session=True) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)

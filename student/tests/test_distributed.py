@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import torchrun_train
 from distillery_student.contract import train_config_to_dict
 from distillery_student.train import TrainOptions, train
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("packing", ["off", "on"])
@@ -34,12 +28,7 @@ def test_torchrun_two_processes_match_one(make_config, tmp_path: Path, packing: 
     cfg = make_config(out="ddp", **common)
     path = tmp_path / "train.json"
     path.write_text(json.dumps(train_config_to_dict(cfg)))
-    # the operator's way: torchrun configured through PET_* variables
-    env = {**os.environ, "PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
-           "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
-                        "--config", str(path), "--termination-log", str(tmp_path / "term"), "--packing", packing],
-                       capture_output=True, text=True, env=env, timeout=240, cwd=Path(__file__).resolve().parents[1])
+    p = torchrun_train(path, tmp_path / "term", "--packing", packing, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads((tmp_path / "term").read_text())
     assert summary["steps"] == 4 and "error" not in summary

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +16,13 @@ import torch
 from distillery_student.contract import train_config_to_dict
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(cfg: Any, tmp_path: Path, name: str, *flags: str) -> dict[str, Any]:
+    from conftest import torchrun_train
+
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(train_config_to_dict(cfg)))
-    env = {**os.environ, "PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
-           "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
     term = tmp_path / f"{name}.term"
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
-                        "--config", str(path), "--termination-log", str(term), *flags],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    p = torchrun_train(path, term, *flags)
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(term.read_text())
     assert "error" not in summary, summary
