@@ -132,22 +132,25 @@ class Batcher:
 
     def _loop(self, predict: PredictFn) -> None:
         while (group := self._take()) is not None:
-            error: Exception | None = None
             try:
                 preds = self._run(predict, group)
             except Exception as e:  # noqa: BLE001 - each request of the batch gets a 500; the log has the trace
                 log.exception("prediction failed")
-                preds, error = [], e
-            # out of the model, and before the answers go out: a client that has its answer sees the count
-            # without its inputs, and each client that comes back is one fewer owed
-            with self._cond:
-                self.in_flight -= sum(len(p.inputs) for p in group)
-                if error is None:
-                    self._owed = len(group)
-            at = 0
-            for p in group:
-                _resolve(p, None if error else preds[at : at + len(p.inputs)], error)
-                at += len(p.inputs)
+                self._answer(group, [], e)  # here, so the lane does not keep the traceback while it waits
+            else:
+                self._answer(group, preds, None)
+
+    def _answer(self, group: list[_Pending], preds: list[Any], error: Exception | None) -> None:
+        # out of the model, and before the answers go out: a client that has its answer sees the count
+        # without its inputs, and each client that comes back is one fewer owed
+        with self._cond:
+            self.in_flight -= sum(len(p.inputs) for p in group)
+            if error is None:
+                self._owed = len(group)
+        at = 0
+        for p in group:
+            _resolve(p, None if error is not None else preds[at : at + len(p.inputs)], error)
+            at += len(p.inputs)
 
 
 def _resolve(p: _Pending, result: Any, error: BaseException | None) -> None:

@@ -60,8 +60,8 @@ def init_distributed(device_type: str) -> Dist:
 
 
 def shutdown() -> None:
-    """Destroys the process group, if one was made: a rank that exits with gloo's threads still alive aborts
-    ("terminate called without an active exception"), failing a run that had finished."""
+    """Destroys the process group, if one was made (NCCL wants it before exit). It does not stop gloo's threads
+    while DDP still holds the group: a torchrun rank then ends through exit_rank."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -73,8 +73,9 @@ def exit_rank(code: int) -> NoReturn:
     may still be releasing a finished collective whose tensors Python made, which takes the GIL. In finalization
     that thread is unwound instead and the process aborts ("terminate called without an active exception"), so
     a run that had finished fails: 5 of 130 two-rank CPU runs beside 2 busy loops (a core dump showed the gloo
-    thread in ~AsyncWork); pytorch/pytorch#179291 describes the race. By now everything is written; the logs
-    and standard streams are flushed here."""
+    thread in ~AsyncWork). pytorch/pytorch#179291, a closed pull request, describes the same race for a run
+    that never destroys its group. By now everything is written; the logs and standard streams are flushed
+    here."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -129,8 +128,8 @@ def served_model_dir(tmp_path_factory: pytest.TempPathFactory, t5_dir: str) -> s
 
 def torchrun_train(config: Path, termination_log: Path, *flags: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m distillery_student train` under torchrun with two CPU processes (gloo), configured the
-    operator's way (PET_* variables). The launcher and its ranks run in a session of their own and are killed
-    together on a timeout: a hung run leaves no rank behind to load the rest of the suite."""
+    operator's way (PET_* variables). A run past its timeout is stopped, ranks and all (_stop_torchrun), so a
+    hung run leaves none behind to load the rest of the suite."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -139,11 +138,20 @@ def torchrun_train(config: Path, termination_log: Path, *flags: str, timeout: fl
     cmd = [sys.executable, "-m", "torch.distributed.run", "-m", "distillery_student", "train",
            "--config", str(config), "--termination-log", str(termination_log), *flags]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          cwd=Path(__file__).resolve().parents[1], start_new_session=True) as p:
+                          cwd=Path(__file__).resolve().parents[1]) as p:
         try:
             out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.communicate()
+        except BaseException:
+            _stop_torchrun(p)
             raise
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def _stop_torchrun(p: subprocess.Popen) -> None:
+    """SIGTERM to the launcher, which forwards it to every rank (each runs in a session of its own, out of reach
+    of a process-group kill) and kills them after its grace period; SIGKILL to the launcher after 60 s."""
+    p.terminate()
+    try:
+        p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()

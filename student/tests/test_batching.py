@@ -98,7 +98,7 @@ def test_a_request_beyond_the_queue_is_refused() -> None:
     async def main() -> None:
         first = asyncio.ensure_future(b.submit(["a"], False))
         deadline = time.monotonic() + 30
-        while b.in_flight == 0 and time.monotonic() < deadline:  # until the model thread has taken it
+        while b.in_flight == 0 and not first.done() and time.monotonic() < deadline:  # the model thread has it
             await asyncio.sleep(0.005)
         assert b.in_flight == 1 and b.queued == 0
         second = asyncio.ensure_future(b.submit(["b", "c"], False))
